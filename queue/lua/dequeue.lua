@@ -57,7 +57,8 @@ while n < max and guard < max * 4 do
 		if id then
 			local l = level(t, p, id)
 			if pick == nil or l < best then pick, best = p, l end
-			if p == 0 then break end -- nothing below high can beat it without aging
+			-- Without aging nothing below a non-empty high list can win.
+			if p == 0 and aging <= 0 then break end
 		end
 	end
 	local tk = tkey(t)
