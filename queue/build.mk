@@ -79,7 +79,7 @@ QT := $(BUILD)/tests/queue
 CMOCKA := -lcmocka
 
 # Unit tests: pure logic, ASan+UBSan.
-QUEUE_UNIT :=
+QUEUE_UNIT := url validate backoff json
 UNIT_TESTS += $(patsubst %,$(QT)/unit_%,$(QUEUE_UNIT))
 $(QT)/unit_url: $(BUILD)/san/tests/queue/unit_url.o $(BUILD)/san/queue/url.o
 $(QT)/unit_validate: $(BUILD)/san/tests/queue/unit_validate.o $(BUILD)/san/queue/validate.o
