@@ -18,6 +18,7 @@ struct jobq_lease {
 	/* Worker bookkeeping: its lists and the handler's outcome. */
 	struct jobq_lease *next;
 	size_t held_idx;
+	int settling;                 /* queued for settling: no more renewals */
 	int outcome;                  /* enum jobq_outcome */
 	double duration_ms;
 	uint32_t delay_ms;

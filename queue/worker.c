@@ -358,6 +358,7 @@ struct disp {
 	struct jobq_lease *unsettled; /* finished (or released) jobs to settle */
 	struct jobq_settle *settle;
 	struct jobq_lease **fresh;
+	struct jobq_lease **renew;
 	uint64_t next_renew, next_reap, next_depth;
 	int64_t next_due_ms;
 	uint32_t backoff_ms;
@@ -423,8 +424,14 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got)
 			*want = w->o.batch;
 		lp.max = (uint32_t)*want;
 	}
-	if (now >= d->next_renew && d->nheld > 0)
-		nrenew = d->nheld;
+	if (now >= d->next_renew) {
+		/* Leases being settled in this very round need no renewal. */
+		for (size_t i = 0; i < d->nheld; i++)
+			if (!d->held[i]->settling)
+				d->renew[nrenew++] = d->held[i];
+		if (!nrenew)
+			d->next_renew = now + w->o.lease_ms / 3;
+	}
 	if (now >= d->next_reap)
 		do_reap = 1;
 	if (now >= d->next_depth && JOBQ_PROBE_ENABLED(depth))
@@ -442,7 +449,7 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got)
 	d->backoff_ms = 0;
 	if ((ns && (rc = jobq__settle_append(q, d->settle, ns))) ||
 	    (*want && (rc = jobq__lease_append(q, &lp))) ||
-	    (nrenew && (rc = jobq__renew_append(q, d->held, nrenew, w->o.lease_ms))) ||
+	    (nrenew && (rc = jobq__renew_append(q, d->renew, nrenew, w->o.lease_ms))) ||
 	    (do_reap && (rc = jobq__reap_append(q, 100))) ||
 	    (do_depth && (rc = jobq__stats_append(q, 10000))))
 		goto io_fail;
@@ -603,6 +610,7 @@ static int dispatch(struct disp *d)
 			struct jobq_lease *l = w->done_head;
 
 			w->done_head = l->next;
+			l->settling = 1;
 			l->next = d->unsettled;
 			d->unsettled = l;
 		}
@@ -614,6 +622,7 @@ static int dispatch(struct disp *d)
 				l->outcome = JOBQ_OUT_RELEASE;
 				l->duration_ms = 0;
 				l->error[0] = '\0';
+				l->settling = 1;
 				l->next = d->unsettled;
 				d->unsettled = l;
 			}
@@ -684,8 +693,9 @@ int jobq_worker_run(struct jobq_worker *w)
 	d.held = calloc(d.limit, sizeof(*d.held));
 	d.settle = calloc(d.limit, sizeof(*d.settle));
 	d.fresh = calloc(w->o.batch, sizeof(*d.fresh));
+	d.renew = calloc(d.limit, sizeof(*d.renew));
 	threads = calloc((size_t)w->o.concurrency, sizeof(*threads));
-	if (!d.held || !d.settle || !d.fresh || !threads) {
+	if (!d.held || !d.settle || !d.fresh || !d.renew || !threads) {
 		snprintf(w->err, sizeof(w->err), "out of memory");
 		rc = JOBQ_ENOMEM;
 		goto out;
@@ -735,6 +745,7 @@ out:
 	free(d.held);
 	free(d.settle);
 	free(d.fresh);
+	free(d.renew);
 	free(threads);
 	jobq_close(d.q);
 	return rc;

@@ -2,6 +2,7 @@
 #include "tests/queue/qtest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <hiredis/hiredis.h>
 #include <limits.h>
@@ -16,6 +17,7 @@
 struct redis_fixture qt_redis;
 char qt_cli[PATH_MAX + 8];
 char qt_tmp[256];
+const char *qt_worker_stderr;
 
 void qt_sleep_ms(int ms)
 {
@@ -136,6 +138,12 @@ pid_t qt_worker(const char *queue, ...)
 	argv[n] = NULL;
 	pid = fork();
 	if (pid == 0) {
+		if (qt_worker_stderr) {
+			int fd = open(qt_worker_stderr, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+			if (fd >= 0)
+				dup2(fd, 2);
+		}
 		execv(qt_cli, (char **)argv);
 		_exit(127);
 	}
@@ -216,4 +224,80 @@ long qt_log_lines(const char *path)
 
 	free(r);
 	return n;
+}
+
+long qt_cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the ")" of comm: state is field 3, utime 14, stime 15. */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (long)(ut + st);
+}
+
+int qt_file_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[2048];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+void qt_enqueue_n(struct jobq *q, const char *tenant, const char *type, enum jobq_priority p,
+		  size_t n)
+{
+	enum { CHUNK = 1000 };
+	static struct jobq_new_job j[CHUNK];
+
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < CHUNK ? n - done : CHUNK;
+
+		for (size_t i = 0; i < k; i++) {
+			j[i] = (struct jobq_new_job){ tenant, type, "", 0, { 0 } };
+			jobq_enqueue_opts_init(&j[i].opts);
+			j[i].opts.priority = p;
+		}
+		if (jobq_enqueue_batch(q, j, k, NULL))
+			fail_msg("enqueue: %s", jobq_errmsg(q));
+		done += k;
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+size_t qt_distinct_ids(const struct qt_rec *recs, long n)
+{
+	uint64_t *ids = malloc(sizeof(*ids) * (size_t)(n > 0 ? n : 1));
+	size_t d = 0;
+
+	assert_non_null(ids);
+	for (long i = 0; i < n; i++)
+		ids[i] = recs[i].id;
+	qsort(ids, (size_t)n, sizeof(*ids), cmp_u64);
+	for (long i = 0; i < n; i++)
+		d += i == 0 || ids[i] != ids[i - 1];
+	free(ids);
+	return d;
 }

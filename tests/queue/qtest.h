@@ -28,7 +28,9 @@ struct jobq *qt_connect(const char *queue);
 /* A raw redis command on a fresh connection (to corrupt documents etc.). */
 void qt_redis_cmd(const char *fmt, ...);
 
-/* Spawns `jobq --redis URL --queue Q worker ARGS...` (NULL-terminated). */
+/* Spawns `jobq --redis URL --queue Q worker ARGS...` (NULL-terminated).
+ * Its stderr goes to qt_worker_stderr if set (a path), else is inherited. */
+extern const char *qt_worker_stderr;
 pid_t qt_worker(const char *queue, ...);
 /* Sends sig and waits up to timeout_ms; returns the exit status, 128+sig
  * if killed, or -1 if it did not exit (it is then SIGKILLed). */
@@ -48,6 +50,16 @@ struct qt_rec {
 long qt_read_log(const char *path, struct qt_rec **out);
 /* Counts log lines. */
 long qt_log_lines(const char *path);
+
+/* CPU time (user + system) of a process in clock ticks, -1 on error. */
+long qt_cpu_ticks(pid_t pid);
+/* 1 if the file contains needle. */
+int qt_file_contains(const char *path, const char *needle);
+/* Enqueues n jobs of one tenant/type/priority (pipelined). */
+void qt_enqueue_n(struct jobq *q, const char *tenant, const char *type, enum jobq_priority p,
+		  size_t n);
+/* Number of distinct job ids in recs. */
+size_t qt_distinct_ids(const struct qt_rec *recs, long n);
 
 void qt_sleep_ms(int ms);
 uint64_t qt_now_ns(void);
