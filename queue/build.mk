@@ -90,7 +90,7 @@ $(patsubst %,$(QT)/unit_%,$(QUEUE_UNIT)):
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA)
 
 # Integration tests: real redis-server, real processes.
-QUEUE_INTEG_C := roundtrip worker reliability
+QUEUE_INTEG_C := roundtrip worker reliability fairness
 QUEUE_INTEG_SH :=
 INTEG_TESTS += $(patsubst %,$(QT)/test_%,$(QUEUE_INTEG_C)) \
 	$(patsubst %,tests/queue/test_%.sh,$(QUEUE_INTEG_SH))
