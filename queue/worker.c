@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -289,6 +290,17 @@ static void *handler_main(void *arg)
 }
 
 /* The waker: BLPOP on the wake list while the dispatcher wants work. */
+static void block_sigpipe_in_this_thread(void)
+{
+	sigset_t pipe;
+
+	/* Our own threads never want SIGPIPE: the waker's socket is shut
+	 * down under it at stop, and EPIPE is an ordinary error here. */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+}
+
 static void *waker_main(void *arg)
 {
 	struct jobq_worker *w = arg;
@@ -297,6 +309,7 @@ static void *waker_main(void *arg)
 	char wake_key[JOBQ_PREFIX_MAX + 8];
 
 	co.command_timeout_ms = WAKE_MAX_MS + 5000; /* longer than any BLPOP */
+	block_sigpipe_in_this_thread();
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		char tmo[16];
