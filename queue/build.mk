@@ -49,10 +49,10 @@ $(JOBQ_PC): queue/build.mk
 		'Libs: -L$${libdir} -ljobq' 'Libs.private: -lpthread' \
 		'Cflags: -I$${includedir}/jobq' >$@
 
-# The CLI links the SHARED library (rpath $ORIGIN) so a uprobe on
-# $(BUILD)/libjobq.so reaches every jobq process.
+# The CLI links the SHARED library (rpath $ORIGIN, and $ORIGIN/../lib once
+# installed) so a uprobe on $(BUILD)/libjobq.so reaches every jobq process.
 $(JOBQ_CLI): $(JOBQ_CLI_OBJS) $(JOBQ_SO)
-	$(CC) -o $@ $(JOBQ_CLI_OBJS) -L$(BUILD) -l:libjobq.so.$(JOBQ_SOVER) -Wl,-rpath,'$$ORIGIN' -lm -lpthread
+	$(CC) -o $@ $(JOBQ_CLI_OBJS) -L$(BUILD) -l:libjobq.so.$(JOBQ_SOVER) -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' -lm -lpthread
 
 INSTALL_RULES += install-queue
 .PHONY: install-queue

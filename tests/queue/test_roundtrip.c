@@ -427,6 +427,31 @@ static void sfq_charges_actual_duration(void **state)
 	jobq_close(q);
 }
 
+static void auth_with_user_and_password(void **state)
+{
+	struct jobq_opts o;
+	struct jobq *q;
+	char url[128], err[256];
+
+	(void)state;
+	qt_redis_cmd("ACL SETUSER app on >s3cret ~* &* +@all");
+	jobq_opts_init(&o);
+	o.queue = "auth";
+	snprintf(url, sizeof(url), "redis://app:s3cret@127.0.0.1:%d", qt_redis.port);
+	o.redis_url = url;
+	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_OK);
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, NULL, NULL), JOBQ_OK);
+	jobq_close(q);
+	snprintf(url, sizeof(url), "redis://app:wrong@127.0.0.1:%d", qt_redis.port);
+	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_EREDIS);
+	if (!strstr(err, "AUTH"))
+		fail_msg("bad password error does not say AUTH: %s", err);
+	/* Nothing listening: a clear connect error, no hang. */
+	o.redis_url = "redis://127.0.0.1:1";
+	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_EREDIS);
+	assert_non_null(strstr(err, "connect 127.0.0.1:1"));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -440,6 +465,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(cap_limits_leases_until_ack),
 		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
 		cmocka_unit_test(sfq_charges_actual_duration),
+		cmocka_unit_test(auth_with_user_and_password),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 
