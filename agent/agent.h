@@ -15,6 +15,7 @@
 
 #define JOBQ_AGENT_DEFAULT_SOCKET "/run/jobq/sidecar.sock"
 #define AGENT_MAX_LINKS 64
+#define JOBQ_AGENT_VERSION "0.1.0"
 
 struct agent_opts {
 	enum target_kind kind;
@@ -31,7 +32,7 @@ struct jobq_bpf;
 struct bpf_link;
 struct ring_buffer;
 struct span_builder;
-struct sidecar_conn;
+struct conn;
 struct top_state;
 
 struct agent {
@@ -46,7 +47,7 @@ struct agent {
 	struct snapshot snap;
 	struct ring_buffer *rb;
 	struct span_builder *spans;
-	struct sidecar_conn *sc;
+	struct conn *sc;
 	struct top_state *top;
 	uint64_t spans_built, spans_dropped;
 };
@@ -63,10 +64,13 @@ void agent_spans_stop(struct agent *a);
 /* export.c: the sidecar connection (never fatal: retried with backoff). */
 void agent_sidecar_open(struct agent *a);
 void agent_sidecar_metrics(struct agent *a);
+/* Sends finished spans (kept, bounded, while the sidecar is down). */
+void agent_sidecar_spans(struct agent *a);
 void agent_sidecar_flush(struct agent *a);
 void agent_sidecar_close(struct agent *a);
 
 /* top.c */
 void agent_top_render(struct agent *a, FILE *out);
+void agent_top_free(struct agent *a);
 
 #endif

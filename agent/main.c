@@ -483,6 +483,7 @@ cleanup:
 		bpf_link__destroy(a.links[i - 1]);
 	jobq_bpf__destroy(a.skel);
 	snapshot_free(&a.snap);
+	agent_top_free(&a);
 	if (stop_signal && rc == 0)
 		fprintf(stderr, "jobq-agent: %s, detached\n", strsignal(stop_signal));
 	return rc;

@@ -27,9 +27,10 @@ BPF_LDLIBS := -lbpf -lelf -lz
 
 # ---- agent ---------------------------------------------------------------
 # Pure modules (unit-tested under ASan) and the I/O around them.
-AGENT_PURE := agent/hist.c
-AGENT_SRCS := $(AGENT_PURE) agent/main.c agent/stapsdt.c agent/target.c \
-	agent/snapshot.c agent/json.c agent/stubs.c
+AGENT_PURE := agent/hist.c agent/wire.c agent/spans.c agent/encode.c agent/snapshot.c \
+	agent/top.c
+AGENT_SRCS := $(AGENT_PURE) agent/main.c agent/stapsdt.c agent/target.c agent/json.c \
+	agent/events.c agent/export.c agent/conn.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
 
 $(AGENT_OBJS): $(BPF_SKELS) $(PROTO_GEN)
@@ -58,6 +59,11 @@ $(BUILD)/tests/bpf/other_probes: tests/bpf/other_probes.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $<
 
+$(BUILD)/tests/bpf/sidecar_reader.o: $(PROTO_GEN)
+$(BUILD)/tests/bpf/sidecar_reader: $(BUILD)/tests/bpf/sidecar_reader.o $(BUILD)/agent/wire.o \
+		$(AGENT_PROTO_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ -lprotobuf-c
+
 $(BUILD)/tests/bpf/hist_kernel_test.o: $(BUILD)/bpf/hist_test.skel.h
 $(BUILD)/tests/bpf/hist_kernel_test: $(BUILD)/tests/bpf/hist_kernel_test.o $(BUILD)/agent/hist.o \
 		$(BUILD)/tests/bpf/bpf_env.o
@@ -75,8 +81,12 @@ define PY_TEST_LAUNCHER
 endef
 
 BPF_PY_DEPS := tests/bpf/agentlib.py $(BUILD)/jobq-agent $(BUILD)/tests/bpf/probe_emitter \
-	$(BUILD)/tests/bpf/other_probes
+	$(BUILD)/tests/bpf/other_probes $(BUILD)/tests/bpf/sidecar_reader
 
 $(BUILD)/tests/bpf/agent_emitter_test: tests/bpf/agent_emitter_test.py $(BPF_PY_DEPS)
 	$(PY_TEST_LAUNCHER)
 INTEG_TESTS += $(BUILD)/tests/bpf/agent_emitter_test
+
+$(BUILD)/tests/bpf/agent_sidecar_test: tests/bpf/agent_sidecar_test.py $(BPF_PY_DEPS)
+	$(PY_TEST_LAUNCHER)
+INTEG_TESTS += $(BUILD)/tests/bpf/agent_sidecar_test
