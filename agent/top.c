@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/agent.h"
 #include "agent/hist.h"
@@ -160,8 +161,12 @@ struct top_state {
 void agent_top_render(struct agent *a, FILE *out)
 {
 	struct top_state *t = a->top;
-	uint64_t now = agent_now_ns(CLOCK_MONOTONIC);
+	struct timespec ts;
+	uint64_t now;
 	int prev;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 
 	if (!t && !(t = a->top = calloc(1, sizeof(*t)))) {
 		fprintf(stderr, "jobq-agent: out of memory for --top\n");

@@ -47,6 +47,14 @@ $(BUILD)/tests/bpf/hist_test: $(BUILD)/san/tests/bpf/hist_test.o $(BUILD)/san/ag
 	$(CC) $(SAN_FLAGS) -o $@ $^ -lcmocka -lm
 UNIT_TESTS += $(BUILD)/tests/bpf/hist_test
 
+AGENT_PURE_SAN := $(AGENT_PURE:%.c=$(BUILD)/san/%.o)
+$(AGENT_PURE_SAN) $(BUILD)/san/tests/bpf/agent_unit_test.o: $(PROTO_GEN)
+$(BUILD)/tests/bpf/agent_unit_test: $(BUILD)/san/tests/bpf/agent_unit_test.o $(AGENT_PURE_SAN) \
+		$(AGENT_PROTO_SAN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) -o $@ $^ -lcmocka -lprotobuf-c -lbpf -lm
+UNIT_TESTS += $(BUILD)/tests/bpf/agent_unit_test
+
 # The emitter is built twice: with probes and with -DJOBQ_NO_PROBES (bench).
 $(BUILD)/tests/bpf/probe_emitter: tests/bpf/probe_emitter.c queue/jobq_probes.h
 	@mkdir -p $(dir $@)
