@@ -61,8 +61,6 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 			r->processed += c->value;
 			if (c->key.status == JOBQ_STATUS_FAILED)
 				r->failures += c->value;
-		} else if (c->key.metric == JOBQ_M_DEAD_LETTERED) {
-			r->failures += c->value;
 		}
 	}
 	for (size_t i = 0; i < s->nhists; i++) {

@@ -19,7 +19,7 @@ struct top_row {
 	double wait_p50_ms, wait_p99_ms, dur_p99_ms; /* < 0: no data */
 	uint64_t depth;         /* ready jobs, all priorities and queues */
 	double oldest_age_ms;   /* oldest waiting job at the last report */
-	uint64_t failures;      /* failed runs + dead-lettered */
+	uint64_t failures;      /* handler runs that failed */
 };
 
 /*

@@ -63,6 +63,13 @@ $(BUILD)/tests/bpf/probe_emitter_noprobes: tests/bpf/probe_emitter.c queue/jobq_
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DJOBQ_NO_PROBES -o $@ $< $(LDLIBS_ALL)
 
+# The same emitter with its probes in a shared library named like libjobq.
+$(BUILD)/tests/bpf/libjobq_emitter.so: tests/bpf/probe_emitter.c queue/jobq_probes.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DEMITTER_LIB -shared -o $@ $<
+$(BUILD)/tests/bpf/lib_emitter: tests/bpf/emitter_shim.c $(BUILD)/tests/bpf/libjobq_emitter.so
+	$(CC) $(CFLAGS_ALL) -o $@ $< -L$(BUILD)/tests/bpf -ljobq_emitter '-Wl,-rpath,$$ORIGIN'
+
 $(BUILD)/tests/bpf/other_probes: tests/bpf/other_probes.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $<
@@ -89,7 +96,8 @@ define PY_TEST_LAUNCHER
 endef
 
 BPF_PY_DEPS := tests/bpf/agentlib.py $(BUILD)/jobq-agent $(BUILD)/tests/bpf/probe_emitter \
-	$(BUILD)/tests/bpf/other_probes $(BUILD)/tests/bpf/sidecar_reader
+	$(BUILD)/tests/bpf/other_probes $(BUILD)/tests/bpf/sidecar_reader \
+	$(BUILD)/tests/bpf/lib_emitter
 
 $(BUILD)/tests/bpf/agent_emitter_test: tests/bpf/agent_emitter_test.py $(BPF_PY_DEPS)
 	$(PY_TEST_LAUNCHER)

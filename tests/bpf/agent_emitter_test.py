@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 
-from agentlib import (EMITTER, OTHER, Agent, check, check_quantiles, counter_map, main,
+from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, check, check_quantiles, counter_map, main,
                       our_links, parse_truth, run_agent_once, truth_counters)
 
 GROUPS = [
@@ -22,8 +22,8 @@ GROUPS = [
 ]
 
 
-def emitter(args):
-    return subprocess.Popen([EMITTER, "--wait-attach-ms", "20000"] + args,
+def emitter(args, prog=EMITTER):
+    return subprocess.Popen([prog, "--wait-attach-ms", "20000"] + args,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -103,6 +103,43 @@ def test_attach_by_bin_reaches_process_started_after_attach():
     check_snapshot(json.loads(out), truth)
 
 
+def test_attach_by_lib_reaches_running_and_later_processes():
+    early = emitter(["early,email,0,20,1000,50,4"], prog=LIB_EMITTER)
+    time.sleep(0.2)
+    ag = Agent(["--lib", LIBJOBQ, "--json"])
+    ag.wait_attached()
+    truth = finish(early)
+    late = emitter(["late,report,1,15,1000,20,5", "early,email,0,5,0,50,0"], prog=LIB_EMITTER)
+    truth += finish(late)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
+def test_attach_by_pid_finds_probes_in_mapped_library():
+    em = emitter(GROUPS[:1], prog=LIB_EMITTER)
+    time.sleep(0.2)
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    truth = finish(em)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
+def test_top_shows_a_row_per_tenant():
+    ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3"])
+    ag.wait_attached()
+    finish(emitter(["acme,email,0,20,1000,50,4", "globex,report,1,5,0,5,0"]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
+    last = out.split("\033[H\033[2J")[-1]
+    check("WAIT p99" in last and "DUR p99" in last, "no table header in: %r" % last)
+    rows = {l.split()[0]: l.split() for l in last.splitlines()[2:] if l and l[0] != "("}
+    check(set(rows) == {"acme", "globex"}, "rows: %s" % rows)
+    check(rows["acme"][-1] == "5", "acme failures column: %s" % rows["acme"])
+
+
 def test_tenant_cap_sends_new_tenants_to_overflow_series():
     ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "1"])
     ag.wait_attached()
@@ -169,6 +206,9 @@ if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
         test_attach_by_bin_reaches_process_started_after_attach,
+        test_attach_by_lib_reaches_running_and_later_processes,
+        test_attach_by_pid_finds_probes_in_mapped_library,
+        test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
         test_detach_on_sigint_leaves_no_uprobe,
         test_agent_sigkill_leaves_worker_running,

@@ -16,6 +16,8 @@ BUILD = os.environ.get("JOBQ_BUILD") or os.path.dirname(os.path.dirname(HERE))
 AGENT = os.path.join(BUILD, "jobq-agent")
 EMITTER = os.path.join(BUILD, "tests", "bpf", "probe_emitter")
 OTHER = os.path.join(BUILD, "tests", "bpf", "other_probes")
+LIB_EMITTER = os.path.join(BUILD, "tests", "bpf", "lib_emitter")
+LIBJOBQ = os.path.join(BUILD, "tests", "bpf", "libjobq_emitter.so")
 
 INDEX_MIN = -80
 NBUCKETS = 296

@@ -12,6 +12,8 @@
  *   probe_emitter --bench N [--wait-attach-ms N]
  *     N no-op jobs (start + finish probes only) as fast as possible; prints
  *     "bench jobs=N cpu_ns=C wall_ns=W".
+ * Built as a program, or with -DEMITTER_LIB into a shared library whose
+ * emitter_main() a two-line program calls (tests/bpf/emitter_shim.c).
  *
  * Output lines (tab-separated):
  *   job id tenant type prio status attempt wait_ns wait_hi_ns dur_lo_ns
@@ -194,7 +196,14 @@ static void run_bench(long n)
 	       w1 - w0);
 }
 
+#ifdef EMITTER_LIB
+/* Built into libjobq_emitter.so: the probes then live in a shared library,
+ * as in libjobq, for the --lib and --pid-with-library tests. */
+int emitter_main(int argc, char **argv);
+int emitter_main(int argc, char **argv)
+#else
 int main(int argc, char **argv)
+#endif
 {
 	const char *queue = "default";
 	long attach_ms = -1, bench = -1;
