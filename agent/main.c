@@ -34,6 +34,12 @@
 #include "agent/target.h"
 #include "bpf/jobq.skel.h"
 
+_Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
+		       JOBQ_ARGC_START == JOBQ_PROBE_ARGC_START &&
+		       JOBQ_ARGC_FINISH == JOBQ_PROBE_ARGC_FINISH &&
+		       JOBQ_ARGC_DEPTH == JOBQ_PROBE_ARGC_DEPTH,
+	       "bpf/jobq.h argument counts disagree with queue/jobq_probes.h");
+
 #define TICK_MS 100 /* ring-buffer drain period: never a wakeup per record */
 
 static volatile sig_atomic_t stop_signal;

@@ -4,8 +4,9 @@
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I. -I$(BUILD) -I/usr/include/$(MULTIARCH)
-BPF_HDRS := bpf/jobq.h bpf/jobq_hist.h queue/jobq_probes.h
-BPF_SKELS := $(BUILD)/bpf/jobq.skel.h $(BUILD)/bpf/hist_test.skel.h
+BPF_HDRS := bpf/jobq.h bpf/jobq_hist.h bpf/usdt_args.h queue/jobq_probes.h
+BPF_SKELS := $(BUILD)/bpf/jobq.skel.h $(BUILD)/bpf/hist_test.skel.h \
+	$(BUILD)/bpf/bench_trap.skel.h
 
 $(BUILD)/vmlinux.h:
 	@mkdir -p $(dir $@)
@@ -23,7 +24,7 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 BPF_LDLIBS := -lbpf -lelf -lz
 
 # Keep the BPF objects (intermediates otherwise deleted and rebuilt).
-.SECONDARY: $(BUILD)/bpf/jobq.bpf.o $(BUILD)/bpf/hist_test.bpf.o
+.SECONDARY: $(BUILD)/bpf/jobq.bpf.o $(BUILD)/bpf/hist_test.bpf.o $(BUILD)/bpf/bench_trap.bpf.o
 
 # ---- agent ---------------------------------------------------------------
 # Pure modules (unit-tested under ASan) and the I/O around them.
@@ -106,3 +107,17 @@ INTEG_TESTS += $(BUILD)/tests/bpf/agent_emitter_test
 $(BUILD)/tests/bpf/agent_sidecar_test: tests/bpf/agent_sidecar_test.py $(BPF_PY_DEPS)
 	$(PY_TEST_LAUNCHER)
 INTEG_TESTS += $(BUILD)/tests/bpf/agent_sidecar_test
+
+# ---- benchmark (make bench) -------------------------------------------------
+$(BUILD)/bench/trap_attach.o: $(BUILD)/bpf/bench_trap.skel.h
+$(BUILD)/bench/trap_attach: $(BUILD)/bench/trap_attach.o
+	$(CC) $(CFLAGS) -o $@ $^ $(BPF_LDLIBS)
+
+AGENT_BENCH_DEPS := $(BUILD)/jobq-agent $(BUILD)/bench/trap_attach \
+	$(BUILD)/tests/bpf/probe_emitter $(BUILD)/tests/bpf/probe_emitter_noprobes \
+	$(BUILD)/tests/bpf/sidecar_reader
+
+.PHONY: bench-agent
+bench-agent: $(AGENT_BENCH_DEPS)
+	JOBQ_BUILD=$(abspath $(BUILD)) python3 bench/agent_bench.py
+bench: bench-agent

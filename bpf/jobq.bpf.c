@@ -13,6 +13,7 @@
 #include <bpf/usdt.bpf.h>
 
 #include "bpf/jobq.h"
+#include "bpf/usdt_args.h"
 
 /* Knobs set by the agent between open and load. */
 const volatile __u64 hist_bounds[JOBQ_HIST_TABLE_SIZE]; /* jobq_hist.h */
@@ -223,13 +224,30 @@ static __always_inline int read_series(struct jobq_hist_key *k, const char *tena
 	return 0;
 }
 
+/* Argument fetch failure: the probe site does not match the contract. */
+#define ARGS(ctx, a, n)                          \
+	do {                                     \
+		if (usdt_args(ctx, a, n)) {      \
+			loss(JOBQ_LOSS_READ_FAULT); \
+			return 0;                \
+		}                                \
+	} while (0)
+#define STR(x) ((const char *)(x))
+
 SEC("usdt")
-int BPF_USDT(jobq_enqueue, const char *queue, const char *tenant, const char *type,
-	     __u64 job_id, int prio, __u64 enq_ns, __u64 trace_hi, __u64 trace_lo, __u64 span_id)
+int jobq_enqueue(struct pt_regs *ctx)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_ENQUEUE];
 	struct jobq_hist_key k;
 	struct jobq_event *e;
+	const char *queue, *tenant, *type;
+	__u64 job_id, enq_ns, trace_hi, trace_lo, span_id;
+	int prio;
+
+	ARGS(ctx, a, JOBQ_ARGC_ENQUEUE);
+	queue = STR(a[0]), tenant = STR(a[1]), type = STR(a[2]);
+	job_id = a[3], prio = (int)a[4], enq_ns = a[5];
+	trace_hi = a[6], trace_lo = a[7], span_id = a[8];
 
 	if (read_series(&k, tenant, type))
 		return 0;
@@ -247,16 +265,24 @@ int BPF_USDT(jobq_enqueue, const char *queue, const char *tenant, const char *ty
 }
 
 SEC("usdt")
-int BPF_USDT(jobq_start, const char *queue, const char *tenant, const char *type,
-	     __u64 job_id, int prio, __u64 enq_ns, __u64 trace_hi, __u64 trace_lo,
-	     __u64 span_id, __u32 attempt, __u32 flags)
+int jobq_start(struct pt_regs *ctx)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
 	struct jobq_inflight_key ik = {};
 	struct jobq_inflight_val iv = { .start_ktime_ns = now };
 	struct jobq_hist_key k;
 	struct jobq_event *e;
+	const char *queue, *tenant, *type;
+	__u64 job_id, enq_ns, trace_hi, trace_lo, span_id;
+	__u32 attempt, flags;
+	int prio;
 	__s64 wait;
+
+	ARGS(ctx, a, JOBQ_ARGC_START);
+	queue = STR(a[0]), tenant = STR(a[1]), type = STR(a[2]);
+	job_id = a[3], prio = (int)a[4], enq_ns = a[5];
+	trace_hi = a[6], trace_lo = a[7], span_id = a[8];
+	attempt = (__u32)a[9], flags = (__u32)a[10];
 
 	if (read_series(&k, tenant, type))
 		return 0;
@@ -290,16 +316,23 @@ int BPF_USDT(jobq_start, const char *queue, const char *tenant, const char *type
 }
 
 SEC("usdt")
-int BPF_USDT(jobq_finish, const char *queue, const char *tenant, const char *type,
-	     __u64 job_id, int prio, int status, __u32 attempt, const char *error)
+int jobq_finish(struct pt_regs *ctx)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH];
 	struct jobq_inflight_key ik = {};
 	struct jobq_inflight_val *iv;
 	struct jobq_hist_key k;
 	struct jobq_event *e;
-	__u64 start = 0;
+	const char *queue, *tenant, *type, *error;
+	__u64 job_id, start = 0;
+	__u32 attempt;
+	int prio, status;
 	__s64 dur;
+
+	ARGS(ctx, a, JOBQ_ARGC_FINISH);
+	queue = STR(a[0]), tenant = STR(a[1]), type = STR(a[2]);
+	job_id = a[3], prio = (int)a[4], status = (int)a[5];
+	attempt = (__u32)a[6], error = STR(a[7]);
 
 	if (read_series(&k, tenant, type))
 		return 0;
@@ -346,40 +379,51 @@ static __always_inline int count_simple(const char *tenant, const char *type, __
 	return 0;
 }
 
+/* retry, dead_letter, reap: (queue, tenant, type, ...) -> one counter. */
 SEC("usdt")
-int BPF_USDT(jobq_retry, const char *queue, const char *tenant, const char *type, __u64 job_id,
-	     __u32 attempt, __u64 delay_ms, const char *error)
+int jobq_retry(struct pt_regs *ctx)
 {
-	return count_simple(tenant, type, JOBQ_M_RETRIED);
+	__u64 a[3];
+
+	ARGS(ctx, a, 3);
+	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_RETRIED);
 }
 
 SEC("usdt")
-int BPF_USDT(jobq_dead_letter, const char *queue, const char *tenant, const char *type,
-	     __u64 job_id, __u32 attempt, const char *reason)
+int jobq_dead_letter(struct pt_regs *ctx)
 {
-	return count_simple(tenant, type, JOBQ_M_DEAD_LETTERED);
+	__u64 a[3];
+
+	ARGS(ctx, a, 3);
+	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_DEAD_LETTERED);
 }
 
 SEC("usdt")
-int BPF_USDT(jobq_reap, const char *queue, const char *tenant, const char *type,
-	     __u64 job_id, __u32 attempt)
+int jobq_reap(struct pt_regs *ctx)
 {
-	return count_simple(tenant, type, JOBQ_M_REAPED);
+	__u64 a[3];
+
+	ARGS(ctx, a, 3);
+	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_REAPED);
 }
 
 SEC("usdt")
-int BPF_USDT(jobq_depth, const char *queue, const char *tenant, __u64 depth_high,
-	     __u64 depth_normal, __u64 depth_low, __u64 oldest_ns, __u64 in_flight, __u64 delayed)
+int jobq_depth(struct pt_regs *ctx)
 {
+	__u64 a[JOBQ_ARGC_DEPTH];
 	struct jobq_depth_key k;
-	struct jobq_depth_val v = {
-		.depth = { depth_high, depth_normal, depth_low },
-		.oldest_enqueued_unix_ns = oldest_ns,
-		.in_flight = in_flight,
-		.delayed = delayed,
+	struct jobq_depth_val v;
+	const char *queue, *tenant;
+
+	ARGS(ctx, a, JOBQ_ARGC_DEPTH);
+	queue = STR(a[0]), tenant = STR(a[1]);
+	v = (struct jobq_depth_val){
+		.depth = { a[2], a[3], a[4] },
+		.oldest_enqueued_unix_ns = a[5],
+		.in_flight = a[6],
+		.delayed = a[7],
 		.ktime_ns = bpf_ktime_get_ns(),
 	};
-
 	__builtin_memset(&k, 0, sizeof(k));
 	if (read_str(k.tenant, sizeof(k.tenant), tenant))
 		return 0;

@@ -17,6 +17,13 @@
 #define JOBQ_STR_QUEUE (JOBQ_QUEUE_MAX + 1)
 #define JOBQ_STR_ERROR (JOBQ_ERROR_MAX + 1)
 
+/* Argument counts of the probes, visible to BPF (jobq_probes.h keeps its
+ * JOBQ_PROBE_ARGC_* out of BPF builds); agent/main.c asserts they agree. */
+#define JOBQ_ARGC_ENQUEUE 9
+#define JOBQ_ARGC_START 11
+#define JOBQ_ARGC_FINISH 8
+#define JOBQ_ARGC_DEPTH 8
+
 /* Default map sizes; the agent may change them before load. */
 #define JOBQ_DEFAULT_TENANT_CAP 1024
 #define JOBQ_MAX_COUNTERS 16384

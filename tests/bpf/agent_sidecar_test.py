@@ -19,7 +19,10 @@ GROUPS = ["acme,email,0,30,1000,20,3", "globex,report,1,12,2000,200,4"]
 
 class Reader:
     def __init__(self, path):
-        self.p = subprocess.Popen([READER, path], stdout=subprocess.PIPE,
+        # A file, not a pipe: a reader blocked writing to a full pipe would
+        # lose output to the signal that stops it.
+        self.out = tempfile.TemporaryFile(mode="w+")
+        self.p = subprocess.Popen([READER, path], stdout=self.out,
                                   stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 10
         while not os.path.exists(path):
@@ -28,7 +31,10 @@ class Reader:
 
     def stop(self):
         self.p.terminate()
-        out, err = self.p.communicate(timeout=20)
+        _, err = self.p.communicate(timeout=20)
+        self.out.seek(0)
+        out = self.out.read()
+        self.out.close()
         return [json.loads(l) for l in out.splitlines()], err
 
 

@@ -9,8 +9,9 @@
  *     fail_every > 0 and the job's number in its group is a multiple of
  *     it, then retry and dead_letter alternately). enqueued_unix_ns is
  *     wall-clock now - wait_ms. Per group: one reap and one depth report.
- *   probe_emitter --bench N [--wait-attach-ms N]
- *     N no-op jobs (start + finish probes only) as fast as possible; prints
+ *   probe_emitter --bench N [--rate JOBS_PER_S] [--wait-attach-ms N]
+ *     N no-op jobs (start + finish probes only), as fast as possible or
+ *     paced to --rate; prints
  *     "bench jobs=N cpu_ns=C wall_ns=W".
  * Built as a program, or with -DEMITTER_LIB into a shared library whose
  * emitter_main() a two-line program calls (tests/bpf/emitter_shim.c).
@@ -170,21 +171,43 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 	}
 }
 
-/* The benchmark's no-op worker: start + finish per job, nothing else. */
-static void run_bench(long n)
+/*
+ * The benchmark's no-op worker: per job, the start and finish probes
+ * around a "handler" that does what a no-op job costs in process besides
+ * Redis (format the job document, checksum it). rate > 0 paces the loop
+ * to that many jobs/s.
+ */
+static void run_bench(long n, long rate)
 {
 	struct timespec c0, c1;
 	uint64_t w0, w1;
 	volatile uint64_t sink = 0;
+	char doc[256];
+	uint64_t enq = now_ns(CLOCK_REALTIME);
 
+	(void)enq;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	w0 = now_ns(CLOCK_MONOTONIC);
 	for (long i = 0; i < n; i++) {
-		uint64_t id = (uint64_t)i;
+		uint64_t id = (uint64_t)i, sum = 0;
+		int len;
 
+		if (rate > 0 && (i & 63) == 0) {
+			uint64_t due = w0 + (uint64_t)((double)i * 1e9 / (double)rate);
+			uint64_t now = now_ns(CLOCK_MONOTONIC);
+
+			if (due > now + 200000)
+				sleep_us((due - now) / 1000);
+		}
 		if (JOBQ_PROBE_ENABLED(start))
-			JOBQ_PROBE_START("bench", "tenant-b", "noop", id, 1, w0, 1, 2, 3, 1, 1);
-		sink += id; /* the "handler" */
+			JOBQ_PROBE_START("bench", "tenant-b", "noop", id, 1, enq, 1, 2, 3, 1, 1);
+		len = snprintf(doc, sizeof(doc),
+			       "{\"id\":%" PRIu64 ",\"tenant_id\":\"tenant-b\",\"type\":\"noop\","
+			       "\"priority\":\"normal\",\"enqueued_at\":%" PRIu64 "}",
+			       id, enq);
+		for (int k = 0; k < len; k++)
+			sum = sum * 31 + (unsigned char)doc[k];
+		sink += sum;
 		if (JOBQ_PROBE_ENABLED(finish))
 			JOBQ_PROBE_FINISH("bench", "tenant-b", "noop", id, 1, 0, 1, "");
 	}
@@ -206,7 +229,7 @@ int main(int argc, char **argv)
 #endif
 {
 	const char *queue = "default";
-	long attach_ms = -1, bench = -1;
+	long attach_ms = -1, bench = -1, rate = 0;
 	uint64_t next_id = 1;
 	struct group g;
 	int i;
@@ -225,6 +248,8 @@ int main(int argc, char **argv)
 			next_id = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--bench"))
 			bench = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--rate"))
+			rate = atol(argv[++i]);
 		else {
 			fprintf(stderr, "probe_emitter: unknown option %s\n", argv[i]);
 			return 2;
@@ -237,7 +262,7 @@ int main(int argc, char **argv)
 	if (attach_ms >= 0 && wait_attach(attach_ms, bench < 0))
 		return 3;
 	if (bench >= 0) {
-		run_bench(bench);
+		run_bench(bench, rate);
 		return 0;
 	}
 	for (; i < argc; i++) {

@@ -4,7 +4,9 @@
  * (through agent/wire.c's reader) and prints one JSON line per frame.
  * Serves connections one after another until SIGTERM/SIGINT.
  *
- *   sidecar_reader SOCKET_PATH
+ *   sidecar_reader [--summary] SOCKET_PATH
+ * --summary (benchmark): decode everything but print only one line at
+ * exit: frames, spans, the last dropped_spans and losses.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +21,9 @@
 #include "agent/wire.h"
 
 static volatile sig_atomic_t stop;
+static int summary;
+static uint64_t n_frames, n_spans, last_dropped;
+static uint64_t loss_total;
 
 static void on_signal(int sig)
 {
@@ -212,6 +217,21 @@ static int serve(int fd)
 				printf("{\"type\":\"error\",\"what\":\"first frame not hello\"}\n");
 			}
 			first = 0;
+			n_frames++;
+			if (summary) {
+				if (f->body_case == JOBQ__AGENT__FRAME__BODY_SPANS) {
+					n_spans += f->spans->n_spans;
+					last_dropped = f->spans->dropped_spans;
+				} else if (f->body_case == JOBQ__AGENT__FRAME__BODY_METRICS) {
+					loss_total = 0;
+					for (size_t i = 0; i < f->metrics->n_losses; i++)
+						if (strcmp(f->metrics->losses[i]->reason, "tenant_overflow"))
+							loss_total += f->metrics->losses[i]->count;
+				}
+				jobq__agent__frame__free_unpacked(f, NULL);
+				used += consumed;
+				continue;
+			}
 			switch (f->body_case) {
 			case JOBQ__AGENT__FRAME__BODY_HELLO:
 				printf("{\"type\":\"hello\",\"agent_id\":");
@@ -246,8 +266,13 @@ int main(int argc, char **argv)
 	struct sigaction act = { .sa_handler = on_signal };
 	int lfd;
 
+	if (argc == 3 && !strcmp(argv[1], "--summary")) {
+		summary = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 2 || strlen(argv[1]) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "usage: sidecar_reader SOCKET_PATH\n");
+		fprintf(stderr, "usage: sidecar_reader [--summary] SOCKET_PATH\n");
 		return 2;
 	}
 	sigaction(SIGTERM, &act, NULL);
@@ -276,5 +301,9 @@ int main(int argc, char **argv)
 		close(fd);
 	}
 	unlink(argv[1]);
+	if (summary)
+		printf("{\"frames\":%" PRIu64 ",\"spans\":%" PRIu64 ",\"dropped_spans\":%" PRIu64
+		       ",\"losses\":%" PRIu64 "}\n",
+		       n_frames, n_spans, last_dropped, loss_total);
 	return 0;
 }
