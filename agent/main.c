@@ -336,6 +336,7 @@ static void expire_inflight(struct agent *a)
 int agent_snapshot(struct agent *a)
 {
 	struct snap_maps m = {
+		.series = bpf_map__fd(a->skel->maps.series),
 		.counters = bpf_map__fd(a->skel->maps.counters),
 		.hists = bpf_map__fd(a->skel->maps.hists),
 		.depths = bpf_map__fd(a->skel->maps.depths),
@@ -385,8 +386,8 @@ static int setup(struct agent *a)
 		return -1;
 	}
 	update_offset(a);
-	if (snapshot_init(&a->snap, bpf_map__max_entries(a->skel->maps.counters),
-			  bpf_map__max_entries(a->skel->maps.hists),
+	/* Bounded: a series has at most a few dozen non-zero counter cells. */
+	if (snapshot_init(&a->snap, (size_t)JOBQ_MAX_SERIES * 32, (size_t)JOBQ_MAX_SERIES * JOBQ_H_COUNT,
 			  bpf_map__max_entries(a->skel->maps.depths))) {
 		fprintf(stderr, "jobq-agent: out of memory\n");
 		return -1;

@@ -46,33 +46,6 @@ static int ncpus(void)
 	return n;
 }
 
-static int read_counters(struct snapshot *s, int fd, uint64_t *buf, char *err, size_t errlen)
-{
-	struct jobq_ctr_key key, next;
-	void *prev = NULL;
-	int r;
-
-	s->ncounters = 0;
-	while ((r = bpf_map_get_next_key(fd, prev, &next)) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, buf))
-			continue; /* deleted meanwhile: counters are never deleted */
-		if (s->ncounters == s->max_counters)
-			break;
-		s->counters[s->ncounters].key = key;
-		s->counters[s->ncounters].value = 0;
-		for (int c = 0; c < ncpus(); c++)
-			s->counters[s->ncounters].value += buf[c];
-		s->ncounters++;
-	}
-	if (r && errno != ENOENT) {
-		snprintf(err, errlen, "read counters map: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 static void hist_add(struct jobq_hist_val *dst, const struct jobq_hist_val *src)
 {
 	if (!src->count)
@@ -88,34 +61,90 @@ static void hist_add(struct jobq_hist_val *dst, const struct jobq_hist_val *src)
 		dst->buckets[b] += src->buckets[b];
 }
 
-static int read_hists(struct snapshot *s, int fd, struct jobq_hist_val *buf, char *err,
-		      size_t errlen)
+/* Sums one series' per-CPU counters into non-zero counter entries. */
+static void add_counters(struct snapshot *s, const struct jobq_series *key,
+			 const struct jobq_counters *percpu, int n)
 {
-	struct jobq_hist_key key, next;
-	void *prev = NULL;
-	int r;
+	for (int m = 0; m < JOBQ_M_COUNT; m++)
+		for (int p = 0; p < JOBQ_PRIO_SLOTS; p++)
+			for (int st = 0; st < JOBQ_STATUS_SLOTS; st++) {
+				struct snap_counter *c;
+				uint64_t v = 0;
 
-	s->nhists = 0;
-	while ((r = bpf_map_get_next_key(fd, prev, &next)) == 0) {
+				for (int cpu = 0; cpu < n; cpu++)
+					v += percpu[cpu].c[JOBQ_CTR_CELL(m, p, st)];
+				if (!v || s->ncounters == s->max_counters)
+					continue;
+				c = &s->counters[s->ncounters++];
+				memset(c, 0, sizeof(*c));
+				c->key.s = *key;
+				c->key.metric = (__u8)m;
+				c->key.priority = p < JOBQ_PRIO_COUNT ? (__u8)p : JOBQ_NO_PRIORITY;
+				c->key.status = st < JOBQ_STATUS_SLOTS - 1 ? (__u8)st : JOBQ_NO_STATUS;
+				c->value = v;
+			}
+}
+
+static void add_hists(struct snapshot *s, const struct jobq_series *key,
+		      const struct jobq_hists *percpu, int n)
+{
+	for (int k = 0; k < JOBQ_H_COUNT; k++) {
 		struct snap_hist *h;
+
+		if (s->nhists == s->max_hists)
+			return;
+		h = &s->hists[s->nhists];
+		memset(h, 0, sizeof(*h));
+		for (int cpu = 0; cpu < n; cpu++)
+			hist_add(&h->val, &percpu[cpu].h[k]);
+		if (!h->val.count)
+			continue;
+		h->key.s = *key;
+		h->key.kind = (__u8)k;
+		s->nhists++;
+	}
+}
+
+/* Every series: its id from the series map, its values from the arrays. */
+static int read_series(struct snapshot *s, const struct snap_maps *m, char *err,
+		       size_t errlen)
+{
+	int n = ncpus();
+	struct jobq_counters *cbuf = calloc((size_t)n, sizeof(*cbuf));
+	struct jobq_hists *hbuf = calloc((size_t)n, sizeof(*hbuf));
+	struct jobq_series key, next;
+	void *prev = NULL;
+	int r, rc = -1;
+
+	s->ncounters = s->nhists = 0;
+	if (!cbuf || !hbuf) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	while ((r = bpf_map_get_next_key(m->series, prev, &next)) == 0) {
+		__u32 id;
 
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, buf))
+		if (bpf_map_lookup_elem(m->series, &key, &id))
 			continue;
-		if (s->nhists == s->max_hists)
-			break;
-		h = &s->hists[s->nhists++];
-		memset(h, 0, sizeof(*h));
-		h->key = key;
-		for (int c = 0; c < ncpus(); c++)
-			hist_add(&h->val, &buf[c]);
+		if (bpf_map_lookup_elem(m->counters, &id, cbuf) ||
+		    bpf_map_lookup_elem(m->hists, &id, hbuf)) {
+			snprintf(err, errlen, "read series %u: %s", id, strerror(errno));
+			goto out;
+		}
+		add_counters(s, &key, cbuf, n);
+		add_hists(s, &key, hbuf, n);
 	}
 	if (r && errno != ENOENT) {
-		snprintf(err, errlen, "read histogram map: %s", strerror(errno));
-		return -1;
+		snprintf(err, errlen, "read series map: %s", strerror(errno));
+		goto out;
 	}
-	return 0;
+	rc = 0;
+out:
+	free(cbuf);
+	free(hbuf);
+	return rc;
 }
 
 static int read_depths(struct snapshot *s, int fd, uint64_t offset, char *err, size_t errlen)
@@ -150,43 +179,38 @@ int snapshot_read(struct snapshot *s, const struct snap_maps *m, uint64_t realti
 		  const uint64_t agent_losses[JOBQ_LOSS_COUNT], char *err, size_t errlen)
 {
 	size_t n = (size_t)ncpus();
-	struct jobq_hist_val *hbuf;
-	uint64_t *cbuf;
 	struct timespec ts;
+	uint64_t *lbuf;
 	int rc = -1;
 
 	if (ncpus() <= 0) {
 		snprintf(err, errlen, "cannot count possible CPUs");
 		return -1;
 	}
-	/* Per-CPU values are 8-byte aligned slots; both value types are. */
-	cbuf = calloc(n, sizeof(*cbuf));
-	hbuf = calloc(n, sizeof(*hbuf));
-	if (!cbuf || !hbuf) {
+	lbuf = calloc(n, sizeof(*lbuf));
+	if (!lbuf) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return -1;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	s->time_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	if (read_counters(s, m->counters, cbuf, err, errlen) ||
-	    read_hists(s, m->hists, hbuf, err, errlen) ||
+	if (read_series(s, m, err, errlen) ||
 	    read_depths(s, m->depths, realtime_offset_ns, err, errlen))
 		goto out;
 	for (__u32 r = 0; r < JOBQ_LOSS_KERNEL_COUNT; r++) {
 		s->losses[r] = 0;
-		if (bpf_map_lookup_elem(m->losses, &r, cbuf)) {
+		if (bpf_map_lookup_elem(m->losses, &r, lbuf)) {
 			snprintf(err, errlen, "read loss map: %s", strerror(errno));
 			goto out;
 		}
 		for (size_t c = 0; c < n; c++)
-			s->losses[r] += cbuf[c];
+			s->losses[r] += lbuf[c];
 	}
 	for (int r = JOBQ_LOSS_KERNEL_COUNT; r < JOBQ_LOSS_COUNT; r++)
 		s->losses[r] = agent_losses[r];
 	rc = 0;
 out:
-	free(cbuf);
-	free(hbuf);
+	free(lbuf);
 	return rc;
 }
 

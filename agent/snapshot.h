@@ -40,10 +40,11 @@ struct snapshot {
 };
 
 struct snap_maps {
-	int counters, hists, depths, losses; /* map fds */
+	int series, counters, hists, depths, losses; /* map fds */
 };
 
-/* Allocates room for the maps' max_entries (bounded memory). 0 or -1. */
+/* Allocates room for at most these many entries (bounded memory): a
+ * snapshot keeps the non-zero cells only. 0 or -1. */
 int snapshot_init(struct snapshot *s, size_t max_counters, size_t max_hists,
 		  size_t max_depths);
 void snapshot_free(struct snapshot *s);

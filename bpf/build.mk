@@ -2,7 +2,7 @@
 # vmlinux.h and the skeletons are generated into $(BUILD); nothing
 # generated is committed.
 
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I. -I$(BUILD) -I/usr/include/$(MULTIARCH)
 BPF_HDRS := bpf/jobq.h bpf/jobq_hist.h bpf/usdt_args.h queue/jobq_probes.h
 BPF_SKELS := $(BUILD)/bpf/jobq.skel.h $(BUILD)/bpf/hist_test.skel.h \

@@ -18,23 +18,33 @@
 /* Knobs set by the agent between open and load. */
 const volatile __u64 hist_bounds[JOBQ_HIST_TABLE_SIZE]; /* jobq_hist.h */
 const volatile bool emit_events = false;
+const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries */
 
 /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by the agent
  * (bss is mmap'd), so wait = ktime + offset - enqueued_unix_ns. */
 volatile __u64 realtime_offset_ns;
+__u32 next_series_id;
+
+/* (tenant, type) -> series id, the index into counters and hists. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, JOBQ_MAX_SERIES);
+	__type(key, struct jobq_series);
+	__type(value, __u32);
+} series SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, JOBQ_MAX_COUNTERS);
-	__type(key, struct jobq_ctr_key);
-	__type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JOBQ_MAX_SERIES);
+	__type(key, __u32);
+	__type(value, struct jobq_counters);
 } counters SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, JOBQ_MAX_HISTS);
-	__type(key, struct jobq_hist_key);
-	__type(value, struct jobq_hist_val);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JOBQ_MAX_SERIES);
+	__type(key, __u32);
+	__type(value, struct jobq_hists);
 } hists SEC(".maps");
 
 struct {
@@ -45,13 +55,21 @@ struct {
 } depths SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct jobq_task_job);
+} task_job SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JOBQ_MAX_INFLIGHT);
 	__type(key, struct jobq_inflight_key);
 	__type(value, struct jobq_inflight_val);
 } inflight SEC(".maps");
 
-/* Admitted tenants; max_entries is the tenant cap. */
+/* Admitted tenants; max_entries is the tenant cap. Consulted only when a
+ * new series appears. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JOBQ_DEFAULT_TENANT_CAP);
@@ -65,14 +83,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } losses SEC(".maps");
-
-/* A zeroed histogram to insert new series from (too big for the stack). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct jobq_hist_val);
-} zero_hist SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -117,55 +127,66 @@ static __always_inline void admit_tenant(char *tenant, char *type, __u8 *overflo
 	loss(JOBQ_LOSS_TENANT_OVERFLOW);
 }
 
-static __always_inline void count(const struct jobq_series *s, __u8 metric, __u8 prio,
-				  __u8 status)
+/*
+ * The id of series s, created on first sight (tenant cap applied then:
+ * s may become the overflow series). Returns -1 (counted) when the series
+ * table is full.
+ */
+static __always_inline int series_id(struct jobq_series *s)
 {
-	struct jobq_ctr_key k;
-	__u64 zero = 0, *v;
+	__u32 *idp = bpf_map_lookup_elem(&series, s), id;
 	long err;
 
-	__builtin_memset(&k, 0, sizeof(k));
-	__builtin_memcpy(&k.s, s, sizeof(k.s));
-	k.metric = metric;
-	k.priority = prio;
-	k.status = status;
-	v = bpf_map_lookup_elem(&counters, &k);
-	if (!v) {
-		err = bpf_map_update_elem(&counters, &k, &zero, BPF_NOEXIST);
-		if (err && err != -17) {
-			loss(JOBQ_LOSS_MAP_FULL);
-			return;
-		}
-		v = bpf_map_lookup_elem(&counters, &k);
-		if (!v)
-			return;
+	if (idp)
+		return *idp;
+	admit_tenant(s->tenant, s->type, &s->overflow);
+	if (s->overflow && (idp = bpf_map_lookup_elem(&series, s)))
+		return *idp;
+	id = __sync_fetch_and_add(&next_series_id, 1);
+	if (id >= max_series) {
+		loss(JOBQ_LOSS_MAP_FULL);
+		return -1;
 	}
-	(*v)++;
+	err = bpf_map_update_elem(&series, s, &id, BPF_NOEXIST);
+	if (err == -17) { /* another CPU created it: use its id (ours is wasted) */
+		idp = bpf_map_lookup_elem(&series, s);
+		return idp ? (int)*idp : -1;
+	}
+	if (err) {
+		loss(JOBQ_LOSS_MAP_FULL);
+		return -1;
+	}
+	return id;
 }
 
-static __always_inline void record(struct jobq_hist_key *k, __u8 kind, __u64 v_ns)
+static __always_inline void count(int sid, __u32 metric, __u32 prio, __u32 status)
 {
+	__u32 key = sid, cell;
+	struct jobq_counters *c = bpf_map_lookup_elem(&counters, &key);
+
+	if (!c)
+		return;
+	if (prio >= JOBQ_PRIO_COUNT)
+		prio = JOBQ_PRIO_COUNT; /* the "no priority" slot */
+	if (status >= JOBQ_STATUS_SLOTS - 1)
+		status = JOBQ_STATUS_SLOTS - 1;
+	cell = JOBQ_CTR_CELL(metric, prio, status);
+	/* Keep the bounds check on the very register used as the index. */
+	asm volatile("" : "+r"(cell));
+	if (cell < JOBQ_CTR_CELLS)
+		c->c[cell]++;
+}
+
+static __always_inline void record(int sid, __u8 kind, __u64 v_ns)
+{
+	__u32 key = sid;
+	struct jobq_hists *hs = bpf_map_lookup_elem(&hists, &key);
 	struct jobq_hist_val *h;
-	__u32 zero = 0;
-	void *init;
-	long err;
 	int pos;
 
-	k->kind = kind;
-	h = bpf_map_lookup_elem(&hists, k);
-	if (!h) {
-		init = bpf_map_lookup_elem(&zero_hist, &zero);
-		if (!init)
-			return;
-		err = bpf_map_update_elem(&hists, k, init, BPF_NOEXIST);
-		if (err && err != -17) {
-			loss(JOBQ_LOSS_MAP_FULL);
-			return;
-		}
-		h = bpf_map_lookup_elem(&hists, k);
-		if (!h)
-			return;
-	}
+	if (!hs || kind >= JOBQ_H_COUNT)
+		return;
+	h = &hs->h[kind];
 	h->count++;
 	h->sum_ns += v_ns;
 	if (h->count == 1 || v_ns < h->min_ns)
@@ -213,14 +234,14 @@ static __always_inline void event_send(struct jobq_event *e)
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/* Reads (tenant, type) into a zeroed histogram key. */
-static __always_inline int read_series(struct jobq_hist_key *k, const char *tenant,
+/* Reads (tenant, type) into a zeroed series key. */
+static __always_inline int read_series(struct jobq_series *s, const char *tenant,
 				       const char *type)
 {
-	__builtin_memset(k, 0, sizeof(*k));
-	if (read_str(k->s.tenant, sizeof(k->s.tenant), tenant))
+	__builtin_memset(s, 0, sizeof(*s));
+	if (read_str(s->tenant, sizeof(s->tenant), tenant))
 		return -1;
-	read_str(k->s.type, sizeof(k->s.type), type);
+	read_str(s->type, sizeof(s->type), type);
 	return 0;
 }
 
@@ -238,118 +259,72 @@ SEC("usdt")
 int jobq_enqueue(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_ENQUEUE];
-	struct jobq_hist_key k;
+	struct jobq_series s;
 	struct jobq_event *e;
-	const char *queue, *tenant, *type;
-	__u64 job_id, enq_ns, trace_hi, trace_lo, span_id;
-	int prio;
+	int sid;
 
 	ARGS(ctx, a, JOBQ_ARGC_ENQUEUE);
-	queue = STR(a[0]), tenant = STR(a[1]), type = STR(a[2]);
-	job_id = a[3], prio = (int)a[4], enq_ns = a[5];
-	trace_hi = a[6], trace_lo = a[7], span_id = a[8];
-
-	if (read_series(&k, tenant, type))
+	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
+	 * trace_lo, span_id */
+	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_ENQUEUE, now, job_id, &k.s, queue))) {
-		e->priority = prio;
-		e->enqueued_unix_ns = enq_ns;
-		e->trace_hi = trace_hi;
-		e->trace_lo = trace_lo;
-		e->span_id = span_id;
+	if (emit_events && (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, STR(a[0])))) {
+		e->priority = a[4];
+		e->enqueued_unix_ns = a[5];
+		e->trace_hi = a[6];
+		e->trace_lo = a[7];
+		e->span_id = a[8];
 		event_send(e);
 	}
-	admit_tenant(k.s.tenant, k.s.type, &k.s.overflow);
-	count(&k.s, JOBQ_M_ENQUEUED, prio, JOBQ_NO_STATUS);
+	sid = series_id(&s);
+	if (sid >= 0)
+		count(sid, JOBQ_M_ENQUEUED, a[4], JOBQ_NO_STATUS);
 	return 0;
 }
 
-SEC("usdt")
-int jobq_start(struct pt_regs *ctx)
+/* Remembers when this thread started job_id. */
+static __always_inline void inflight_start(__u32 tgid, __u64 job_id, __u64 now)
 {
-	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
-	struct jobq_inflight_key ik = {};
-	struct jobq_inflight_val iv = { .start_ktime_ns = now };
-	struct jobq_hist_key k;
-	struct jobq_event *e;
-	const char *queue, *tenant, *type;
-	__u64 job_id, enq_ns, trace_hi, trace_lo, span_id;
-	__u32 attempt, flags;
-	int prio;
-	__s64 wait;
+	struct jobq_task_job *tj;
+	struct jobq_inflight_key ik = { .tgid = tgid };
+	struct jobq_inflight_val iv;
 
-	ARGS(ctx, a, JOBQ_ARGC_START);
-	queue = STR(a[0]), tenant = STR(a[1]), type = STR(a[2]);
-	job_id = a[3], prio = (int)a[4], enq_ns = a[5];
-	trace_hi = a[6], trace_lo = a[7], span_id = a[8];
-	attempt = (__u32)a[9], flags = (__u32)a[10];
-
-	if (read_series(&k, tenant, type))
-		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_START, now, job_id, &k.s, queue))) {
-		e->priority = prio;
-		e->enqueued_unix_ns = enq_ns;
-		e->trace_hi = trace_hi;
-		e->trace_lo = trace_lo;
-		e->span_id = span_id;
-		e->attempt = attempt;
-		e->trace_flags = flags;
-		event_send(e);
+	tj = bpf_task_storage_get(&task_job, bpf_get_current_task_btf(), 0,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (tj && tj->used) {
+		/* The thread started another job before finishing this one
+		 * (async handlers): park the older one in the hash. */
+		ik.job_id = tj->job_id;
+		iv.start_ktime_ns = tj->start_ktime_ns;
+		if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
+			loss(JOBQ_LOSS_MAP_FULL);
 	}
-	admit_tenant(k.s.tenant, k.s.type, &k.s.overflow);
-	count(&k.s, JOBQ_M_STARTED, prio, JOBQ_NO_STATUS);
-
-	ik.tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tj) {
+		tj->job_id = job_id;
+		tj->start_ktime_ns = now;
+		tj->tgid = tgid;
+		tj->used = 1;
+		return;
+	}
 	ik.job_id = job_id;
+	iv.start_ktime_ns = now;
 	if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
 		loss(JOBQ_LOSS_MAP_FULL);
-
-	/* Wait from the producer's wall clock: valid across hosts and for
-	 * jobs enqueued before the agent attached. */
-	wait = (__s64)(now + realtime_offset_ns - enq_ns);
-	if (wait < 0) {
-		loss(JOBQ_LOSS_NEGATIVE_DELTA);
-		wait = 0;
-	}
-	record(&k, JOBQ_H_WAIT, (__u64)wait);
-	return 0;
 }
 
-SEC("usdt")
-int jobq_finish(struct pt_regs *ctx)
+/* When job_id started in this process; 0 if unknown (counted). */
+static __always_inline __u64 inflight_finish(__u32 tgid, __u64 job_id)
 {
-	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH];
-	struct jobq_inflight_key ik = {};
+	struct jobq_task_job *tj;
+	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
 	struct jobq_inflight_val *iv;
-	struct jobq_hist_key k;
-	struct jobq_event *e;
-	const char *queue, *tenant, *type, *error;
-	__u64 job_id, start = 0;
-	__u32 attempt;
-	int prio, status;
-	__s64 dur;
+	__u64 start;
 
-	ARGS(ctx, a, JOBQ_ARGC_FINISH);
-	queue = STR(a[0]), tenant = STR(a[1]), type = STR(a[2]);
-	job_id = a[3], prio = (int)a[4], status = (int)a[5];
-	attempt = (__u32)a[6], error = STR(a[7]);
-
-	if (read_series(&k, tenant, type))
-		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_FINISH, now, job_id, &k.s, queue))) {
-		e->priority = prio;
-		e->status = status;
-		e->attempt = attempt;
-		if (status != JOBQ_STATUS_SUCCESS)
-			read_str(e->error, sizeof(e->error), error);
-		event_send(e);
+	tj = bpf_task_storage_get(&task_job, bpf_get_current_task_btf(), 0, 0);
+	if (tj && tj->used && tj->job_id == job_id && tj->tgid == tgid) {
+		tj->used = 0;
+		return tj->start_ktime_ns;
 	}
-	admit_tenant(k.s.tenant, k.s.type, &k.s.overflow);
-	count(&k.s, status == JOBQ_STATUS_RELEASED ? JOBQ_M_RELEASED : JOBQ_M_PROCESSED, prio,
-	      status);
-
-	ik.tgid = bpf_get_current_pid_tgid() >> 32;
-	ik.job_id = job_id;
 	iv = bpf_map_lookup_elem(&inflight, &ik);
 	if (!iv) {
 		loss(JOBQ_LOSS_UNMATCHED_FINISH);
@@ -357,25 +332,98 @@ int jobq_finish(struct pt_regs *ctx)
 	}
 	start = iv->start_ktime_ns;
 	bpf_map_delete_elem(&inflight, &ik);
-	if (status == JOBQ_STATUS_RELEASED)
+	return start;
+}
+
+SEC("usdt")
+int jobq_start(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
+	struct jobq_series s;
+	struct jobq_event *e;
+	__s64 wait;
+	int sid;
+
+	ARGS(ctx, a, JOBQ_ARGC_START);
+	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
+	 * trace_lo, span_id, attempt, trace_flags */
+	if (read_series(&s, STR(a[1]), STR(a[2])))
+		return 0;
+	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, STR(a[0])))) {
+		e->priority = a[4];
+		e->enqueued_unix_ns = a[5];
+		e->trace_hi = a[6];
+		e->trace_lo = a[7];
+		e->span_id = a[8];
+		e->attempt = a[9];
+		e->trace_flags = a[10];
+		event_send(e);
+	}
+	inflight_start(bpf_get_current_pid_tgid() >> 32, a[3], now);
+	sid = series_id(&s);
+	if (sid < 0)
+		return 0;
+	count(sid, JOBQ_M_STARTED, a[4], JOBQ_NO_STATUS);
+	/* Wait from the producer's wall clock: valid across hosts and for
+	 * jobs enqueued before the agent attached. */
+	wait = (__s64)(now + realtime_offset_ns - a[5]);
+	if (wait < 0) {
+		loss(JOBQ_LOSS_NEGATIVE_DELTA);
+		wait = 0;
+	}
+	record(sid, JOBQ_H_WAIT, (__u64)wait);
+	return 0;
+}
+
+SEC("usdt")
+int jobq_finish(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH], start;
+	struct jobq_series s;
+	struct jobq_event *e;
+	int sid, status;
+	__s64 dur;
+
+	ARGS(ctx, a, JOBQ_ARGC_FINISH);
+	/* queue, tenant, type, job_id, priority, status, attempt, error */
+	status = (int)a[5];
+	if (read_series(&s, STR(a[1]), STR(a[2])))
+		return 0;
+	if (emit_events && (e = event_new(JOBQ_EV_FINISH, now, a[3], &s, STR(a[0])))) {
+		e->priority = a[4];
+		e->status = status;
+		e->attempt = a[6];
+		if (status != JOBQ_STATUS_SUCCESS)
+			read_str(e->error, sizeof(e->error), STR(a[7]));
+		event_send(e);
+	}
+	start = inflight_finish(bpf_get_current_pid_tgid() >> 32, a[3]);
+	sid = series_id(&s);
+	if (sid < 0)
+		return 0;
+	count(sid, status == JOBQ_STATUS_RELEASED ? JOBQ_M_RELEASED : JOBQ_M_PROCESSED, a[4],
+	      status);
+	if (!start || status == JOBQ_STATUS_RELEASED)
 		return 0;
 	dur = (__s64)(now - start);
 	if (dur < 0) {
 		loss(JOBQ_LOSS_NEGATIVE_DELTA);
 		dur = 0;
 	}
-	record(&k, JOBQ_H_DURATION, (__u64)dur);
+	record(sid, JOBQ_H_DURATION, (__u64)dur);
 	return 0;
 }
 
 static __always_inline int count_simple(const char *tenant, const char *type, __u8 metric)
 {
-	struct jobq_hist_key k;
+	struct jobq_series s;
+	int sid;
 
-	if (read_series(&k, tenant, type))
+	if (read_series(&s, tenant, type))
 		return 0;
-	admit_tenant(k.s.tenant, k.s.type, &k.s.overflow);
-	count(&k.s, metric, JOBQ_NO_PRIORITY, JOBQ_NO_STATUS);
+	sid = series_id(&s);
+	if (sid >= 0)
+		count(sid, metric, JOBQ_NO_PRIORITY, JOBQ_NO_STATUS);
 	return 0;
 }
 
@@ -413,10 +461,10 @@ int jobq_depth(struct pt_regs *ctx)
 	__u64 a[JOBQ_ARGC_DEPTH];
 	struct jobq_depth_key k;
 	struct jobq_depth_val v;
-	const char *queue, *tenant;
 
 	ARGS(ctx, a, JOBQ_ARGC_DEPTH);
-	queue = STR(a[0]), tenant = STR(a[1]);
+	/* queue, tenant, depth_high, depth_normal, depth_low,
+	 * oldest_enqueued_unix_ns, in_flight, delayed */
 	v = (struct jobq_depth_val){
 		.depth = { a[2], a[3], a[4] },
 		.oldest_enqueued_unix_ns = a[5],
@@ -425,9 +473,9 @@ int jobq_depth(struct pt_regs *ctx)
 		.ktime_ns = bpf_ktime_get_ns(),
 	};
 	__builtin_memset(&k, 0, sizeof(k));
-	if (read_str(k.tenant, sizeof(k.tenant), tenant))
+	if (read_str(k.tenant, sizeof(k.tenant), STR(a[1])))
 		return 0;
-	read_str(k.queue, sizeof(k.queue), queue);
+	read_str(k.queue, sizeof(k.queue), STR(a[0]));
 	admit_tenant(k.tenant, NULL, &k.overflow);
 	if (bpf_map_update_elem(&depths, &k, &v, BPF_ANY))
 		loss(JOBQ_LOSS_MAP_FULL);

@@ -26,8 +26,7 @@
 
 /* Default map sizes; the agent may change them before load. */
 #define JOBQ_DEFAULT_TENANT_CAP 1024
-#define JOBQ_MAX_COUNTERS 16384
-#define JOBQ_MAX_HISTS 2048
+#define JOBQ_MAX_SERIES 1024   /* (tenant, type) pairs, incl. the overflow one */
 #define JOBQ_MAX_DEPTHS 4096
 #define JOBQ_MAX_INFLIGHT 65536
 
@@ -54,7 +53,23 @@ enum jobq_metric {
 #define JOBQ_NO_PRIORITY 0xff /* probe carries no priority */
 #define JOBQ_NO_STATUS 0xff
 
-/* Per-CPU counter map: key -> __u64. */
+/*
+ * Kernel layout: a hash map turns each (tenant, type) into a small series
+ * id on first sight (the only string-keyed lookup per event); counters and
+ * histograms are per-CPU arrays indexed by that id. Ids are never reused.
+ */
+#define JOBQ_PRIO_SLOTS (JOBQ_PRIO_COUNT + 1)   /* last slot: no priority */
+#define JOBQ_STATUS_SLOTS 4                     /* success, failed, released, none */
+
+#define JOBQ_CTR_CELLS (JOBQ_M_COUNT * JOBQ_PRIO_SLOTS * JOBQ_STATUS_SLOTS)
+/* Cell of (metric, priority slot, status slot) in jobq_counters.c. */
+#define JOBQ_CTR_CELL(m, p, st) (((m) * JOBQ_PRIO_SLOTS + (p)) * JOBQ_STATUS_SLOTS + (st))
+
+struct jobq_counters {
+	__u64 c[JOBQ_CTR_CELLS];
+};
+
+/* A counter as user space exports it (key built from the arrays). */
 struct jobq_ctr_key {
 	struct jobq_series s;
 	__u8 metric;   /* enum jobq_metric */
@@ -86,6 +101,11 @@ struct jobq_hist_val {
 	__u64 buckets[JOBQ_HIST_NBUCKETS];
 };
 
+/* Per-CPU array value at a series id: both histograms of the series. */
+struct jobq_hists {
+	struct jobq_hist_val h[JOBQ_H_COUNT];
+};
+
 /* Last depth report of one (queue, tenant). */
 struct jobq_depth_key {
 	char queue[JOBQ_STR_QUEUE];
@@ -102,7 +122,17 @@ struct jobq_depth_val {
 	__u64 ktime_ns; /* when the probe fired */
 };
 
-/* start -> finish pairing. */
+/* start -> finish pairing: the running job of a thread lives in task
+ * storage (no hash on the common path: finish on the start's thread); a
+ * job whose finish comes from elsewhere, or a thread running several, is
+ * kept in the bounded inflight hash. */
+struct jobq_task_job {
+	__u64 job_id;
+	__u64 start_ktime_ns;
+	__u32 tgid;
+	__u32 used;
+};
+
 struct jobq_inflight_key {
 	__u32 tgid;
 	__u32 pad;
