@@ -127,6 +127,20 @@ int sc_prom_render(const struct sc_store *s, const struct sc_stats *st, struct s
 				sc_buf_printf(o, "jobq_sidecar_dropped_total{signal=\"%s\",reason=\"%s\"} %llu\n",
 					      sc_signal_names[sig], sc_drop_reason_names[r],
 					      (unsigned long long)atomic_load(&st->dropped[sig][r]));
+		sc_buf_puts(o, "# HELP jobq_sidecar_retries_total Export attempts retried\n"
+			       "# TYPE jobq_sidecar_retries_total counter\n");
+		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
+			sc_buf_printf(o, "jobq_sidecar_retries_total{signal=\"%s\"} %llu\n", sc_signal_names[sig],
+				      (unsigned long long)atomic_load(&st->retries[sig]));
+		sc_buf_puts(o, "# HELP jobq_sidecar_queue_bytes Encoded requests waiting to be sent\n"
+			       "# TYPE jobq_sidecar_queue_bytes gauge\n");
+		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
+			sc_buf_printf(o, "jobq_sidecar_queue_bytes{signal=\"%s\"} %llu\n", sc_signal_names[sig],
+				      (unsigned long long)atomic_load(&st->queue_bytes[sig]));
+		sc_buf_printf(o, "# HELP jobq_sidecar_agent_frames_rejected_total Agent frames refused (bad version, undecodable, too large)\n"
+			      "# TYPE jobq_sidecar_agent_frames_rejected_total counter\n"
+			      "jobq_sidecar_agent_frames_rejected_total %llu\n",
+			      (unsigned long long)atomic_load(&st->agent_frames_rejected));
 	}
 	return o->overflow ? -1 : 0;
 }

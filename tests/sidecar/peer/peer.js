@@ -9,7 +9,8 @@
 //             receivedMs, status, body} where body is the decoded request
 //             (64-bit integers as decimal strings, enums as numbers, ids as
 //             hex) or {decodeError}
-//   --script: JSON array of canned answers, used in order (then 200 OK):
+//   --script: canned answers used in order, then 200 OK: a JSON array for
+//             every path, or {"/v1/metrics": [...], "/v1/traces": [...]};
 //             {status, retryAfter, statusMessage, partial: {rejected, message},
 //              delayMs, close: true, json: true}
 'use strict';
@@ -85,7 +86,8 @@ const server = http.createServer((req, res) => {
     } catch (e) {
       rec.body = { decodeError: String(e) };
     }
-    const a = script.length ? script.shift() : {};
+    const list = Array.isArray(script) ? script : (script[req.url] || []);
+    const a = list.length ? list.shift() : {};
     rec.status = a.status || 200;
     fs.writeSync(out, JSON.stringify(rec) + '\n');
     const answer = () => {
