@@ -144,7 +144,11 @@ class Sidecar:
             self.env['OTEL_EXPORTER_OTLP_ENDPOINT'] = peer.url
         self.env.update(env or {})
         self.args = [SIDECAR, '--listen', self.sock, '--prom-listen',
-                     '127.0.0.1:%d' % self.prom_port] + list(args)
+                     '127.0.0.1:%d' % self.prom_port]
+        if not peer and not any(k.startswith('OTEL_EXPORTER_OTLP') for k in self.env):
+            # No collector in this test: write OTLP to a file, not to :4318.
+            self.args += ['--otlp-file', os.path.join(self.dir, 'otlp.jsonl')]
+        self.args += list(args)
         self.proc = None
         if start:
             self.start()
@@ -153,8 +157,8 @@ class Sidecar:
         self.logf = open(self.log, 'a')
         self.proc = subprocess.Popen(self.args, env=self.env, stdout=self.logf, stderr=self.logf)
         _procs.append(self.proc)
-        wait_until(lambda: os.path.exists(self.sock) or self.proc.poll() is not None, 10,
-                   'the sidecar socket')
+        wait_until(lambda: 'listening on' in self.logtext() or self.proc.poll() is not None, 10,
+                   'the sidecar to listen')
         if self.proc.poll() is not None:
             raise AssertionError('sidecar exited early (%d): %s' % (self.proc.returncode, self.logtext()))
 
@@ -165,6 +169,8 @@ class Sidecar:
         return rc
 
     def logtext(self):
+        if not os.path.exists(self.log):
+            return ''
         with open(self.log) as f:
             return f.read()
 
