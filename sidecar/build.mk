@@ -47,3 +47,7 @@ BINS += $(BUILD)/jobq-sidecar
 
 include tests/sidecar/build.mk
 include bench/sidecar_bench.mk
+
+# Generated sources and objects reached only through pattern rules would be
+# deleted as intermediates and rebuilt on every run; keep them.
+.SECONDARY: $(SC_PROTO_C) $(SC_PROTO_H) $(SC_PROTO_OBJ) $(SC_PROTO_SAN_OBJ) $(AGENT_PROTO_SAN_OBJ)

@@ -1,7 +1,7 @@
 # tests/sidecar: cmocka unit tests (ASan+UBSan objects) and integration
 # tests against real processes (node OTLP peer, Prometheus, fake agent).
 
-SC_UNIT_NAMES :=
+SC_UNIT_NAMES := config retry utf8 frame store otlp
 SC_UNIT_TESTS := $(SC_UNIT_NAMES:%=$(BUILD)/tests/sidecar/test_%)
 
 $(BUILD)/tests/sidecar/test_%: $(BUILD)/san/tests/sidecar/test_%.o $(SC_SAN_OBJ) $(SC_PROTO_SAN_OBJ) $(AGENT_PROTO_SAN_OBJ)
@@ -28,3 +28,5 @@ $(BUILD)/tests/sidecar/integ_%: tests/sidecar/test_%.py tests/sidecar/harness.py
 
 UNIT_TESTS += $(SC_UNIT_TESTS)
 INTEG_TESTS += $(SC_INTEG_TESTS)
+
+.SECONDARY: $(SC_UNIT_NAMES:%=$(BUILD)/san/tests/sidecar/test_%.o)
