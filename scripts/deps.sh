@@ -6,7 +6,8 @@ set -eu
 PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
 systemtap-sdt-dev libhiredis-dev redis-server redis-tools
 libprotobuf-c-dev protobuf-c-compiler libcurl4-openssl-dev
-libcmocka-dev pkg-config python3 python3-redis binutils procps"
+libcmocka-dev pkg-config python3 python3-redis binutils procps
+prometheus"
 
 missing=""
 for p in $PKGS; do
