@@ -130,7 +130,7 @@ small=(acme globex initech umbrella hooli stark wayne wonka tyrell cyberdyne)
 log "bigcorp enqueues a massive export; ${#small[@]} small tenants send steady traffic for ${secs}s"
 jobq enqueue --tenant bigcorp --type export --priority low --count "${JOBQ_DEMO_FLOOD:-3000}" >/dev/null
 python3 "$here/demo/load.py" --seconds "$secs" --tenants "${small[@]}" \
-	--jobq "$B/jobq" --queue "$queue" >"$out/load.log" 2>&1 &
+	--jobq "$B/jobq" --queue "$queue" --summary "$out/enqueued.json" >"$out/load.log" 2>&1 &
 load_pid=$!
 load_pids+=("$load_pid")
 
