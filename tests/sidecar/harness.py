@@ -163,9 +163,14 @@ class Sidecar:
             raise AssertionError('sidecar exited early (%d): %s' % (self.proc.returncode, self.logtext()))
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops it; a clean exit (0, no sanitizer report) is part of every test."""
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout)
         self.logf.close()
+        log = self.logtext()
+        for bad in ('AddressSanitizer', 'LeakSanitizer', 'runtime error:'):
+            check(bad not in log, 'sanitizer report in the sidecar log:\n' + log[-3000:])
+        check(rc == 0, 'sidecar exit status %d, log:\n%s' % (rc, log[-2000:]))
         return rc
 
     def logtext(self):
