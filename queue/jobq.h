@@ -159,6 +159,11 @@ struct jobq_worker_opts {
 	uint32_t reap_interval_ms;  /* default 1000 */
 	int release_on_stop;        /* stop: give leased-but-not-started jobs
 				     * back at once (default 1) */
+	/* Jobs leased ahead of free handler slots (default: batch). More
+	 * prefetch means fewer round trips; less means a newly arrived
+	 * tenant waits behind fewer already-leased jobs. 0 = lease only for
+	 * free slots. (Appended in 0.1.0; zeroed structs get 0.) */
+	uint32_t prefetch;
 };
 
 void jobq_worker_opts_init(struct jobq_worker_opts *o);

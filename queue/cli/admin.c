@@ -1,0 +1,229 @@
+/* admin.c - `jobq stats`, `jobq dead`, `jobq tenant`. */
+#include "queue/cli/cli.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* JSON string body (tenant ids are valid UTF-8 without control chars,
+ * so only '"' and '\\' need escaping). */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+int cmd_stats(const struct cli_global *g, int argc, char **argv)
+{
+	struct jobq_tenant_stats *st;
+	int json = 0;
+	size_t n;
+	struct jobq *q;
+	uint64_t now;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = 1;
+		} else if (!strcmp(argv[i], "--help")) {
+			printf("usage: jobq stats [--json]\n");
+			return 0;
+		} else {
+			cli_err("stats: unknown argument \"%s\"", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!(q = cli_connect(g)))
+		return EXIT_RUNTIME;
+	if (jobq_stats(q, &st, &n)) {
+		cli_err("stats: %s", jobq_errmsg(q));
+		jobq_close(q);
+		return EXIT_RUNTIME;
+	}
+	now = now_ns();
+	if (json) {
+		printf("[");
+		for (size_t i = 0; i < n; i++) {
+			const struct jobq_tenant_stats *t = &st[i];
+			double age = t->oldest_enqueued_unix_ns && now > t->oldest_enqueued_unix_ns
+					     ? (double)(now - t->oldest_enqueued_unix_ns) / 1e9
+					     : 0;
+
+			printf("%s\n {\"tenant_id\": ", i ? "," : "");
+			json_str(stdout, t->tenant);
+			printf(", \"depth\": {\"high\": %" PRIu64 ", \"normal\": %" PRIu64 ", \"low\": %" PRIu64
+			       "}, \"delayed\": %" PRIu64 ", \"in_flight\": %" PRIu64
+			       ", \"oldest_enqueued_unix_ns\": %" PRIu64 ", \"oldest_age_seconds\": %.3f"
+			       ", \"weight\": %g, \"cap\": %u}",
+			       t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight,
+			       t->oldest_enqueued_unix_ns, age, t->weight, t->cap);
+		}
+		printf("%s]\n", n ? "\n" : "");
+	} else {
+		printf("%-24s %8s %8s %8s %8s %8s %10s %7s %5s\n", "TENANT", "HIGH", "NORMAL", "LOW",
+		       "DELAYED", "INFLIGHT", "OLDEST(s)", "WEIGHT", "CAP");
+		for (size_t i = 0; i < n; i++) {
+			const struct jobq_tenant_stats *t = &st[i];
+			double age = t->oldest_enqueued_unix_ns && now > t->oldest_enqueued_unix_ns
+					     ? (double)(now - t->oldest_enqueued_unix_ns) / 1e9
+					     : 0;
+
+			printf("%-24s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+			       " %10.1f %7g %5u\n",
+			       t->tenant, t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight,
+			       age, t->weight, t->cap);
+		}
+	}
+	free(st);
+	jobq_close(q);
+	return 0;
+}
+
+int cmd_dead(const struct cli_global *g, int argc, char **argv)
+{
+	struct jobq *q;
+	int rc = 0;
+
+	if (argc < 2 || !strcmp(argv[1], "--help")) {
+		fprintf(argc < 2 ? stderr : stdout,
+			"usage: jobq dead list [--max N] [--json] | jobq dead retry ID | jobq dead retry --all\n");
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	if (!strcmp(argv[1], "list")) {
+		uint32_t max = 100;
+		int json = 0;
+		struct jobq_dead_entry *d;
+		size_t n;
+
+		for (int i = 2; i < argc; i++) {
+			if (!strcmp(argv[i], "--json")) {
+				json = 1;
+			} else if (!strcmp(argv[i], "--max") && i + 1 < argc && !cli_u32(argv[i + 1], &max)) {
+				i++;
+			} else {
+				cli_err("dead list: bad argument \"%s\"", argv[i]);
+				return EXIT_USAGE;
+			}
+		}
+		if (!(q = cli_connect(g)))
+			return EXIT_RUNTIME;
+		if (jobq_dead_list(q, max, &d, &n)) {
+			cli_err("dead list: %s", jobq_errmsg(q));
+			jobq_close(q);
+			return EXIT_RUNTIME;
+		}
+		if (json)
+			printf("[");
+		else
+			printf("%-10s %-20s %-16s %8s  %s\n", "ID", "TENANT", "TYPE", "ATTEMPTS", "REASON");
+		for (size_t i = 0; i < n; i++) {
+			if (json) {
+				printf("%s\n {\"id\": %" PRIu64 ", \"tenant_id\": ", i ? "," : "", d[i].id);
+				json_str(stdout, d[i].tenant);
+				printf(", \"type\": ");
+				json_str(stdout, d[i].type);
+				printf(", \"attempts\": %u, \"failed_unix_ns\": %" PRIu64 ", \"reason\": ",
+				       d[i].attempts, d[i].failed_unix_ns);
+				json_str(stdout, d[i].reason);
+				printf("}");
+			} else {
+				printf("%-10" PRIu64 " %-20s %-16s %8u  %s\n", d[i].id, d[i].tenant, d[i].type,
+				       d[i].attempts, d[i].reason);
+			}
+		}
+		if (json)
+			printf("%s]\n", n ? "\n" : "");
+		free(d);
+		jobq_close(q);
+		return 0;
+	}
+	if (!strcmp(argv[1], "retry")) {
+		uint64_t id = 0;
+		size_t moved = 0;
+
+		if (argc != 3) {
+			cli_err("usage: jobq dead retry ID | --all");
+			return EXIT_USAGE;
+		}
+		if (strcmp(argv[2], "--all")) {
+			char *end;
+
+			id = strtoull(argv[2], &end, 10);
+			if (*end || !id) {
+				cli_err("dead retry: ID must be a positive integer (got \"%s\")", argv[2]);
+				return EXIT_USAGE;
+			}
+		}
+		if (!(q = cli_connect(g)))
+			return EXIT_RUNTIME;
+		if (jobq_dead_retry(q, id, &moved)) {
+			cli_err("dead retry: %s", jobq_errmsg(q));
+			rc = EXIT_RUNTIME;
+		} else {
+			printf("requeued %zu jobs\n", moved);
+		}
+		jobq_close(q);
+		return rc;
+	}
+	cli_err("dead: unknown subcommand \"%s\" (list, retry)", argv[1]);
+	return EXIT_USAGE;
+}
+
+int cmd_tenant(const struct cli_global *g, int argc, char **argv)
+{
+	double weight = 0;
+	uint32_t cap = 0;
+	int have_w = 0, have_c = 0, rc = 0;
+	struct jobq *q;
+
+	if (argc < 3 || strcmp(argv[1], "set")) {
+		cli_err("usage: jobq tenant set TENANT [--weight W] [--cap N]");
+		return EXIT_USAGE;
+	}
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--weight") && i + 1 < argc) {
+			if (cli_double(argv[++i], &weight) || !(weight > 0)) {
+				cli_err("--weight must be a number > 0");
+				return EXIT_USAGE;
+			}
+			have_w = 1;
+		} else if (!strcmp(argv[i], "--cap") && i + 1 < argc) {
+			if (cli_u32(argv[++i], &cap)) {
+				cli_err("--cap must be a non-negative integer");
+				return EXIT_USAGE;
+			}
+			have_c = 1;
+		} else {
+			cli_err("tenant set: bad argument \"%s\"", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!have_w && !have_c) {
+		cli_err("tenant set: give --weight and/or --cap");
+		return EXIT_USAGE;
+	}
+	if (!(q = cli_connect(g)))
+		return EXIT_RUNTIME;
+	if ((have_w && jobq_tenant_set_weight(q, argv[2], weight)) ||
+	    (have_c && jobq_tenant_set_cap(q, argv[2], cap))) {
+		cli_err("tenant set: %s", jobq_errmsg(q));
+		rc = EXIT_RUNTIME;
+	}
+	jobq_close(q);
+	return rc;
+}

@@ -1,0 +1,293 @@
+/* enqueue.c - `jobq enqueue`: one job, --count N copies, or JSON lines. */
+#include "queue/cli/cli.h"
+#include "queue/cli/json.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK 1000        /* jobs per pipelined batch */
+#define LINE_MAX_BYTES (2u << 20)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: jobq enqueue --tenant T --type TY [--payload P] [--priority high|normal|low]\n"
+		"                    [--delay-ms MS] [--max-attempts N] [--traceparent TP] [--count N]\n"
+		"       jobq enqueue --stdin   (one JSON object per line: tenant_id, type, payload,\n"
+		"                               priority, delay_ms, max_attempts, traceparent)\n");
+}
+
+/* One parsed stdin line; strings point into the line buffer. */
+struct line_job {
+	char *buf;
+	char tp[64];
+};
+
+static int from_json(char *line, size_t n, size_t lineno, struct jobq_new_job *j, char *tpbuf)
+{
+	struct json_field f[16];
+	char err[200];
+	int nf = json_parse_object(line, n, f, 16, err, sizeof(err));
+	const struct json_field *x;
+	static const char *known[] = { "tenant_id", "type", "payload", "priority", "delay_ms",
+				       "max_attempts", "traceparent", "id", "enqueued_at", NULL };
+
+	if (nf < 0) {
+		cli_err("stdin line %zu: %s", lineno, err);
+		return -1;
+	}
+	for (int i = 0; i < nf; i++) {
+		int ok = 0;
+
+		for (int k = 0; known[k]; k++)
+			ok |= !strcmp(f[i].key, known[k]);
+		if (!ok) {
+			cli_err("stdin line %zu: unknown field \"%s\"", lineno, f[i].key);
+			return -1;
+		}
+	}
+	jobq_enqueue_opts_init(&j->opts);
+#define STRFIELD(name, dst)                                                                \
+	if ((x = json_get(f, (size_t)nf, name))) {                                         \
+		if (x->type != JSON_STRING || strlen(x->str) != x->str_len) {              \
+			cli_err("stdin line %zu: %s must be a string", lineno, name);      \
+			return -1;                                                         \
+		}                                                                          \
+		dst = x->str;                                                              \
+	}
+	j->tenant = j->type = NULL;
+	STRFIELD("tenant_id", j->tenant)
+	STRFIELD("type", j->type)
+	if (!j->tenant || !j->type) {
+		cli_err("stdin line %zu: tenant_id and type are required", lineno);
+		return -1;
+	}
+	if ((x = json_get(f, (size_t)nf, "priority"))) {
+		const char *p = NULL;
+
+		STRFIELD("priority", p)
+		if (jobq_priority_parse(p, &j->opts.priority)) {
+			cli_err("stdin line %zu: priority must be high, normal or low (got \"%s\")", lineno, p);
+			return -1;
+		}
+	}
+	if ((x = json_get(f, (size_t)nf, "traceparent"))) {
+		const char *tp = NULL;
+
+		STRFIELD("traceparent", tp)
+		snprintf(tpbuf, 64, "%s", tp);
+		j->opts.traceparent = tpbuf;
+	}
+#undef STRFIELD
+	if ((x = json_get(f, (size_t)nf, "delay_ms"))) {
+		char num[32];
+
+		snprintf(num, sizeof(num), "%.*s", (int)x->raw_len, x->raw);
+		if (x->type != JSON_NUMBER || cli_u32(num, &j->opts.delay_ms)) {
+			cli_err("stdin line %zu: delay_ms must be a non-negative integer", lineno);
+			return -1;
+		}
+	}
+	if ((x = json_get(f, (size_t)nf, "max_attempts"))) {
+		char num[32];
+
+		snprintf(num, sizeof(num), "%.*s", (int)x->raw_len, x->raw);
+		if (x->type != JSON_NUMBER || cli_u32(num, &j->opts.max_attempts) || !j->opts.max_attempts) {
+			cli_err("stdin line %zu: max_attempts must be an integer >= 1", lineno);
+			return -1;
+		}
+	}
+	j->payload = "";
+	j->payload_len = 0;
+	if ((x = json_get(f, (size_t)nf, "payload"))) {
+		/* A string payload is stored as its text; anything else as JSON. */
+		if (x->type == JSON_STRING)
+			j->payload = x->str, j->payload_len = x->str_len;
+		else
+			j->payload = x->raw, j->payload_len = x->raw_len;
+	}
+	return 0;
+}
+
+static int flush(struct jobq *q, struct jobq_new_job *jobs, size_t n, size_t first_line,
+		 uint64_t *total)
+{
+	if (!n)
+		return 0;
+	if (jobq_enqueue_batch(q, jobs, n, NULL)) {
+		cli_err("lines %zu..%zu: %s (%" PRIu64 " jobs enqueued before them)", first_line,
+			first_line + n - 1, jobq_errmsg(q), *total);
+		return -1;
+	}
+	*total += n;
+	return 0;
+}
+
+static int from_stdin(struct jobq *q)
+{
+	struct jobq_new_job *jobs = calloc(CHUNK, sizeof(*jobs));
+	char **lines = calloc(CHUNK, sizeof(*lines));
+	char (*tps)[64] = calloc(CHUNK, 64);
+	size_t n = 0, lineno = 0, first = 1;
+	uint64_t total = 0;
+	int rc = EXIT_RUNTIME;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+
+	if (!jobs || !lines || !tps) {
+		cli_err("out of memory");
+		goto out;
+	}
+	while ((len = getline(&line, &cap, stdin)) >= 0) {
+		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		if ((size_t)len > LINE_MAX_BYTES) {
+			cli_err("stdin line %zu: longer than %u bytes", lineno, LINE_MAX_BYTES);
+			goto out;
+		}
+		if (n == 0)
+			first = lineno;
+		lines[n] = line; /* keep the buffer: fields point into it */
+		line = NULL;
+		cap = 0;
+		if (from_json(lines[n], (size_t)len, lineno, &jobs[n], tps[n])) {
+			n++;
+			goto out;
+		}
+		if (++n == CHUNK) {
+			if (flush(q, jobs, n, first, &total))
+				goto out;
+			for (size_t i = 0; i < n; i++)
+				free(lines[i]);
+			n = 0;
+		}
+	}
+	if (ferror(stdin)) {
+		cli_err("reading stdin failed");
+		goto out;
+	}
+	if (flush(q, jobs, n, first, &total))
+		goto out;
+	printf("enqueued %" PRIu64 " jobs\n", total);
+	rc = 0;
+out:
+	if (rc && total)
+		cli_err("%" PRIu64 " jobs were enqueued before the error", total);
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(line);
+	free(lines);
+	free(jobs);
+	free(tps);
+	return rc;
+}
+
+int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tenant", required_argument, 0, 't' },  { "type", required_argument, 0, 'y' },
+		{ "payload", required_argument, 0, 'p' }, { "priority", required_argument, 0, 'P' },
+		{ "delay-ms", required_argument, 0, 'd' }, { "max-attempts", required_argument, 0, 'm' },
+		{ "traceparent", required_argument, 0, 'T' }, { "count", required_argument, 0, 'n' },
+		{ "stdin", no_argument, 0, 's' },         { "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct jobq_new_job j = { 0 };
+	uint32_t count = 1;
+	int use_stdin = 0, c, rc = 0;
+	struct jobq *q;
+
+	jobq_enqueue_opts_init(&j.opts);
+	j.payload = "";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': j.tenant = optarg; break;
+		case 'y': j.type = optarg; break;
+		case 'p': j.payload = optarg; j.payload_len = strlen(optarg); break;
+		case 'P':
+			if (jobq_priority_parse(optarg, &j.opts.priority)) {
+				cli_err("--priority must be high, normal or low (got \"%s\")", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd':
+			if (cli_u32(optarg, &j.opts.delay_ms)) {
+				cli_err("--delay-ms must be a non-negative integer");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'm':
+			if (cli_u32(optarg, &j.opts.max_attempts) || !j.opts.max_attempts) {
+				cli_err("--max-attempts must be an integer >= 1");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'T': j.opts.traceparent = optarg; break;
+		case 'n':
+			if (cli_u32(optarg, &count) || !count) {
+				cli_err("--count must be an integer >= 1");
+				return EXIT_USAGE;
+			}
+			break;
+		case 's': use_stdin = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_err("unexpected argument \"%s\"", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!use_stdin && (!j.tenant || !j.type)) {
+		cli_err("--tenant and --type are required (or --stdin)");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!(q = cli_connect(g)))
+		return EXIT_RUNTIME;
+	if (use_stdin) {
+		rc = from_stdin(q);
+	} else if (count == 1) {
+		uint64_t id;
+
+		if (jobq_enqueue(q, j.tenant, j.type, j.payload, j.payload_len, &j.opts, &id)) {
+			cli_err("%s", jobq_errmsg(q));
+			rc = EXIT_RUNTIME;
+		} else {
+			printf("%" PRIu64 "\n", id);
+		}
+	} else {
+		struct jobq_new_job *jobs = malloc(sizeof(*jobs) * CHUNK);
+		uint64_t done = 0;
+
+		if (!jobs) {
+			cli_err("out of memory");
+			rc = EXIT_RUNTIME;
+		}
+		for (size_t i = 0; jobs && i < CHUNK; i++)
+			jobs[i] = j;
+		while (jobs && done < count) {
+			size_t k = count - done < CHUNK ? count - done : CHUNK;
+
+			if (jobq_enqueue_batch(q, jobs, k, NULL)) {
+				cli_err("%s (%" PRIu64 " jobs enqueued before)", jobq_errmsg(q), done);
+				rc = EXIT_RUNTIME;
+				break;
+			}
+			done += k;
+		}
+		if (!rc)
+			printf("enqueued %" PRIu64 " jobs\n", done);
+		free(jobs);
+	}
+	jobq_close(q);
+	return rc;
+}

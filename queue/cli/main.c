@@ -1,0 +1,128 @@
+/* main.c - `jobq`: global options and subcommand dispatch. */
+#include "queue/cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: jobq [--redis URL] [--queue NAME] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  enqueue  add jobs (flags, --count N, or --stdin JSON lines)\n"
+		"  worker   run jobs with fair scheduling across tenants\n"
+		"  stats    per-tenant depth, age, in-flight (--json)\n"
+		"  dead     list | retry ID | retry --all\n"
+		"  tenant   set TENANT [--weight W] [--cap N]\n"
+		"\n"
+		"--redis defaults to $JOBQ_REDIS_URL, then redis://127.0.0.1:6379.\n"
+		"Run `jobq COMMAND --help` for a command's options; see docs/cli.md.\n");
+}
+
+void cli_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("jobq: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+struct jobq *cli_connect(const struct cli_global *g)
+{
+	struct jobq_opts o;
+	struct jobq *q;
+	char err[256];
+
+	jobq_opts_init(&o);
+	o.redis_url = g->redis_url;
+	o.queue = g->queue;
+	if (jobq_connect(&o, &q, err, sizeof(err))) {
+		cli_err("%s", err);
+		return NULL;
+	}
+	return q;
+}
+
+int cli_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end || errno || v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int cli_double(const char *s, double *out)
+{
+	char *end;
+
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	*out = strtod(s, &end);
+	return *end || errno ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli_global g = { 0 };
+	int i = 1;
+
+	/* Global options come before the command. */
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("jobq %s\n", JOBQ_VERSION);
+			return 0;
+		} else if ((!strcmp(argv[i], "--redis") || !strcmp(argv[i], "--queue")) && i + 1 < argc) {
+			*(argv[i][2] == 'r' ? &g.redis_url : &g.queue) = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "--redis=", 8)) {
+			g.redis_url = argv[i++] + 8;
+		} else if (!strncmp(argv[i], "--queue=", 8)) {
+			g.queue = argv[i++] + 8;
+		} else {
+			cli_err("unknown or incomplete global option \"%s\"", argv[i]);
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	argc -= i;
+	argv += i;
+	if (!strcmp(argv[0], "enqueue"))
+		return cmd_enqueue(&g, argc, argv);
+	if (!strcmp(argv[0], "worker"))
+		return cmd_worker(&g, argc, argv);
+	if (!strcmp(argv[0], "stats"))
+		return cmd_stats(&g, argc, argv);
+	if (!strcmp(argv[0], "dead"))
+		return cmd_dead(&g, argc, argv);
+	if (!strcmp(argv[0], "tenant"))
+		return cmd_tenant(&g, argc, argv);
+	if (!strcmp(argv[0], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	cli_err("unknown command \"%s\"", argv[0]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,453 @@
+/* conn.c - connection handling: URL, connect, AUTH, scripts, EVALSHA. */
+#include "queue/internal.h"
+#include "queue/validate.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static jobq_log_fn log_fn;
+static void *log_user;
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void jobq_set_log(jobq_log_fn fn, void *user)
+{
+	pthread_mutex_lock(&log_mu);
+	log_fn = fn;
+	log_user = user;
+	pthread_mutex_unlock(&log_mu);
+}
+
+void jobq__log(enum jobq_log_level lvl, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	jobq_log_fn fn;
+	void *user;
+
+	pthread_mutex_lock(&log_mu);
+	fn = log_fn;
+	user = log_user;
+	pthread_mutex_unlock(&log_mu);
+	if (!fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fn(lvl, buf, user);
+}
+
+int jobq__fail(struct jobq *q, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(q->err, sizeof(q->err), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+uint64_t jobq__now_unix_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t jobq__mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000ull + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *jobq_strerror(int err)
+{
+	switch (err) {
+	case JOBQ_OK: return "success";
+	case JOBQ_EINVAL: return "invalid argument";
+	case JOBQ_EREDIS: return "redis connection error";
+	case JOBQ_ENOMEM: return "out of memory";
+	case JOBQ_ESTALE: return "stale lease";
+	case JOBQ_ENOTFOUND: return "not found";
+	case JOBQ_EPROTO: return "unexpected reply from redis";
+	case JOBQ_ETIMEDOUT: return "timed out";
+	default: return "unknown error";
+	}
+}
+
+const char *jobq_priority_name(enum jobq_priority p)
+{
+	switch (p) {
+	case JOBQ_HIGH: return "high";
+	case JOBQ_NORMAL: return "normal";
+	case JOBQ_LOW: return "low";
+	}
+	return NULL;
+}
+
+int jobq_priority_parse(const char *s, enum jobq_priority *out)
+{
+	if (!s)
+		return JOBQ_EINVAL;
+	if (!strcmp(s, "high"))
+		*out = JOBQ_HIGH;
+	else if (!strcmp(s, "normal"))
+		*out = JOBQ_NORMAL;
+	else if (!strcmp(s, "low"))
+		*out = JOBQ_LOW;
+	else
+		return JOBQ_EINVAL;
+	return JOBQ_OK;
+}
+
+void jobq_opts_init(struct jobq_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->connect_timeout_ms = 2000;
+	o->command_timeout_ms = 5000;
+	o->max_payload = 1 << 20;
+	o->reconnect_max_ms = 5000;
+}
+
+static struct timeval tv_ms(int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	return tv;
+}
+
+void jobq__disconnect(struct jobq *q)
+{
+	if (q->c) {
+		redisFree(q->c);
+		q->c = NULL;
+	}
+}
+
+/* A synchronous command; the reply must not be an error. */
+static int simple_cmd(struct jobq *q, const char *what, int argc, const char **argv,
+		      const size_t *lens, redisReply **out)
+{
+	redisReply *r = redisCommandArgv(q->c, argc, argv, lens);
+
+	if (!r) {
+		int rc = jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, q->c->errstr);
+
+		jobq__disconnect(q);
+		return rc;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		int rc = jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, r->str);
+
+		freeReplyObject(r);
+		return rc;
+	}
+	if (out)
+		*out = r;
+	else
+		freeReplyObject(r);
+	return JOBQ_OK;
+}
+
+static int load_scripts(struct jobq *q)
+{
+	for (int i = 0; i < JOBQ_S_COUNT; i++) {
+		const char *argv[] = { "SCRIPT", "LOAD", jobq_lua_scripts[i].src };
+		redisReply *r;
+		int rc = simple_cmd(q, "SCRIPT LOAD", 3, argv, NULL, &r);
+
+		if (rc)
+			return rc;
+		if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+			freeReplyObject(r);
+			return jobq__fail(q, JOBQ_EPROTO, "SCRIPT LOAD %s: unexpected reply",
+					  jobq_lua_scripts[i].name);
+		}
+		memcpy(q->sha[i], r->str, 41);
+		freeReplyObject(r);
+	}
+	return JOBQ_OK;
+}
+
+int jobq__reconnect(struct jobq *q)
+{
+	struct timeval ct = tv_ms(q->o.connect_timeout_ms);
+	struct timeval cmd = tv_ms(q->o.command_timeout_ms);
+	char where[300];
+	int rc;
+
+	jobq__disconnect(q);
+	if (q->url.path[0]) {
+		snprintf(where, sizeof(where), "%s", q->url.path);
+		q->c = redisConnectUnixWithTimeout(q->url.path, ct);
+	} else {
+		snprintf(where, sizeof(where), "%s:%d", q->url.host, q->url.port);
+		q->c = redisConnectWithTimeout(q->url.host, q->url.port, ct);
+	}
+	if (!q->c)
+		return jobq__fail(q, JOBQ_ENOMEM, "connect %s: out of memory", where);
+	if (q->c->err) {
+		rc = jobq__fail(q, JOBQ_EREDIS, "connect %s: %s", where, q->c->errstr);
+		jobq__disconnect(q);
+		return rc;
+	}
+	if (redisSetTimeout(q->c, cmd) != REDIS_OK) {
+		rc = jobq__fail(q, JOBQ_EREDIS, "connect %s: cannot set timeout", where);
+		jobq__disconnect(q);
+		return rc;
+	}
+	if (q->url.password[0]) {
+		const char *argv[] = { "AUTH", q->url.user, q->url.password };
+
+		rc = q->url.user[0] ? simple_cmd(q, "AUTH", 3, argv, NULL, NULL)
+				    : (argv[1] = q->url.password, simple_cmd(q, "AUTH", 2, argv, NULL, NULL));
+		if (rc)
+			goto fail;
+	}
+	if (q->url.db) {
+		char db[16];
+		const char *argv[] = { "SELECT", db };
+
+		snprintf(db, sizeof(db), "%d", q->url.db);
+		if ((rc = simple_cmd(q, "SELECT", 2, argv, NULL, NULL)))
+			goto fail;
+	}
+	if ((rc = load_scripts(q)))
+		goto fail;
+	return JOBQ_OK;
+fail:
+	jobq__disconnect(q);
+	return rc;
+}
+
+int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen)
+{
+	struct jobq_opts def;
+	const char *url, *queue;
+	struct jobq *q;
+	int rc;
+
+	*out = NULL;
+	if (!o) {
+		jobq_opts_init(&def);
+		o = &def;
+	}
+	url = o->redis_url ? o->redis_url : getenv("JOBQ_REDIS_URL");
+	if (!url || !*url)
+		url = "redis://127.0.0.1:6379";
+	queue = o->queue ? o->queue : "default";
+	if (jobq_check_name("queue", queue, JOBQ_QUEUE_MAX, err, errlen))
+		return JOBQ_EINVAL;
+	if (strpbrk(queue, "{}")) {
+		snprintf(err, errlen, "queue must not contain '{' or '}'");
+		return JOBQ_EINVAL;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		snprintf(err, errlen, "out of memory");
+		return JOBQ_ENOMEM;
+	}
+	q->o = *o;
+	snprintf(q->url_str, sizeof(q->url_str), "%s", url);
+	snprintf(q->queue, sizeof(q->queue), "%s", queue);
+	snprintf(q->prefix, sizeof(q->prefix), "jobq:{%s}:", queue);
+	q->o.redis_url = q->url_str;
+	q->o.queue = q->queue;
+	if (q->o.connect_timeout_ms <= 0)
+		q->o.connect_timeout_ms = 2000;
+	if (q->o.command_timeout_ms <= 0)
+		q->o.command_timeout_ms = 5000;
+	if (!q->o.max_payload)
+		q->o.max_payload = 1 << 20;
+	if (q->o.reconnect_max_ms <= 0)
+		q->o.reconnect_max_ms = 5000;
+	if (jobq_url_parse(url, &q->url, err, errlen)) {
+		free(q);
+		return JOBQ_EINVAL;
+	}
+	rc = jobq__reconnect(q);
+	if (rc) {
+		snprintf(err, errlen, "%s", q->err);
+		free(q);
+		return rc;
+	}
+	*out = q;
+	return JOBQ_OK;
+}
+
+void jobq_close(struct jobq *q)
+{
+	if (!q)
+		return;
+	jobq__disconnect(q);
+	free(q);
+}
+
+const char *jobq_errmsg(const struct jobq *q)
+{
+	return q ? q->err : "no handle";
+}
+
+const char *jobq_queue_name(const struct jobq *q)
+{
+	return q->queue;
+}
+
+int jobq__append_eval(struct jobq *q, enum jobq_script_id s, int argc, const char **argv,
+		      const size_t *lens)
+{
+	enum { FIXED = 4, STACK = 64 };
+	const char *sv[STACK];
+	size_t sl[STACK];
+	const char **av = sv;
+	size_t *al = sl;
+	int rc;
+
+	if (!q->c && (rc = jobq__reconnect(q)))
+		return rc;
+	if (argc + FIXED > STACK) {
+		av = malloc(sizeof(*av) * (size_t)(argc + FIXED));
+		al = malloc(sizeof(*al) * (size_t)(argc + FIXED));
+		if (!av || !al) {
+			free(av);
+			free(al);
+			return jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+		}
+	}
+	av[0] = "EVALSHA", al[0] = 7;
+	av[1] = q->sha[s], al[1] = 40;
+	av[2] = "1", al[2] = 1;
+	av[3] = q->prefix, al[3] = strlen(q->prefix);
+	for (int i = 0; i < argc; i++) {
+		av[FIXED + i] = argv[i];
+		al[FIXED + i] = lens ? lens[i] : strlen(argv[i]);
+	}
+	rc = redisAppendCommandArgv(q->c, argc + FIXED, av, al) == REDIS_OK
+		     ? JOBQ_OK
+		     : jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+	if (av != sv) {
+		free(av);
+		free(al);
+	}
+	return rc;
+}
+
+int jobq__read(struct jobq *q, redisReply **r)
+{
+	void *reply = NULL;
+
+	*r = NULL;
+	if (!q->c)
+		return jobq__fail(q, JOBQ_EREDIS, "not connected");
+	if (redisGetReply(q->c, &reply) != REDIS_OK || !reply) {
+		int rc = jobq__fail(q, JOBQ_EREDIS, "redis: %s",
+				    q->c->errstr[0] ? q->c->errstr : "connection lost");
+
+		jobq__disconnect(q);
+		return rc;
+	}
+	*r = reply;
+	return JOBQ_OK;
+}
+
+int jobq__is_noscript(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8);
+}
+
+int jobq__reply_error(struct jobq *q, const redisReply *r, const char *what)
+{
+	const char *m = r->str, *j = strstr(m, "jobq: ");
+
+	/* Validation errors raised by our scripts carry "jobq: <field> ...". */
+	if (j) {
+		const char *end = strstr(j, " script:");
+		int n = end ? (int)(end - j - 6) : (int)strlen(j + 6);
+
+		return jobq__fail(q, JOBQ_EINVAL, "%s: %.*s", what, n, j + 6);
+	}
+	return jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, m);
+}
+
+int jobq__eval(struct jobq *q, enum jobq_script_id s, int argc, const char **argv,
+	       const size_t *lens, redisReply **out)
+{
+	*out = NULL;
+	for (int tries = 0; tries < 2; tries++) {
+		redisReply *r;
+		int rc = jobq__append_eval(q, s, argc, argv, lens);
+
+		if (rc || (rc = jobq__read(q, &r)))
+			return rc;
+		if (jobq__is_noscript(r) && tries == 0) {
+			/* Redis lost its script cache (restart, SCRIPT FLUSH). */
+			freeReplyObject(r);
+			jobq__log(JOBQ_LOG_INFO, "redis lost the scripts; reloading");
+			if ((rc = load_scripts(q)))
+				return rc;
+			continue;
+		}
+		if (r->type == REDIS_REPLY_ERROR) {
+			rc = jobq__reply_error(q, r, jobq_lua_scripts[s].name);
+			freeReplyObject(r);
+			return rc;
+		}
+		*out = r;
+		return JOBQ_OK;
+	}
+	return jobq__fail(q, JOBQ_EREDIS, "%s: NOSCRIPT after reload", jobq_lua_scripts[s].name);
+}
+
+int jobq__reply_str(const redisReply *r, char *buf, size_t cap)
+{
+	if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+		if ((size_t)r->len >= cap)
+			return -1;
+		memcpy(buf, r->str, (size_t)r->len);
+		buf[r->len] = '\0';
+		return 0;
+	}
+	if (r->type == REDIS_REPLY_INTEGER) {
+		int n = snprintf(buf, cap, "%lld", r->integer);
+
+		return n < 0 || (size_t)n >= cap ? -1 : 0;
+	}
+	return -1;
+}
+
+int jobq__reply_u64(const redisReply *r, uint64_t *out)
+{
+	char buf[32], *end;
+
+	if (r->type == REDIS_REPLY_INTEGER) {
+		if (r->integer < 0)
+			return -1;
+		*out = (uint64_t)r->integer;
+		return 0;
+	}
+	if (jobq__reply_str(r, buf, sizeof(buf)) || !buf[0] || buf[0] == '-')
+		return -1;
+	errno = 0;
+	*out = strtoull(buf, &end, 10);
+	return *end || errno ? -1 : 0;
+}
+
+int jobq__reply_double(const redisReply *r, double *out)
+{
+	char buf[64], *end;
+
+	if (r->type == REDIS_REPLY_INTEGER) {
+		*out = (double)r->integer;
+		return 0;
+	}
+	if (jobq__reply_str(r, buf, sizeof(buf)) || !buf[0])
+		return -1;
+	*out = strtod(buf, &end);
+	return *end ? -1 : 0;
+}

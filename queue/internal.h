@@ -1,0 +1,63 @@
+/* internal.h - libjobq internals shared by its modules (not installed). */
+#ifndef JOBQ_INTERNAL_H
+#define JOBQ_INTERNAL_H
+
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+
+#include "queue/jobq.h"
+#include "queue/scripts.h"
+#include "queue/url.h"
+
+#define JOBQ_ERRMSG_MAX 256
+#define JOBQ_PREFIX_MAX (JOBQ_QUEUE_MAX + 16)
+
+struct jobq {
+	redisContext *c;           /* NULL while disconnected */
+	struct jobq_url url;
+	struct jobq_opts o;        /* redis_url/queue point into the copies below */
+	char url_str[768];
+	char queue[JOBQ_QUEUE_MAX + 1];
+	char prefix[JOBQ_PREFIX_MAX]; /* "jobq:{<queue>}:" = KEYS[1] of every script */
+	char sha[JOBQ_S_COUNT][41];
+	char err[JOBQ_ERRMSG_MAX];
+};
+
+/* Sets q->err from fmt and returns code. */
+int jobq__fail(struct jobq *q, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* (Re)connects q: TCP/unix connect, AUTH, SELECT, SCRIPT LOAD. */
+int jobq__reconnect(struct jobq *q);
+/* Drops the connection (after an I/O error); the next call reconnects. */
+void jobq__disconnect(struct jobq *q);
+
+/* Appends EVALSHA of script s with KEYS[1] = prefix and the given ARGV to
+ * the output buffer (pipelining). Nothing is sent until a reply is read. */
+int jobq__append_eval(struct jobq *q, enum jobq_script_id s, int argc, const char **argv,
+		      const size_t *lens);
+/* Reads the next reply. I/O errors drop the connection: JOBQ_EREDIS. A Redis
+ * error reply is returned as a reply (caller checks REDIS_REPLY_ERROR). */
+int jobq__read(struct jobq *q, redisReply **r);
+/* One script call, synchronously; reloads the scripts and retries once on
+ * NOSCRIPT. Error replies become JOBQ_EREDIS/JOBQ_EINVAL with the message. */
+int jobq__eval(struct jobq *q, enum jobq_script_id s, int argc, const char **argv,
+	       const size_t *lens, redisReply **out);
+/* 1 if r is a NOSCRIPT error reply. */
+int jobq__is_noscript(const redisReply *r);
+/* Maps an error reply to a code and message ("jobq: ..." -> JOBQ_EINVAL). */
+int jobq__reply_error(struct jobq *q, const redisReply *r, const char *what);
+
+/* Logging through the jobq_set_log callback. */
+void jobq__log(enum jobq_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Copies a Redis string/integer reply element into buf as text; returns
+ * -1 if it is neither or does not fit. */
+int jobq__reply_str(const redisReply *r, char *buf, size_t cap);
+int jobq__reply_u64(const redisReply *r, uint64_t *out);
+int jobq__reply_double(const redisReply *r, double *out);
+
+uint64_t jobq__now_unix_ns(void);
+uint64_t jobq__mono_ms(void);
+
+#endif

@@ -1,0 +1,451 @@
+/* test_roundtrip.c - library transitions against a real redis-server:
+ * enqueue/lease/ack, priorities and aging, stale acks, validation, retry
+ * with backoff and dead-lettering, malformed documents, caps and SFQ
+ * ordering, driven one script call at a time. */
+#include "tests/queue/qtest.h"
+
+#include "queue/lease.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct jobq_lease_params P1 = { 1, 30000, 0, 1.0 };
+
+static struct jobq_lease *lease1(struct jobq *q, const struct jobq_lease_params *p)
+{
+	struct jobq_lease *l[4];
+	size_t n;
+	int64_t due;
+
+	assert_int_equal(jobq_lease(q, p, l, 4, &n, &due), JOBQ_OK);
+	assert_true(n <= 1);
+	return n ? l[0] : NULL;
+}
+
+static enum jobq_settled settle(struct jobq *q, struct jobq_lease *l, enum jobq_outcome o,
+				double ms, uint32_t delay, const char *err)
+{
+	struct jobq_settle s = { .l = l, .outcome = o, .duration_ms = ms, .delay_ms = delay };
+
+	snprintf(s.error, sizeof(s.error), "%s", err ? err : "");
+	assert_int_equal(jobq_settle(q, &s, 1), JOBQ_OK);
+	return s.result;
+}
+
+static uint64_t enq(struct jobq *q, const char *tenant, const char *type, enum jobq_priority p)
+{
+	struct jobq_enqueue_opts o;
+	uint64_t id = 0;
+
+	jobq_enqueue_opts_init(&o);
+	o.priority = p;
+	if (jobq_enqueue(q, tenant, type, "x", 1, &o, &id))
+		fail_msg("enqueue: %s", jobq_errmsg(q));
+	return id;
+}
+
+static void enqueue_lease_ack_roundtrip(void **state)
+{
+	struct jobq *q = qt_connect("rt");
+	struct jobq_enqueue_opts o;
+	struct jobq_tenant_stats *st;
+	struct jobq_lease *l;
+	uint64_t id, before = qt_now_ns();
+	size_t n;
+	static const uint8_t tid[16] = { 0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+					 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36 };
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.priority = JOBQ_HIGH;
+	o.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	assert_int_equal(jobq_enqueue(q, "acme", "email", "he\0llo", 6, &o, &id), JOBQ_OK);
+	assert_true(id > 0);
+
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(st[0].tenant, "acme");
+	assert_int_equal(st[0].depth[JOBQ_HIGH], 1);
+	assert_true(st[0].oldest_enqueued_unix_ns >= before);
+	free(st);
+
+	l = lease1(q, &P1);
+	assert_non_null(l);
+	assert_int_equal(l->job.id, id);
+	assert_string_equal(l->job.tenant, "acme");
+	assert_string_equal(l->job.type, "email");
+	assert_int_equal(l->job.payload_len, 6);
+	assert_memory_equal(l->job.payload, "he\0llo", 6);
+	assert_int_equal(l->job.priority, JOBQ_HIGH);
+	assert_int_equal(l->job.attempt, 1);
+	assert_int_equal(l->job.max_attempts, 5);
+	assert_true(l->job.enqueued_unix_ns >= before && l->job.enqueued_unix_ns <= qt_now_ns());
+	assert_memory_equal(l->job.trace_id, tid, 16);
+	assert_int_equal(l->job.trace_flags, 1);
+	/* The enqueue span is a new child span, not the caller's. */
+	assert_memory_not_equal(l->job.span_id, "\x00\xf0\x67\xaa\x0b\xa9\x02\xb7", 8);
+	assert_false(l->malformed);
+
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(st[0].in_flight, 1);
+	assert_int_equal(st[0].depth[JOBQ_HIGH], 0);
+	free(st);
+
+	assert_int_equal(settle(q, l, JOBQ_OUT_OK, 1.0, 0, NULL), JOBQ_SETTLED_OK);
+	/* A second ack of the same lease is stale: nothing to complete. */
+	assert_int_equal(settle(q, l, JOBQ_OUT_OK, 1.0, 0, NULL), JOBQ_SETTLED_STALE);
+	jobq_lease_free(l);
+	assert_null(lease1(q, &P1));
+	assert_int_equal(qt_wait_drained(q, 1000), 0);
+	jobq_close(q);
+}
+
+static void priorities_strict_then_fifo(void **state)
+{
+	struct jobq *q = qt_connect("prio");
+	uint64_t lo1 = enq(q, "t", "x", JOBQ_LOW), n1 = enq(q, "t", "x", JOBQ_NORMAL);
+	uint64_t h1 = enq(q, "t", "x", JOBQ_HIGH), lo2 = enq(q, "t", "x", JOBQ_LOW);
+	uint64_t h2 = enq(q, "t", "x", JOBQ_HIGH), n2 = enq(q, "t", "x", JOBQ_NORMAL);
+	uint64_t want[] = { h1, h2, n1, n2, lo1, lo2 };
+
+	(void)state;
+	for (size_t i = 0; i < 6; i++) {
+		struct jobq_lease *l = lease1(q, &P1);
+
+		assert_non_null(l);
+		if (l->job.id != want[i])
+			fail_msg("dispatch %zu: expected job %lu, got %lu", i, want[i], l->job.id);
+		assert_int_equal(settle(q, l, JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+		jobq_lease_free(l);
+	}
+	jobq_close(q);
+}
+
+static void aging_serves_old_low_priority(void **state)
+{
+	struct jobq *q = qt_connect("aging");
+	struct jobq_lease_params p = P1;
+	uint64_t lo = enq(q, "t", "x", JOBQ_LOW);
+	struct jobq_lease *l;
+
+	(void)state;
+	qt_sleep_ms(100);
+	enq(q, "t", "x", JOBQ_HIGH);
+	p.aging_ms = 20; /* 100 ms waited = 5 levels: low outranks fresh high */
+	l = lease1(q, &p);
+	assert_non_null(l);
+	assert_int_equal(l->job.id, lo);
+	jobq_lease_free(l);
+	jobq_close(q);
+}
+
+static void stale_ack_after_lease_expiry_is_rejected(void **state)
+{
+	struct jobq *q = qt_connect("stale");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *old, *fresh;
+	uint64_t id = enq(q, "t", "x", JOBQ_NORMAL);
+	size_t reaped = 0;
+
+	(void)state;
+	p.lease_ms = 100;
+	old = lease1(q, &p);
+	assert_non_null(old);
+	for (int i = 0; i < 100 && !reaped; i++) {
+		qt_sleep_ms(20);
+		assert_int_equal(jobq_reap(q, 100, &reaped), JOBQ_OK);
+	}
+	assert_int_equal(reaped, 1);
+	fresh = lease1(q, &P1);
+	assert_non_null(fresh);
+	assert_int_equal(fresh->job.id, id);
+	assert_int_equal(fresh->job.attempt, 2);
+	assert_string_not_equal(fresh->token, old->token);
+	/* The stalled worker wakes up and acks: rejected, nothing changes. */
+	assert_int_equal(settle(q, old, JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_STALE);
+	assert_int_equal(settle(q, old, JOBQ_OUT_FAIL, 1, 0, "x"), JOBQ_SETTLED_STALE);
+	assert_int_equal(settle(q, fresh, JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	jobq_lease_free(old);
+	jobq_lease_free(fresh);
+	assert_int_equal(qt_wait_drained(q, 1000), 0);
+	jobq_close(q);
+}
+
+static void expect_einval(struct jobq *q, int rc, const char *field)
+{
+	assert_int_equal(rc, JOBQ_EINVAL);
+	if (!strstr(jobq_errmsg(q), field))
+		fail_msg("error \"%s\" does not name %s", jobq_errmsg(q), field);
+}
+
+static void bad_input_rejected_naming_the_field(void **state)
+{
+	struct jobq_opts o;
+	struct jobq *q;
+	struct jobq_enqueue_opts eo;
+	struct jobq_new_job b[3];
+	struct jobq_tenant_stats *st;
+	char long_name[100], err[256];
+	size_t n;
+
+	(void)state;
+	jobq_opts_init(&o);
+	o.redis_url = qt_redis.url;
+	o.queue = "bad";
+	o.max_payload = 10;
+	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_OK);
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	expect_einval(q, jobq_enqueue(q, "", "x", "", 0, NULL, NULL), "tenant_id");
+	expect_einval(q, jobq_enqueue(q, long_name, "x", "", 0, NULL, NULL), "tenant_id");
+	expect_einval(q, jobq_enqueue(q, "bad\xff", "x", "", 0, NULL, NULL), "tenant_id");
+	expect_einval(q, jobq_enqueue(q, "t\n", "x", "", 0, NULL, NULL), "tenant_id");
+	expect_einval(q, jobq_enqueue(q, "t", "", "", 0, NULL, NULL), "type");
+	expect_einval(q, jobq_enqueue(q, "t", "\xc0\xaf", "", 0, NULL, NULL), "type");
+	expect_einval(q, jobq_enqueue(q, "t", "x", "01234567890", 11, NULL, NULL), "payload");
+	jobq_enqueue_opts_init(&eo);
+	eo.priority = (enum jobq_priority)7;
+	expect_einval(q, jobq_enqueue(q, "t", "x", "", 0, &eo, NULL), "priority");
+	jobq_enqueue_opts_init(&eo);
+	eo.traceparent = "00-zz";
+	expect_einval(q, jobq_enqueue(q, "t", "x", "", 0, &eo, NULL), "traceparent");
+	/* A batch with one bad job enqueues nothing and names its index. */
+	for (int i = 0; i < 3; i++) {
+		b[i] = (struct jobq_new_job){ "t", "x", "p", 1, { 0 } };
+		jobq_enqueue_opts_init(&b[i].opts);
+	}
+	b[1].type = "";
+	expect_einval(q, jobq_enqueue_batch(q, b, 3, NULL), "job 1: type");
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(n, 0);
+	free(st);
+	jobq_close(q);
+	/* Bad URLs are user errors with a clear message. */
+	o.redis_url = "http://x";
+	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_EINVAL);
+	assert_non_null(strstr(err, "redis://"));
+}
+
+static void retry_with_backoff_then_dead_letter_then_retry(void **state)
+{
+	struct jobq *q = qt_connect("retry");
+	struct jobq_enqueue_opts o;
+	struct jobq_lease *l[4];
+	struct jobq_dead_entry *d;
+	struct jobq_tenant_stats *st;
+	uint64_t id;
+	size_t n, moved;
+	int64_t due;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 2;
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, &o, &id), JOBQ_OK);
+	l[0] = lease1(q, &P1);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_FAIL, 1, 300, "boom 1"), JOBQ_SETTLED_RETRY);
+	jobq_lease_free(l[0]);
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(st[0].delayed, 1);
+	free(st);
+	/* Not before its backoff; the dequeue reports when it is due. */
+	assert_int_equal(jobq_lease(q, &P1, l, 4, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_true(due > 0 && due <= 300);
+	qt_sleep_ms((int)due + 20);
+	l[0] = lease1(q, &P1);
+	assert_non_null(l[0]);
+	assert_int_equal(l[0]->job.attempt, 2);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_FAIL, 1, 10, "boom 2"), JOBQ_SETTLED_DEAD);
+	jobq_lease_free(l[0]);
+
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].id, id);
+	assert_string_equal(d[0].reason, "boom 2");
+	assert_int_equal(d[0].attempts, 2);
+	free(d);
+	assert_int_equal(jobq_dead_retry(q, 999999, &moved), JOBQ_ENOTFOUND);
+	assert_int_equal(jobq_dead_retry(q, 0, &moved), JOBQ_OK);
+	assert_int_equal(moved, 1);
+	l[0] = lease1(q, &P1);
+	assert_non_null(l[0]);
+	assert_int_equal(l[0]->job.attempt, 1);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	jobq_lease_free(l[0]);
+	jobq_close(q);
+}
+
+static void malformed_document_goes_to_dead_letter(void **state)
+{
+	struct jobq *q = qt_connect("mal");
+	struct jobq_dead_entry *d;
+	struct jobq_lease *l;
+	uint64_t good;
+	size_t n;
+
+	(void)state;
+	good = enq(q, "t", "x", JOBQ_NORMAL);
+	/* A hand-written document without type, queued ahead of the good job. */
+	qt_redis_cmd("HSET jobq:{mal}:job:9001 tenant_id t priority normal payload p");
+	qt_redis_cmd("LPUSH jobq:{mal}:q:t:1 9001");
+	/* A garbage id, too. */
+	qt_redis_cmd("LPUSH jobq:{mal}:q:t:1 not-a-job");
+	l = lease1(q, &P1);
+	assert_non_null(l);
+	assert_int_equal(l->job.id, good);
+	jobq_lease_free(l);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 2);
+	/* Newest first: the garbage id was buried first. */
+	assert_int_equal(d[0].id, 9001);
+	assert_non_null(strstr(d[0].reason, "malformed job document (type)"));
+	assert_int_equal(d[1].id, 0);
+	assert_non_null(strstr(d[1].reason, "malformed"));
+	free(d);
+	/* Invalid UTF-8 in the tenant passes the script but not the client. */
+	qt_redis_cmd("HSET jobq:{mal}:job:9002 tenant_id %b type x priority normal payload p enqueued_at_ns 1 max_attempts 3",
+		     "u\xff", (size_t)2);
+	qt_redis_cmd("RPUSH jobq:{mal}:q:%b:1 9002", "u\xff", (size_t)2);
+	qt_redis_cmd("ZADD jobq:{mal}:ready 0 %b", "u\xff", (size_t)2);
+	l = lease1(q, &P1);
+	assert_non_null(l);
+	assert_int_equal(l->job.id, 9002);
+	assert_true(l->malformed);
+	assert_string_equal(l->job.tenant, "?");
+	assert_int_equal(settle(q, l, JOBQ_OUT_DEAD, 0, 0, l->reason), JOBQ_SETTLED_DEAD);
+	jobq_lease_free(l);
+	jobq_close(q);
+}
+
+static void cap_limits_leases_until_ack(void **state)
+{
+	struct jobq *q = qt_connect("cap");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *l[8];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	assert_int_equal(jobq_tenant_set_cap(q, "t", 2), JOBQ_OK);
+	for (int i = 0; i < 5; i++)
+		enq(q, "t", "x", JOBQ_NORMAL);
+	p.max = 8;
+	assert_int_equal(jobq_lease(q, &p, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(jobq_lease(q, &p, l + 2, 6, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	assert_int_equal(jobq_lease(q, &p, l + 2, 6, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 1);
+	/* Raising the cap re-admits the tenant at once. */
+	assert_int_equal(jobq_tenant_set_cap(q, "t", 10), JOBQ_OK);
+	assert_int_equal(jobq_lease(q, &p, l + 3, 5, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < 5; i++)
+		jobq_lease_free(l[i]);
+	jobq_close(q);
+}
+
+/* SFQ: a small tenant arriving after a flood is served at once; weights
+ * split dispatches in proportion when jobs cost the same. */
+static void sfq_new_tenant_neither_waits_nor_banks(void **state)
+{
+	struct jobq *q = qt_connect("sfq");
+	struct jobq_new_job j[500];
+	int pos_small[5], ns = 0;
+
+	(void)state;
+	for (int i = 0; i < 500; i++) {
+		j[i] = (struct jobq_new_job){ "big", "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+	assert_int_equal(jobq_enqueue_batch(q, j, 500, NULL), JOBQ_OK);
+	/* big runs alone for a while (its virtual time advances)... */
+	for (int i = 0; i < 100; i++) {
+		struct jobq_lease *l = lease1(q, &P1);
+
+		settle(q, l, JOBQ_OUT_OK, 1, 0, NULL);
+		jobq_lease_free(l);
+	}
+	/* ...then small arrives: it must be interleaved from the start, not
+	 * wait for big (no penalty), and not get 100 dispatches in a row
+	 * (no banked credit). */
+	for (int i = 0; i < 5; i++)
+		enq(q, "small", "x", JOBQ_NORMAL);
+	for (int i = 0; i < 12; i++) {
+		struct jobq_lease *l = lease1(q, &P1);
+
+		if (!strcmp(l->job.tenant, "small"))
+			pos_small[ns++] = i;
+		settle(q, l, JOBQ_OUT_OK, 1, 0, NULL);
+		jobq_lease_free(l);
+	}
+	assert_int_equal(ns, 5);
+	assert_true(pos_small[0] <= 1);
+	for (int i = 1; i < 5; i++)
+		assert_true(pos_small[i] - pos_small[i - 1] <= 3);
+	jobq_close(q);
+}
+
+static void sfq_charges_actual_duration(void **state)
+{
+	struct jobq *q = qt_connect("dur");
+	static struct jobq_new_job j[2300];
+	double time_a = 0, time_b = 0;
+	int na = 0, nb = 0;
+
+	(void)state;
+	/* Both tenants stay backlogged throughout: a 300 jobs, b 2000. */
+	for (int i = 0; i < 2300; i++) {
+		j[i] = (struct jobq_new_job){ i < 300 ? "a" : "b", "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+	assert_int_equal(jobq_enqueue_batch(q, j, 2300, NULL), JOBQ_OK);
+	assert_int_equal(jobq_tenant_set_weight(q, "b", 2), JOBQ_OK);
+	/* a's jobs take 10 ms, b's 1 ms; b has twice a's weight: over time,
+	 * b should get 2/3 of the worker time, i.e. ~20 jobs per a job. */
+	for (int i = 0; i < 600; i++) {
+		struct jobq_lease *l = lease1(q, &P1);
+		int is_a = !strcmp(l->job.tenant, "a");
+		double ms = is_a ? 10 : 1;
+
+		if (i >= 100) { /* after the cost estimates settled */
+			*(is_a ? &time_a : &time_b) += ms;
+			*(is_a ? &na : &nb) += 1;
+		}
+		settle(q, l, JOBQ_OUT_OK, ms, 0, NULL);
+		jobq_lease_free(l);
+	}
+	/* share of b = 2/3 within 5 % */
+	{
+		double share = time_b / (time_a + time_b);
+
+		if (share < 0.6667 * 0.95 || share > 0.6667 * 1.05)
+			fail_msg("b's time share %.3f (a %d jobs %.0f ms, b %d jobs %.0f ms), want 0.667 +-5%%",
+				 share, na, time_a, nb, time_b);
+	}
+	jobq_close(q);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(enqueue_lease_ack_roundtrip),
+		cmocka_unit_test(priorities_strict_then_fifo),
+		cmocka_unit_test(aging_serves_old_low_priority),
+		cmocka_unit_test(stale_ack_after_lease_expiry_is_rejected),
+		cmocka_unit_test(bad_input_rejected_naming_the_field),
+		cmocka_unit_test(retry_with_backoff_then_dead_letter_then_retry),
+		cmocka_unit_test(malformed_document_goes_to_dead_letter),
+		cmocka_unit_test(cap_limits_leases_until_ack),
+		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
+		cmocka_unit_test(sfq_charges_actual_duration),
+	};
+	int rc = qt_init(argc > 0 ? argv[0] : "");
+
+	if (rc)
+		return rc;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	qt_fini();
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,230 @@
+/* test_worker.c - the worker as a real process (`jobq worker`) against a
+ * real redis-server: every job runs, graceful stop, idle CPU and wake-up,
+ * failing/unknown/malformed jobs never stop the worker, retry backoff. */
+#include "tests/queue/qtest.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void every_job_runs_once(void **state)
+{
+	struct jobq *q = qt_connect("w1");
+	const char *log = qt_path("w1.log");
+	struct qt_rec *r;
+	long n;
+	pid_t w;
+
+	(void)state;
+	for (int t = 0; t < 5; t++) {
+		char tenant[16];
+
+		snprintf(tenant, sizeof(tenant), "t%d", t);
+		qt_enqueue_n(q, tenant, "x", (enum jobq_priority)(t % 3), 100);
+	}
+	w = qt_worker("w1", "--handler", "x=builtin:noop", "--job-log", log, NULL);
+	assert_int_equal(qt_wait_drained(q, 30000), 0);
+	assert_int_equal(qt_stop(w, SIGTERM, 10000), 0);
+	n = qt_read_log(log, &r);
+	assert_int_equal(n, 500);
+	assert_int_equal(qt_distinct_ids(r, n), 500);
+	for (long i = 0; i < n; i++) {
+		assert_string_equal(r[i].status, "ok");
+		assert_int_equal(r[i].attempt, 1);
+		assert_true(r[i].start_ns >= r[i].enq_ns && r[i].end_ns >= r[i].start_ns);
+	}
+	free(r);
+	jobq_close(q);
+}
+
+static void graceful_stop_finishes_running_and_releases_the_rest(void **state)
+{
+	struct jobq *q = qt_connect("w2");
+	const char *log = qt_path("w2.log");
+	struct jobq_tenant_stats *st;
+	struct qt_rec *r;
+	size_t n;
+	long nl;
+	pid_t w;
+
+	(void)state;
+	qt_enqueue_n(q, "t", "slow", JOBQ_NORMAL, 20);
+	w = qt_worker("w2", "--handler", "slow=builtin:sleep:400", "--concurrency", "2",
+		      "--job-log", log, NULL);
+	/* Wait until it leased (in flight), then let the handlers start. */
+	for (int i = 0; i < 500; i++) {
+		assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+		if (n && st[0].in_flight > 0)
+			i = 1000;
+		free(st);
+		qt_sleep_ms(10);
+	}
+	qt_sleep_ms(100);
+	assert_int_equal(qt_stop(w, SIGTERM, 10000), 0);
+	/* Exactly the two running jobs finished; the rest went back. */
+	nl = qt_read_log(log, &r);
+	assert_int_equal(nl, 2);
+	free(r);
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(st[0].in_flight, 0);
+	assert_int_equal(st[0].depth[JOBQ_NORMAL], 18);
+	free(st);
+	/* A second worker finishes them: nothing was lost. */
+	w = qt_worker("w2", "--handler", "slow=builtin:noop", "--job-log", log, NULL);
+	assert_int_equal(qt_wait_drained(q, 30000), 0);
+	assert_int_equal(qt_stop(w, SIGTERM, 10000), 0);
+	nl = qt_read_log(log, &r);
+	assert_int_equal(nl, 20);
+	assert_int_equal(qt_distinct_ids(r, nl), 20);
+	free(r);
+	jobq_close(q);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void idle_worker_uses_no_cpu_and_wakes_fast(void **state)
+{
+	struct jobq *q = qt_connect("w3");
+	const char *log = qt_path("w3.log");
+	uint64_t waits[20];
+	struct qt_rec *r;
+	long t0, t1, nl;
+	pid_t w;
+
+	(void)state;
+	w = qt_worker("w3", "--handler", "x=builtin:noop", "--job-log", log, NULL);
+	qt_sleep_ms(500); /* start-up */
+	t0 = qt_cpu_ticks(w);
+	qt_sleep_ms(3000);
+	t1 = qt_cpu_ticks(w);
+	assert_true(t0 >= 0 && t1 >= 0);
+	/* 3 s idle = 300 ticks at 100 Hz; a polling loop would burn most. */
+	if (t1 - t0 > 6)
+		fail_msg("idle worker used %ld clock ticks of CPU in 3 s (want <= 6, i.e. ~0%%)", t1 - t0);
+	for (int i = 0; i < 20; i++) {
+		assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, NULL, NULL), JOBQ_OK);
+		qt_sleep_ms(50);
+	}
+	assert_int_equal(qt_wait_drained(q, 10000), 0);
+	assert_int_equal(qt_stop(w, SIGTERM, 10000), 0);
+	nl = qt_read_log(log, &r);
+	assert_int_equal(nl, 20);
+	for (int i = 0; i < 20; i++)
+		waits[i] = r[i].start_ns - r[i].enq_ns;
+	qsort(waits, 20, sizeof(waits[0]), cmp_u64);
+	/* Blocked in BLPOP, it starts a job about one round trip after the
+	 * enqueue (~1 ms); bounds are generous for a noisy machine. */
+	if (waits[10] > 50000000ull || waits[19] > 500000000ull)
+		fail_msg("wake-up latency median %.2f ms, max %.2f ms (want < 50 ms / 500 ms)",
+			 (double)waits[10] / 1e6, (double)waits[19] / 1e6);
+	printf("wake-up latency: median %.3f ms, max %.3f ms\n", (double)waits[10] / 1e6,
+	       (double)waits[19] / 1e6);
+	free(r);
+	jobq_close(q);
+}
+
+static void failing_unknown_and_malformed_jobs_never_stop_the_worker(void **state)
+{
+	struct jobq *q = qt_connect("w4");
+	const char *log = qt_path("w4.log");
+	struct jobq_enqueue_opts o;
+	struct jobq_dead_entry *d;
+	struct qt_rec *r;
+	int saw_nohandler = 0, saw_fail = 0, saw_malformed = 0;
+	size_t n;
+	long nl;
+	pid_t w;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 1;
+	assert_int_equal(jobq_enqueue(q, "t", "nohandler", "", 0, NULL, NULL), JOBQ_OK);
+	assert_int_equal(jobq_enqueue(q, "t", "f", "", 0, &o, NULL), JOBQ_OK);
+	/* A document that passes the script but fails client-side checks. */
+	qt_redis_cmd("HSET jobq:{w4}:job:7777 tenant_id t type x priority normal payload p enqueued_at_ns 1 max_attempts 3 trace_id nothex");
+	qt_redis_cmd("RPUSH jobq:{w4}:q:t:1 7777");
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 10);
+	w = qt_worker("w4", "--handler", "x=builtin:noop", "--handler", "f=builtin:fail:1",
+		      "--job-log", log, NULL);
+	assert_int_equal(qt_wait_drained(q, 30000), 0);
+	assert_int_equal(qt_stop(w, SIGTERM, 10000), 0); /* still alive, clean exit */
+	nl = qt_read_log(log, &r);
+	assert_int_equal(nl, 11); /* 10 x + the failing f; nothing else ran */
+	free(r);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		saw_nohandler |= !strcmp(d[i].reason, "no handler for type nohandler");
+		saw_fail |= strstr(d[i].reason, "builtin:fail") != NULL;
+		saw_malformed |= d[i].id == 7777 && strstr(d[i].reason, "trace_id") != NULL;
+	}
+	assert_true(saw_nohandler && saw_fail && saw_malformed);
+	free(d);
+	jobq_close(q);
+}
+
+static void retries_back_off_exponentially_then_dead_letter(void **state)
+{
+	struct jobq *q = qt_connect("w5");
+	const char *log = qt_path("w5.log");
+	struct jobq_enqueue_opts o;
+	struct jobq_dead_entry *d;
+	struct qt_rec *r;
+	size_t n;
+	long nl;
+	pid_t w;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 4;
+	assert_int_equal(jobq_enqueue(q, "t", "f", "", 0, &o, NULL), JOBQ_OK);
+	w = qt_worker("w5", "--handler", "f=builtin:fail:1", "--backoff-base-ms", "100",
+		      "--job-log", log, NULL);
+	assert_int_equal(qt_wait_drained(q, 30000), 0);
+	assert_int_equal(qt_stop(w, SIGTERM, 10000), 0);
+	nl = qt_read_log(log, &r);
+	assert_int_equal(nl, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(r[i].attempt, (unsigned)i + 1);
+		assert_string_equal(r[i].status, "fail");
+	}
+	/* Retry n waits in [d/2, d] with d = 100 ms * 2^(n-1): at least
+	 * 50, 100, 200 ms between a failure and the next attempt. */
+	for (int i = 1; i < 4; i++) {
+		uint64_t gap = r[i].start_ns - r[i - 1].end_ns, min = 50000000ull << (i - 1);
+
+		if (gap < min)
+			fail_msg("retry %d started %.1f ms after the failure, want >= %.0f ms", i,
+				 (double)gap / 1e6, (double)min / 1e6);
+	}
+	free(r);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].attempts, 4);
+	free(d);
+	jobq_close(q);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_job_runs_once),
+		cmocka_unit_test(graceful_stop_finishes_running_and_releases_the_rest),
+		cmocka_unit_test(idle_worker_uses_no_cpu_and_wakes_fast),
+		cmocka_unit_test(failing_unknown_and_malformed_jobs_never_stop_the_worker),
+		cmocka_unit_test(retries_back_off_exponentially_then_dead_letter),
+	};
+	int rc = qt_init(argc > 0 ? argv[0] : "");
+
+	if (rc)
+		return rc;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	qt_fini();
+	return rc ? 1 : 0;
+}
