@@ -224,7 +224,11 @@ static double bench_spans(size_t n, const struct sc_identity *id, size_t *bytes)
 			sp->n_links = 1;
 			b->spans[b->n_spans++] = sp;
 		}
-		if (sc_spanbuf_add(&sb, 0, b))
+		struct sc_arena *ar = calloc(1, sizeof(*ar));
+		if (!ar)
+			die("out of memory");
+		sc_arena_init(ar, 0);
+		if (sc_spanbuf_add(&sb, 0, b, ar))
 			die("spanbuf");
 		struct sc_arena a;
 		sc_arena_init(&a, 0);
@@ -241,7 +245,8 @@ static double bench_spans(size_t n, const struct sc_identity *id, size_t *bytes)
 		best[run] = (now_s() - t0) * 1e9 / (double)n;
 		free(buf);
 		sc_arena_free(&a);
-		sc_spanbuf_clear(&sb);
+		sc_spanbuf_clear(&sb); /* frees the (empty) arena; the batch is ours */
+		protobuf_c_message_free_unpacked(&b->base, NULL);
 	}
 	qsort(best, 7, sizeof(double), cmp_d);
 	sc_store_free(s);
