@@ -716,6 +716,13 @@ void sc_spanbuf_clear(struct sc_spanbuf *b)
 
 static KV *kv_from_agent(struct sc_arena *a, const Jobq__Agent__KeyValue *in)
 {
+	/* Semantic conventions: messaging.message.id is a string. */
+	if (in->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE && in->key &&
+	    !strcmp(in->key, "messaging.message.id")) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%lld", (long long)in->int_value);
+		return sc_kv_str(a, in->key, buf);
+	}
 	switch (in->value_case) {
 	case JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE:
 		return sc_kv_str(a, in->key, in->string_value ? in->string_value : "");

@@ -163,7 +163,9 @@ int sc_server_dispatch(struct sc_server *s, struct sc_conn *c, const uint8_t *bu
 
 static void conn_read(struct sc_server *s, struct sc_conn *c)
 {
-	for (;;) {
+	/* A bounded number of reads per wakeup, so one busy agent cannot
+	 * starve the others or the export timers. */
+	for (int rounds = 0; rounds < 64; rounds++) {
 		size_t avail;
 		uint8_t *p = sc_frame_space(&c->rd, &avail);
 		if (!p) {

@@ -20,7 +20,8 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 BUILD = os.path.abspath(os.environ.get('BUILD', os.path.join(ROOT, 'build')))
-SIDECAR = os.path.join(BUILD, 'jobq-sidecar')
+# JOBQ_SIDECAR_BIN runs the tests against another build, e.g. build/san/jobq-sidecar.
+SIDECAR = os.environ.get('JOBQ_SIDECAR_BIN') or os.path.join(BUILD, 'jobq-sidecar')
 FAKE_AGENT = os.path.join(BUILD, 'tests', 'sidecar', 'fake_agent')
 PEER = os.path.join(ROOT, 'tests', 'sidecar', 'peer', 'peer.js')
 
@@ -140,6 +141,9 @@ class Sidecar:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith('OTEL_')}
         self.env['OTEL_METRIC_EXPORT_INTERVAL'] = str(interval_ms)
         self.env['OTEL_BSP_SCHEDULE_DELAY'] = '200'
+        # Under ASan (JOBQ_SIDECAR_BIN=build/san/...), a small quarantine keeps
+        # the RSS bounds meaningful; the normal build ignores this.
+        self.env.setdefault('ASAN_OPTIONS', 'quarantine_size_mb=4')
         if peer:
             self.env['OTEL_EXPORTER_OTLP_ENDPOINT'] = peer.url
         self.env.update(env or {})
