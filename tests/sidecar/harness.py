@@ -85,12 +85,13 @@ def eq(got, want, what):
 class Peer:
     """The loopback OTLP/HTTP peer; records() are the decoded requests."""
 
-    def __init__(self, name, script=None, port=None):
+    def __init__(self, name, script=None, port=None, tls=None):
         self.dir = os.path.join(TMP, name)
         os.makedirs(self.dir, exist_ok=True)
         self.out = os.path.join(self.dir, 'requests.jsonl')
         self.script = script
         self.port = port
+        self.tls = tls  # (cert, key) files: serve HTTPS
         self.proc = None
         self.start()
 
@@ -108,6 +109,8 @@ class Peer:
             args += ['--script', sf]
         if self.port:
             args += ['--port', str(self.port)]
+        if self.tls:
+            args += ['--tls-cert', self.tls[0], '--tls-key', self.tls[1]]
         self.proc = subprocess.Popen(args)
         _procs.append(self.proc)
         wait_until(lambda: os.path.exists(portfile), 20, 'the OTLP peer to listen')
@@ -121,7 +124,7 @@ class Peer:
 
     @property
     def url(self):
-        return 'http://127.0.0.1:%d' % self.port
+        return '%s://127.0.0.1:%d' % ('https' if self.tls else 'http', self.port)
 
     def records(self, path=None):
         if not os.path.exists(self.out):
