@@ -37,9 +37,11 @@ LIBS        :=
 UNIT_TESTS  :=   # binaries run under ASan+UBSan, no external services
 INTEG_TESTS :=   # scripts/binaries that start their own services
 INSTALL_RULES :=
+BENCH_TARGETS := # phony targets that run one benchmark each
 
 include $(wildcard proto/build.mk queue/build.mk bpf/build.mk agent/build.mk \
-		   sidecar/build.mk tests/build.mk bench/build.mk)
+		   sidecar/build.mk tests/build.mk bench/build.mk tests/e2e/build.mk \
+		   bench/compare/build.mk)
 
 all: $(LIBS) $(BINS)
 
@@ -64,6 +66,12 @@ unit-test: $(UNIT_TESTS)
 
 integration-test: all $(INTEG_TESTS)
 	@scripts/run-tests.sh $(INTEG_TESTS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(abspath $(BUILD)) scripts/demo.sh
+
+bench: all $(BENCH_TARGETS)
 
 install: all $(INSTALL_RULES)
 

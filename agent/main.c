@@ -1,0 +1,500 @@
+/*
+ * jobq-agent - loads the jobq BPF programs, attaches them to the jobq USDT
+ * probes of a process, a binary or libjobq, and exports what they gather:
+ * a JSON snapshot (--json), a live table (--top), or metric snapshots and
+ * spans to the sidecar over a Unix socket.
+ *
+ * Shape (libbpf-tools): options, privilege check, resolve target, open
+ * skeleton, set const volatile knobs, load, attach, loop, and unwind
+ * everything under one cleanup label. Links are destroyed on SIGINT/
+ * SIGTERM so no uprobe stays behind; a SIGKILLed agent loses its fds and
+ * the kernel detaches everything with them, leaving workers untouched.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/capability.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent/agent.h"
+#include "agent/hist.h"
+#include "agent/json.h"
+#include "agent/snapshot.h"
+#include "agent/target.h"
+#include "bpf/jobq.skel.h"
+
+_Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
+		       JOBQ_ARGC_START == JOBQ_PROBE_ARGC_START &&
+		       JOBQ_ARGC_FINISH == JOBQ_PROBE_ARGC_FINISH &&
+		       JOBQ_ARGC_DEPTH == JOBQ_PROBE_ARGC_DEPTH,
+	       "bpf/jobq.h argument counts disagree with queue/jobq_probes.h");
+
+#define TICK_MS 50 /* ring-buffer drain period: never a wakeup per record */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static const char usage[] =
+	"usage: jobq-agent (--pid PID | --bin PATH | --lib PATH) [options]\n"
+	"  --pid PID        the jobq probes of one process (its binary and mapped libjobq)\n"
+	"  --bin PATH       every process running this binary, now and later\n"
+	"  --lib PATH       every process mapping this libjobq, now and later\n"
+	"  --sidecar PATH   sidecar Unix socket (default $JOBQ_SIDECAR_SOCKET or\n"
+	"                   " JOBQ_AGENT_DEFAULT_SOCKET ")\n"
+	"  --interval MS    metric snapshot period (default 1000)\n"
+	"  --top            live per-tenant table on the terminal\n"
+	"  --json           print one JSON snapshot when stopped or after --duration\n"
+	"  --duration S     run S seconds then exit (default: until SIGINT/SIGTERM)\n"
+	"  --tenant-cap N   tenants tracked before the overflow series (default 1024)\n"
+	"  --inflight-max-age S  forget jobs started this long ago without a finish\n"
+	"                   (default 3600; counted as expired_inflight)\n"
+	"  --no-spans       metrics only (no ring buffer, no span building)\n"
+	"  -v               libbpf diagnostics\n";
+
+static int verbose;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG || (level == LIBBPF_INFO && !verbose))
+		return 0;
+	if (level == LIBBPF_WARN && !verbose)
+		return 0; /* the agent reports failures itself, with context */
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int parse_long(const char *opt, const char *s, long min, long max, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	if (errno || end == s || *end || *out < min || *out > max) {
+		fprintf(stderr, "jobq-agent: %s: '%s' is not a number in [%ld, %ld]\n", opt, s, min,
+			max);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct agent_opts *o)
+{
+	enum { O_PID = 256, O_BIN, O_LIB, O_SIDECAR, O_INTERVAL, O_TOP, O_JSON, O_DURATION,
+	       O_TENANT_CAP, O_INFLIGHT, O_NO_SPANS, O_HELP };
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, O_PID },
+		{ "bin", required_argument, NULL, O_BIN },
+		{ "lib", required_argument, NULL, O_LIB },
+		{ "sidecar", required_argument, NULL, O_SIDECAR },
+		{ "interval", required_argument, NULL, O_INTERVAL },
+		{ "top", no_argument, NULL, O_TOP },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "duration", required_argument, NULL, O_DURATION },
+		{ "tenant-cap", required_argument, NULL, O_TENANT_CAP },
+		{ "inflight-max-age", required_argument, NULL, O_INFLIGHT },
+		{ "no-spans", no_argument, NULL, O_NO_SPANS },
+		{ "help", no_argument, NULL, O_HELP },
+		{ 0 },
+	};
+	const char *env = getenv("JOBQ_SIDECAR_SOCKET");
+	long v;
+	int c, ntargets = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->interval_ms = 1000;
+	o->tenant_cap = JOBQ_DEFAULT_TENANT_CAP;
+	o->inflight_max_age_s = 3600;
+	o->spans = 1;
+	o->sidecar = env && *env ? env : JOBQ_AGENT_DEFAULT_SOCKET;
+	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_PID:
+		case O_BIN:
+		case O_LIB:
+			o->kind = c == O_PID ? TARGET_PID : c == O_BIN ? TARGET_BIN : TARGET_LIB;
+			o->target_arg = optarg;
+			ntargets++;
+			break;
+		case O_SIDECAR:
+			o->sidecar = optarg;
+			break;
+		case O_INTERVAL:
+			if (parse_long("--interval", optarg, 10, 3600000, &v))
+				return -1;
+			o->interval_ms = v;
+			break;
+		case O_TOP:
+			o->top = 1;
+			break;
+		case O_JSON:
+			o->json = 1;
+			break;
+		case O_DURATION:
+			if (parse_long("--duration", optarg, 1, 86400 * 365, &v))
+				return -1;
+			o->duration_s = v;
+			break;
+		case O_TENANT_CAP:
+			if (parse_long("--tenant-cap", optarg, 1, 1000000, &v))
+				return -1;
+			o->tenant_cap = (unsigned int)v;
+			break;
+		case O_INFLIGHT:
+			if (parse_long("--inflight-max-age", optarg, 1, 86400 * 30, &v))
+				return -1;
+			o->inflight_max_age_s = v;
+			break;
+		case O_NO_SPANS:
+			o->spans = 0;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'h':
+		case O_HELP:
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			fputs(usage, stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "jobq-agent: unexpected argument '%s'\n%s", argv[optind], usage);
+		return -1;
+	}
+	if (ntargets != 1) {
+		fprintf(stderr, "jobq-agent: give exactly one of --pid, --bin, --lib\n%s", usage);
+		return -1;
+	}
+	if (o->json && o->top) {
+		fprintf(stderr, "jobq-agent: --json and --top exclude each other\n");
+		return -1;
+	}
+	/* --json and --top are local views: no sidecar, no spans. */
+	if (o->json || o->top)
+		o->spans = 0;
+	return 0;
+}
+
+/* Loading BPF needs CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); say so up
+ * front instead of letting the verifier or perf_event_open fail oddly. */
+static int check_privileges(void)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	int bpf, perfmon, sysadmin;
+
+	if (syscall(SYS_capget, &hdr, data) != 0) {
+		fprintf(stderr, "jobq-agent: capget: %s\n", strerror(errno));
+		return -1;
+	}
+#define HAS_CAP(c) ((data[(c) / 32].effective >> ((c) % 32)) & 1)
+	bpf = HAS_CAP(39 /* CAP_BPF */);
+	perfmon = HAS_CAP(38 /* CAP_PERFMON */);
+	sysadmin = HAS_CAP(21 /* CAP_SYS_ADMIN */);
+#undef HAS_CAP
+	if ((bpf && perfmon) || sysadmin)
+		return 0;
+	fprintf(stderr,
+		"jobq-agent: not enough privilege to load BPF programs (uid %d, missing%s%s).\n"
+		"  Run it as root (sudo jobq-agent ...), or grant the capabilities:\n"
+		"  sudo setcap cap_bpf,cap_perfmon,cap_sys_resource,cap_dac_read_search+ep "
+		"$(command -v jobq-agent)\n",
+		(int)geteuid(), bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
+	return -1;
+}
+
+static const char *const probe_names[] = {
+	"enqueue", "start", "finish", "retry", "dead_letter", "reap", "depth",
+};
+
+static struct bpf_program *probe_prog(struct jobq_bpf *skel, const char *name)
+{
+	if (!strcmp(name, "enqueue"))
+		return skel->progs.jobq_enqueue;
+	if (!strcmp(name, "start"))
+		return skel->progs.jobq_start;
+	if (!strcmp(name, "finish"))
+		return skel->progs.jobq_finish;
+	if (!strcmp(name, "retry"))
+		return skel->progs.jobq_retry;
+	if (!strcmp(name, "dead_letter"))
+		return skel->progs.jobq_dead_letter;
+	if (!strcmp(name, "reap"))
+		return skel->progs.jobq_reap;
+	return skel->progs.jobq_depth;
+}
+
+/*
+ * Attaches every probe of every target file. A probe the file does not
+ * have is skipped (an older libjobq may lack one); none at all is an error.
+ */
+static int attach_all(struct agent *a)
+{
+	size_t nprobes = sizeof(probe_names) / sizeof(probe_names[0]);
+
+	for (size_t f = 0; f < a->target.npaths; f++) {
+		for (size_t p = 0; p < nprobes; p++) {
+			struct bpf_link *l;
+
+			if (a->nlinks == AGENT_MAX_LINKS)
+				break;
+			l = bpf_program__attach_usdt(probe_prog(a->skel, probe_names[p]),
+						     a->target.pid, a->target.paths[f], "jobq",
+						     probe_names[p], NULL);
+			if (!l) {
+				if (errno == ENOENT)
+					continue;
+				fprintf(stderr, "jobq-agent: attach jobq:%s in %s: %s\n",
+					probe_names[p], a->target.paths[f], strerror(errno));
+				return -1;
+			}
+			a->links[a->nlinks++] = l;
+		}
+	}
+	if (a->nlinks == 0) {
+		fprintf(stderr, "jobq-agent: %s: no jobq probe could be attached\n",
+			a->target.desc);
+		return -1;
+	}
+	return 0;
+}
+
+uint64_t agent_now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC (bpf_ktime_get_ns), from the tightest of
+ * a few bracketed readings. */
+static uint64_t measure_offset(void)
+{
+	uint64_t best_gap = UINT64_MAX, off = 0;
+
+	for (int i = 0; i < 5; i++) {
+		uint64_t m0 = agent_now_ns(CLOCK_MONOTONIC);
+		uint64_t r = agent_now_ns(CLOCK_REALTIME);
+		uint64_t m1 = agent_now_ns(CLOCK_MONOTONIC);
+
+		if (m1 - m0 < best_gap) {
+			best_gap = m1 - m0;
+			off = r - (m0 + (m1 - m0) / 2);
+		}
+	}
+	return off;
+}
+
+static void update_offset(struct agent *a)
+{
+	a->offset_ns = measure_offset();
+	a->skel->bss->realtime_offset_ns = a->offset_ns;
+}
+
+/* Drops in-flight entries of jobs that never finished (killed workers,
+ * lost finish probes), so the bounded map never fills up with them. */
+static void expire_inflight(struct agent *a)
+{
+	int fd = bpf_map__fd(a->skel->maps.inflight);
+	uint64_t now = agent_now_ns(CLOCK_MONOTONIC);
+	uint64_t max_age = (uint64_t)a->opts.inflight_max_age_s * 1000000000ull;
+	struct jobq_inflight_key key, next, expired[256];
+	struct jobq_inflight_val val;
+	size_t nexp = 0;
+	void *prev = NULL;
+
+	while (nexp < sizeof(expired) / sizeof(expired[0]) &&
+	       bpf_map_get_next_key(fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &val) == 0 && now > val.start_ktime_ns &&
+		    now - val.start_ktime_ns > max_age)
+			expired[nexp++] = key;
+	}
+	for (size_t i = 0; i < nexp; i++)
+		if (bpf_map_delete_elem(fd, &expired[i]) == 0)
+			a->agent_losses[JOBQ_LOSS_EXPIRED_INFLIGHT]++;
+}
+
+int agent_snapshot(struct agent *a)
+{
+	struct snap_maps m = {
+		.series = bpf_map__fd(a->skel->maps.series),
+		.counters = bpf_map__fd(a->skel->maps.counters),
+		.hists = bpf_map__fd(a->skel->maps.hists),
+		.depths = bpf_map__fd(a->skel->maps.depths),
+		.losses = bpf_map__fd(a->skel->maps.losses),
+	};
+	char err[256];
+
+	if (snapshot_read(&a->snap, &m, a->offset_ns, a->agent_losses, err, sizeof(err))) {
+		fprintf(stderr, "jobq-agent: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int setup(struct agent *a)
+{
+	__u64 bounds[JOBQ_HIST_TABLE_SIZE];
+	char err[4096];
+	int e;
+
+	if (target_resolve(&a->target, a->opts.kind, a->opts.target_arg, err, sizeof(err))) {
+		fprintf(stderr, "jobq-agent: %s\n", err);
+		return -1;
+	}
+	if (jobq_hist_table_fill(bounds)) {
+		fprintf(stderr, "jobq-agent: internal error: histogram boundaries not exact\n");
+		return -1;
+	}
+	a->skel = jobq_bpf__open();
+	if (!a->skel) {
+		fprintf(stderr, "jobq-agent: open BPF object: %s\n", strerror(errno));
+		return -1;
+	}
+	memcpy((void *)a->skel->rodata->hist_bounds, bounds, sizeof(bounds));
+	a->skel->rodata->emit_events = a->opts.spans;
+	e = bpf_map__set_max_entries(a->skel->maps.tenants, a->opts.tenant_cap);
+	if (!e && !a->opts.spans) /* no spans: keep the ring buffer minimal */
+		e = bpf_map__set_max_entries(a->skel->maps.events, 4096);
+	if (e) {
+		fprintf(stderr, "jobq-agent: configure maps: %s\n", strerror(-e));
+		return -1;
+	}
+	e = jobq_bpf__load(a->skel);
+	if (e) {
+		fprintf(stderr, "jobq-agent: load BPF programs: %s%s\n", strerror(-e),
+			verbose ? "" : " (run with -v for the verifier log)");
+		return -1;
+	}
+	update_offset(a);
+	/* Bounded: a series has at most a few dozen non-zero counter cells. */
+	if (snapshot_init(&a->snap, (size_t)JOBQ_MAX_SERIES * 32, (size_t)JOBQ_MAX_SERIES * JOBQ_H_COUNT,
+			  bpf_map__max_entries(a->skel->maps.depths))) {
+		fprintf(stderr, "jobq-agent: out of memory\n");
+		return -1;
+	}
+	if (attach_all(a))
+		return -1;
+	if (a->opts.spans && agent_spans_start(a))
+		return -1;
+	fprintf(stderr, "jobq-agent: attached %zu probes to %s\n", a->nlinks, a->target.desc);
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL); /* EINTR: a signal, checked by the caller */
+}
+
+static int run(struct agent *a)
+{
+	uint64_t start = agent_now_ns(CLOCK_MONOTONIC), last_sec = start, last_snap = start;
+	uint64_t end = a->opts.duration_s ? start + (uint64_t)a->opts.duration_s * 1000000000ull
+					  : UINT64_MAX;
+
+	while (!stop_signal) {
+		uint64_t now;
+
+		if (a->sc)
+			agent_sidecar_wait(a, TICK_MS);
+		else
+			sleep_ms(TICK_MS);
+		now = agent_now_ns(CLOCK_MONOTONIC);
+		if (a->opts.spans)
+			agent_spans_poll(a);
+		if (now - last_sec >= 1000000000ull) {
+			update_offset(a);
+			expire_inflight(a);
+			last_sec = now;
+		}
+		if (!a->opts.json && now - last_snap >= (uint64_t)a->opts.interval_ms * 1000000ull) {
+			last_snap = now;
+			if (agent_snapshot(a))
+				return -1;
+			if (a->opts.top)
+				agent_top_render(a, stdout);
+			else
+				agent_sidecar_metrics(a);
+		}
+		if (now >= end)
+			break;
+	}
+	if (a->opts.spans)
+		agent_spans_poll(a); /* the last records */
+	if (a->opts.json) {
+		if (agent_snapshot(a))
+			return -1;
+		if (json_write_snapshot(stdout, &a->snap, a->target.desc, a->start_unix_ns,
+					a->spans_built, a->spans_dropped)) {
+			fprintf(stderr, "jobq-agent: write snapshot: %s\n", strerror(errno));
+			return -1;
+		}
+	} else if (!a->opts.top) {
+		if (agent_snapshot(a) == 0)
+			agent_sidecar_metrics(a); /* final cumulative values */
+		agent_sidecar_flush(a);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct agent a;
+	int rc = 1;
+
+	memset(&a, 0, sizeof(a));
+	if (parse_args(argc, argv, &a.opts))
+		return 2;
+	libbpf_set_print(libbpf_print);
+	if (check_privileges())
+		return 1;
+	a.start_unix_ns = agent_now_ns(CLOCK_REALTIME);
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) {
+		fprintf(stderr, "jobq-agent: sigaction: %s\n", strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN); /* a vanished sidecar is an EPIPE, not a death */
+
+	if (setup(&a))
+		goto cleanup;
+	if (!a.opts.json && !a.opts.top)
+		agent_sidecar_open(&a);
+	if (run(&a))
+		goto cleanup;
+	rc = 0;
+cleanup:
+	agent_sidecar_close(&a);
+	agent_spans_stop(&a);
+	/* Links first: no probe fires into maps being torn down. */
+	for (size_t i = a.nlinks; i > 0; i--)
+		bpf_link__destroy(a.links[i - 1]);
+	jobq_bpf__destroy(a.skel);
+	snapshot_free(&a.snap);
+	agent_top_free(&a);
+	if (stop_signal && rc == 0)
+		fprintf(stderr, "jobq-agent: %s, detached\n", strsignal(stop_signal));
+	return rc;
+}

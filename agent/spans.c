@@ -1,0 +1,304 @@
+/*
+ * spans.c - span building from ring-buffer records (see spans.h).
+ */
+#include "agent/spans.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct pending {
+	int used;
+	struct jobq_event start;
+	uint64_t seq; /* insertion order, to evict the oldest */
+};
+
+struct span_builder {
+	struct pending *pend;   /* open addressing, linear probing */
+	size_t npend, cap_pend, max_pend;
+	uint64_t seq;
+	struct span *q;         /* ring of finished spans */
+	size_t qhead, qlen, cap_q;
+	uint64_t rng[2];        /* xorshift128+ */
+	uint64_t built, dropped;
+};
+
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t next_rand(struct span_builder *b)
+{
+	uint64_t s1 = b->rng[0];
+	const uint64_t s0 = b->rng[1];
+
+	b->rng[0] = s0;
+	s1 ^= s1 << 23;
+	b->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return b->rng[1] + s0;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* A random non-zero id (all-zero ids are invalid in W3C/OTLP). */
+static void random_id(struct span_builder *b, uint8_t *p, size_t len)
+{
+	do {
+		for (size_t i = 0; i < len; i += 8)
+			put_be64(p + i, next_rand(b));
+	} while (!memcmp(p, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", len));
+}
+
+struct span_builder *span_builder_new(size_t pending, size_t queued, uint64_t seed)
+{
+	struct span_builder *b = calloc(1, sizeof(*b));
+
+	if (!b || pending == 0 || queued == 0)
+		goto fail;
+	b->max_pend = pending;
+	b->cap_pend = 16;
+	while (b->cap_pend < pending * 2) /* load factor <= 1/2 */
+		b->cap_pend *= 2;
+	b->pend = calloc(b->cap_pend, sizeof(*b->pend));
+	b->q = calloc(queued, sizeof(*b->q));
+	if (!b->pend || !b->q)
+		goto fail;
+	b->cap_q = queued;
+	b->rng[0] = splitmix(&seed);
+	b->rng[1] = splitmix(&seed);
+	return b;
+fail:
+	span_builder_free(b);
+	return NULL;
+}
+
+void span_builder_free(struct span_builder *b)
+{
+	if (!b)
+		return;
+	free(b->pend);
+	free(b->q);
+	free(b);
+}
+
+static size_t slot_of(const struct span_builder *b, uint32_t tgid, uint64_t job_id)
+{
+	uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ ((uint64_t)tgid << 32 | tgid);
+
+	return (size_t)(h ^ (h >> 29)) & (b->cap_pend - 1);
+}
+
+static struct pending *find(struct span_builder *b, uint32_t tgid, uint64_t job_id)
+{
+	for (size_t i = slot_of(b, tgid, job_id), n = 0; n < b->cap_pend;
+	     i = (i + 1) & (b->cap_pend - 1), n++) {
+		struct pending *p = &b->pend[i];
+
+		if (!p->used)
+			return NULL;
+		if (p->start.tgid == tgid && p->start.job_id == job_id)
+			return p;
+	}
+	return NULL;
+}
+
+/* Deletion with backward shift keeps probe chains intact. */
+static void remove_at(struct span_builder *b, struct pending *p)
+{
+	size_t i = (size_t)(p - b->pend), j = i;
+
+	b->pend[i].used = 0;
+	b->npend--;
+	for (;;) {
+		size_t home;
+
+		j = (j + 1) & (b->cap_pend - 1);
+		if (!b->pend[j].used)
+			return;
+		home = slot_of(b, b->pend[j].start.tgid, b->pend[j].start.job_id);
+		/* Move j into the hole i unless home lies cyclically in (i, j]. */
+		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+			b->pend[i] = b->pend[j];
+			b->pend[j].used = 0;
+			i = j;
+		}
+	}
+}
+
+static void evict_oldest(struct span_builder *b)
+{
+	struct pending *old = NULL;
+
+	for (size_t i = 0; i < b->cap_pend; i++)
+		if (b->pend[i].used && (!old || b->pend[i].seq < old->seq))
+			old = &b->pend[i];
+	if (old) {
+		remove_at(b, old);
+		b->dropped++;
+	}
+}
+
+static void add_start(struct span_builder *b, const struct jobq_event *e)
+{
+	struct pending *p = find(b, e->tgid, e->job_id);
+	size_t i;
+
+	if (p) { /* the same job started again in this process: newest wins */
+		p->start = *e;
+		p->seq = b->seq++;
+		return;
+	}
+	if (b->npend >= b->max_pend)
+		evict_oldest(b); /* a start whose finish never came */
+	for (i = slot_of(b, e->tgid, e->job_id); b->pend[i].used; i = (i + 1) & (b->cap_pend - 1))
+		;
+	b->pend[i].used = 1;
+	b->pend[i].start = *e;
+	b->pend[i].seq = b->seq++;
+	b->npend++;
+}
+
+static struct span *enqueue_span(struct span_builder *b)
+{
+	struct span *s;
+
+	if (b->qlen == b->cap_q) { /* full: drop the oldest */
+		b->qhead = (b->qhead + 1) % b->cap_q;
+		b->qlen--;
+		b->dropped++;
+	}
+	s = &b->q[(b->qhead + b->qlen) % b->cap_q];
+	b->qlen++;
+	b->built++;
+	memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void copy_strings(struct span *s, const struct jobq_event *e)
+{
+	memcpy(s->tenant, e->s.tenant, sizeof(s->tenant));
+	memcpy(s->type, e->s.type, sizeof(s->type));
+	memcpy(s->queue, e->queue, sizeof(s->queue));
+	s->tenant[sizeof(s->tenant) - 1] = '\0';
+	s->type[sizeof(s->type) - 1] = '\0';
+	s->queue[sizeof(s->queue) - 1] = '\0';
+}
+
+static void add_enqueue(struct span_builder *b, const struct jobq_event *e, uint64_t offset)
+{
+	struct span *s;
+
+	if (!(e->trace_hi | e->trace_lo) || !e->span_id)
+		return; /* the job carries no trace context: nothing to name the span by */
+	s = enqueue_span(b);
+	s->kind = SPAN_ENQUEUE;
+	put_be64(s->trace_id, e->trace_hi);
+	put_be64(s->trace_id + 8, e->trace_lo);
+	put_be64(s->span_id, e->span_id);
+	s->end_unix_ns = e->ktime_ns + offset;
+	/* The probe fires once Redis accepted the job; the span starts at the
+	 * enqueue time recorded in the job (when it is plausible). */
+	s->start_unix_ns = e->enqueued_unix_ns && e->enqueued_unix_ns <= s->end_unix_ns
+				   ? e->enqueued_unix_ns
+				   : s->end_unix_ns;
+	s->job_id = e->job_id;
+	s->priority = e->priority;
+	s->flags = 1;
+	copy_strings(s, e);
+}
+
+static void add_finish(struct span_builder *b, const struct jobq_event *e, uint64_t offset)
+{
+	struct pending *p = find(b, e->tgid, e->job_id);
+	const struct jobq_event *st;
+	struct span *s;
+
+	if (!p) {
+		b->dropped++; /* started before we attached, or its start was lost */
+		return;
+	}
+	st = &p->start;
+	s = enqueue_span(b);
+	s->kind = SPAN_PROCESS;
+	random_id(b, s->trace_id, sizeof(s->trace_id));
+	random_id(b, s->span_id, sizeof(s->span_id));
+	if ((st->trace_hi | st->trace_lo) && st->span_id) {
+		s->has_link = 1;
+		put_be64(s->link_trace_id, st->trace_hi);
+		put_be64(s->link_trace_id + 8, st->trace_lo);
+		put_be64(s->link_span_id, st->span_id);
+	}
+	s->flags = st->trace_flags;
+	s->start_unix_ns = st->ktime_ns + offset;
+	s->end_unix_ns = e->ktime_ns + offset;
+	if (s->end_unix_ns < s->start_unix_ns)
+		s->end_unix_ns = s->start_unix_ns;
+	s->job_id = e->job_id;
+	s->attempt = e->attempt ? e->attempt : st->attempt;
+	s->priority = st->priority;
+	s->status = e->status;
+	s->wait_ns = (int64_t)(s->start_unix_ns - st->enqueued_unix_ns);
+	if (s->wait_ns < 0)
+		s->wait_ns = 0;
+	copy_strings(s, st);
+	memcpy(s->error, e->error, sizeof(s->error));
+	s->error[sizeof(s->error) - 1] = '\0';
+	remove_at(b, p);
+}
+
+void span_builder_add(struct span_builder *b, const struct jobq_event *e, uint64_t offset_ns)
+{
+	switch (e->kind) {
+	case JOBQ_EV_ENQUEUE:
+		add_enqueue(b, e, offset_ns);
+		break;
+	case JOBQ_EV_START:
+		add_start(b, e);
+		break;
+	case JOBQ_EV_FINISH:
+		add_finish(b, e, offset_ns);
+		break;
+	default:
+		break;
+	}
+}
+
+size_t span_builder_take(struct span_builder *b, struct span *out, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && b->qlen) {
+		out[n++] = b->q[b->qhead];
+		b->qhead = (b->qhead + 1) % b->cap_q;
+		b->qlen--;
+	}
+	return n;
+}
+
+size_t span_builder_queued(const struct span_builder *b)
+{
+	return b->qlen;
+}
+
+uint64_t span_builder_built(const struct span_builder *b)
+{
+	return b->built;
+}
+
+uint64_t span_builder_dropped(const struct span_builder *b)
+{
+	return b->dropped;
+}
+
+void span_builder_count_dropped(struct span_builder *b, uint64_t n)
+{
+	b->dropped += n;
+}

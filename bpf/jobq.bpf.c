@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * jobq.bpf.c - USDT programs on the jobq:* probes (queue/jobq_probes.h).
+ *
+ * Aggregates in the kernel: per-series counters, wait-time and duration
+ * histograms (exact OTLP scale-3 mapping, bpf/jobq_hist.h), the last depth
+ * report per (queue, tenant), and, when emit_events is set, ring-buffer
+ * records from which the agent builds spans. Every record that cannot be
+ * kept is counted in `losses` by reason; nothing is dropped silently.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/usdt.bpf.h>
+
+#include "bpf/jobq.h"
+#include "bpf/usdt_args.h"
+
+/* Knobs set by the agent between open and load. */
+const volatile __u64 hist_bounds[JOBQ_HIST_TABLE_SIZE]; /* jobq_hist.h */
+const volatile bool emit_events = false;
+const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries */
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by the agent
+ * (bss is mmap'd), so wait = ktime + offset - enqueued_unix_ns. */
+volatile __u64 realtime_offset_ns;
+__u32 next_series_id;
+
+/* (tenant, type) -> series id, the index into counters and hists. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, JOBQ_MAX_SERIES);
+	__type(key, struct jobq_series);
+	__type(value, __u32);
+} series SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JOBQ_MAX_SERIES);
+	__type(key, __u32);
+	__type(value, struct jobq_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JOBQ_MAX_SERIES);
+	__type(key, __u32);
+	__type(value, struct jobq_hists);
+} hists SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, JOBQ_MAX_DEPTHS);
+	__type(key, struct jobq_depth_key);
+	__type(value, struct jobq_depth_val);
+} depths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct jobq_task_job);
+} task_job SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, JOBQ_MAX_INFLIGHT);
+	__type(key, struct jobq_inflight_key);
+	__type(value, struct jobq_inflight_val);
+} inflight SEC(".maps");
+
+/* Admitted tenants; max_entries is the tenant cap. Consulted only when a
+ * new series appears. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, JOBQ_DEFAULT_TENANT_CAP);
+	__type(key, char[JOBQ_STR_TENANT]);
+	__type(value, __u8);
+} tenants SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JOBQ_LOSS_KERNEL_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} losses SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 32 << 20);
+} events SEC(".maps");
+
+static __always_inline void loss(__u32 reason)
+{
+	__u64 *v = bpf_map_lookup_elem(&losses, &reason);
+
+	if (v)
+		(*v)++;
+}
+
+/* Reads a probe string into a zeroed buffer; an unreadable one is counted
+ * and left empty. */
+static __always_inline int read_str(char *dst, __u32 size, const char *src)
+{
+	if (bpf_probe_read_user_str(dst, size, src) < 0) {
+		dst[0] = '\0';
+		loss(JOBQ_LOSS_READ_FAULT);
+		return -1;
+	}
+	return 0;
+}
+
+/* Beyond the tenant cap, a new tenant's data goes to the overflow series. */
+static __always_inline void admit_tenant(char *tenant, char *type, __u8 *overflow)
+{
+	__u8 one = 1;
+	long err;
+
+	if (bpf_map_lookup_elem(&tenants, tenant))
+		return;
+	err = bpf_map_update_elem(&tenants, tenant, &one, BPF_NOEXIST);
+	if (err == 0 || err == -17 /* EEXIST: raced with another CPU */)
+		return;
+	__builtin_memset(tenant, 0, JOBQ_STR_TENANT);
+	if (type)
+		__builtin_memset(type, 0, JOBQ_STR_TYPE);
+	*overflow = 1;
+	loss(JOBQ_LOSS_TENANT_OVERFLOW);
+}
+
+/*
+ * The id of series s, created on first sight (tenant cap applied then:
+ * s may become the overflow series). Returns -1 (counted) when the series
+ * table is full.
+ */
+static __always_inline int series_id(struct jobq_series *s)
+{
+	__u32 *idp = bpf_map_lookup_elem(&series, s), id;
+	long err;
+
+	if (idp)
+		return *idp;
+	admit_tenant(s->tenant, s->type, &s->overflow);
+	if (s->overflow && (idp = bpf_map_lookup_elem(&series, s)))
+		return *idp;
+	id = __sync_fetch_and_add(&next_series_id, 1);
+	if (id >= max_series) {
+		loss(JOBQ_LOSS_MAP_FULL);
+		return -1;
+	}
+	err = bpf_map_update_elem(&series, s, &id, BPF_NOEXIST);
+	if (err == -17) { /* another CPU created it: use its id (ours is wasted) */
+		idp = bpf_map_lookup_elem(&series, s);
+		return idp ? (int)*idp : -1;
+	}
+	if (err) {
+		loss(JOBQ_LOSS_MAP_FULL);
+		return -1;
+	}
+	return id;
+}
+
+static __always_inline void count(int sid, __u32 metric, __u32 prio, __u32 status)
+{
+	__u32 key = sid, cell;
+	struct jobq_counters *c = bpf_map_lookup_elem(&counters, &key);
+
+	if (!c)
+		return;
+	if (prio >= JOBQ_PRIO_COUNT)
+		prio = JOBQ_PRIO_COUNT; /* the "no priority" slot */
+	if (status >= JOBQ_STATUS_SLOTS - 1)
+		status = JOBQ_STATUS_SLOTS - 1;
+	cell = JOBQ_CTR_CELL(metric, prio, status);
+	/* Keep the bounds check on the very register used as the index. */
+	asm volatile("" : "+r"(cell));
+	if (cell < JOBQ_CTR_CELLS)
+		c->c[cell]++;
+}
+
+static __always_inline void record(int sid, __u8 kind, __u64 v_ns)
+{
+	__u32 key = sid;
+	struct jobq_hists *hs = bpf_map_lookup_elem(&hists, &key);
+	struct jobq_hist_val *h;
+	int pos;
+
+	if (!hs || kind >= JOBQ_H_COUNT)
+		return;
+	h = &hs->h[kind];
+	h->count++;
+	h->sum_ns += v_ns;
+	if (h->count == 1 || v_ns < h->min_ns)
+		h->min_ns = v_ns;
+	if (v_ns > h->max_ns)
+		h->max_ns = v_ns;
+	pos = jobq_hist_index(hist_bounds, v_ns);
+	if (pos == JOBQ_HIST_ZERO) {
+		h->zero_count++;
+		return;
+	}
+	if (pos >= JOBQ_HIST_NBUCKETS) {
+		loss(JOBQ_LOSS_HIST_CLAMP);
+		pos = JOBQ_HIST_NBUCKETS - 1;
+	}
+	if (pos >= 0 && pos < JOBQ_HIST_NBUCKETS)
+		h->buckets[pos]++;
+}
+
+/* A ring-buffer record, or NULL (counted) when the buffer is full. The
+ * consumer drains on a timer: never wake it per record. */
+static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 job_id,
+						    const struct jobq_series *s,
+						    const char *queue)
+{
+	/* Only the record's size is reserved: no e->error here. */
+	struct jobq_event *e = bpf_ringbuf_reserve(&events, JOBQ_EVENT_REC_SIZE, 0);
+
+	if (!e) {
+		loss(JOBQ_LOSS_RINGBUF_FULL);
+		return NULL;
+	}
+	__builtin_memset(e, 0, offsetof(struct jobq_event, s));
+	e->ktime_ns = now;
+	e->job_id = job_id;
+	e->tgid = bpf_get_current_pid_tgid() >> 32;
+	e->kind = kind;
+	__builtin_memcpy(&e->s, s, sizeof(e->s));
+	read_str(e->queue, sizeof(e->queue), queue);
+	return e;
+}
+
+static __always_inline void event_send(void *e)
+{
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
+/* Reads (tenant, type) into a zeroed series key. */
+static __always_inline int read_series(struct jobq_series *s, const char *tenant,
+				       const char *type)
+{
+	__builtin_memset(s, 0, sizeof(*s));
+	if (read_str(s->tenant, sizeof(s->tenant), tenant))
+		return -1;
+	read_str(s->type, sizeof(s->type), type);
+	return 0;
+}
+
+/* Argument fetch failure: the probe site does not match the contract. */
+#define ARGS(ctx, a, n)                          \
+	do {                                     \
+		if (usdt_args(ctx, a, n)) {      \
+			loss(JOBQ_LOSS_READ_FAULT); \
+			return 0;                \
+		}                                \
+	} while (0)
+#define STR(x) ((const char *)(x))
+
+SEC("usdt")
+int jobq_enqueue(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_ENQUEUE];
+	struct jobq_series s;
+	struct jobq_event *e;
+	int sid;
+
+	ARGS(ctx, a, JOBQ_ARGC_ENQUEUE);
+	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
+	 * trace_lo, span_id */
+	if (read_series(&s, STR(a[1]), STR(a[2])))
+		return 0;
+	if (emit_events && (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, STR(a[0])))) {
+		e->priority = a[4];
+		e->enqueued_unix_ns = a[5];
+		e->trace_hi = a[6];
+		e->trace_lo = a[7];
+		e->span_id = a[8];
+		event_send(e);
+	}
+	sid = series_id(&s);
+	if (sid >= 0)
+		count(sid, JOBQ_M_ENQUEUED, a[4], JOBQ_NO_STATUS);
+	return 0;
+}
+
+/* Remembers when this thread started job_id. */
+static __always_inline void inflight_start(__u32 tgid, __u64 job_id, __u64 now)
+{
+	struct jobq_task_job *tj;
+	struct jobq_inflight_key ik = { .tgid = tgid };
+	struct jobq_inflight_val iv;
+
+	tj = bpf_task_storage_get(&task_job, bpf_get_current_task_btf(), 0,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (tj && tj->used) {
+		/* The thread started another job before finishing this one
+		 * (async handlers): park the older one in the hash. */
+		ik.job_id = tj->job_id;
+		iv.start_ktime_ns = tj->start_ktime_ns;
+		if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
+			loss(JOBQ_LOSS_MAP_FULL);
+	}
+	if (tj) {
+		tj->job_id = job_id;
+		tj->start_ktime_ns = now;
+		tj->tgid = tgid;
+		tj->used = 1;
+		return;
+	}
+	ik.job_id = job_id;
+	iv.start_ktime_ns = now;
+	if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
+		loss(JOBQ_LOSS_MAP_FULL);
+}
+
+/* When job_id started in this process; 0 if unknown (counted). */
+static __always_inline __u64 inflight_finish(__u32 tgid, __u64 job_id)
+{
+	struct jobq_task_job *tj;
+	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
+	struct jobq_inflight_val *iv;
+	__u64 start;
+
+	tj = bpf_task_storage_get(&task_job, bpf_get_current_task_btf(), 0, 0);
+	if (tj && tj->used && tj->job_id == job_id && tj->tgid == tgid) {
+		tj->used = 0;
+		return tj->start_ktime_ns;
+	}
+	iv = bpf_map_lookup_elem(&inflight, &ik);
+	if (!iv) {
+		loss(JOBQ_LOSS_UNMATCHED_FINISH);
+		return 0;
+	}
+	start = iv->start_ktime_ns;
+	bpf_map_delete_elem(&inflight, &ik);
+	return start;
+}
+
+SEC("usdt")
+int jobq_start(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
+	struct jobq_series s;
+	struct jobq_event *e;
+	__s64 wait;
+	int sid;
+
+	ARGS(ctx, a, JOBQ_ARGC_START);
+	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
+	 * trace_lo, span_id, attempt, trace_flags */
+	if (read_series(&s, STR(a[1]), STR(a[2])))
+		return 0;
+	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, STR(a[0])))) {
+		e->priority = a[4];
+		e->enqueued_unix_ns = a[5];
+		e->trace_hi = a[6];
+		e->trace_lo = a[7];
+		e->span_id = a[8];
+		e->attempt = a[9];
+		e->trace_flags = a[10];
+		event_send(e);
+	}
+	inflight_start(bpf_get_current_pid_tgid() >> 32, a[3], now);
+	sid = series_id(&s);
+	if (sid < 0)
+		return 0;
+	count(sid, JOBQ_M_STARTED, a[4], JOBQ_NO_STATUS);
+	/* Wait from the producer's wall clock: valid across hosts and for
+	 * jobs enqueued before the agent attached. */
+	wait = (__s64)(now + realtime_offset_ns - a[5]);
+	if (wait < 0) {
+		loss(JOBQ_LOSS_NEGATIVE_DELTA);
+		wait = 0;
+	}
+	record(sid, JOBQ_H_WAIT, (__u64)wait);
+	return 0;
+}
+
+SEC("usdt")
+int jobq_finish(struct pt_regs *ctx)
+{
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH], start;
+	struct jobq_series s;
+	int sid, status;
+	__s64 dur;
+
+	ARGS(ctx, a, JOBQ_ARGC_FINISH);
+	/* queue, tenant, type, job_id, priority, status, attempt, error */
+	status = (int)a[5];
+	if (read_series(&s, STR(a[1]), STR(a[2])))
+		return 0;
+	if (emit_events) {
+		struct jobq_finish_rec *f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
+
+		if (f) {
+			__builtin_memset(f, 0, offsetof(struct jobq_finish_rec, error));
+			f->ktime_ns = now;
+			f->job_id = a[3];
+			f->tgid = bpf_get_current_pid_tgid() >> 32;
+			f->kind = JOBQ_EV_FINISH;
+			f->priority = a[4];
+			f->status = status;
+			f->attempt = a[6];
+			f->error[0] = '\0';
+			if (status != JOBQ_STATUS_SUCCESS)
+				read_str(f->error, sizeof(f->error), STR(a[7]));
+			event_send(f);
+		} else {
+			loss(JOBQ_LOSS_RINGBUF_FULL);
+		}
+	}
+	start = inflight_finish(bpf_get_current_pid_tgid() >> 32, a[3]);
+	sid = series_id(&s);
+	if (sid < 0)
+		return 0;
+	count(sid, status == JOBQ_STATUS_RELEASED ? JOBQ_M_RELEASED : JOBQ_M_PROCESSED, a[4],
+	      status);
+	if (!start || status == JOBQ_STATUS_RELEASED)
+		return 0;
+	dur = (__s64)(now - start);
+	if (dur < 0) {
+		loss(JOBQ_LOSS_NEGATIVE_DELTA);
+		dur = 0;
+	}
+	record(sid, JOBQ_H_DURATION, (__u64)dur);
+	return 0;
+}
+
+static __always_inline int count_simple(const char *tenant, const char *type, __u8 metric)
+{
+	struct jobq_series s;
+	int sid;
+
+	if (read_series(&s, tenant, type))
+		return 0;
+	sid = series_id(&s);
+	if (sid >= 0)
+		count(sid, metric, JOBQ_NO_PRIORITY, JOBQ_NO_STATUS);
+	return 0;
+}
+
+/* retry, dead_letter, reap: (queue, tenant, type, ...) -> one counter. */
+SEC("usdt")
+int jobq_retry(struct pt_regs *ctx)
+{
+	__u64 a[3];
+
+	ARGS(ctx, a, 3);
+	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_RETRIED);
+}
+
+SEC("usdt")
+int jobq_dead_letter(struct pt_regs *ctx)
+{
+	__u64 a[3];
+
+	ARGS(ctx, a, 3);
+	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_DEAD_LETTERED);
+}
+
+SEC("usdt")
+int jobq_reap(struct pt_regs *ctx)
+{
+	__u64 a[3];
+
+	ARGS(ctx, a, 3);
+	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_REAPED);
+}
+
+SEC("usdt")
+int jobq_depth(struct pt_regs *ctx)
+{
+	__u64 a[JOBQ_ARGC_DEPTH];
+	struct jobq_depth_key k;
+	struct jobq_depth_val v;
+
+	ARGS(ctx, a, JOBQ_ARGC_DEPTH);
+	/* queue, tenant, depth_high, depth_normal, depth_low,
+	 * oldest_enqueued_unix_ns, in_flight, delayed */
+	v = (struct jobq_depth_val){
+		.depth = { a[2], a[3], a[4] },
+		.oldest_enqueued_unix_ns = a[5],
+		.in_flight = a[6],
+		.delayed = a[7],
+		.ktime_ns = bpf_ktime_get_ns(),
+	};
+	__builtin_memset(&k, 0, sizeof(k));
+	if (read_str(k.tenant, sizeof(k.tenant), STR(a[1])))
+		return 0;
+	read_str(k.queue, sizeof(k.queue), STR(a[0]));
+	admit_tenant(k.tenant, NULL, &k.overflow);
+	if (bpf_map_update_elem(&depths, &k, &v, BPF_ANY))
+		loss(JOBQ_LOSS_MAP_FULL);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,207 @@
+/*
+ * jobq.h - what the jobq BPF programs and the agent share: map keys and
+ * values, ring-buffer records, constants. Nothing else.
+ *
+ * Every key is made only of byte arrays and naturally aligned integers
+ * with explicit padding, and is zero-filled before the strings are read
+ * into it: garbage after a NUL would split one series into many.
+ */
+#ifndef JOBQ_BPF_H
+#define JOBQ_BPF_H
+
+#include "queue/jobq_probes.h"
+#include "bpf/jobq_hist.h"
+
+#define JOBQ_STR_TENANT (JOBQ_TENANT_MAX + 1)
+#define JOBQ_STR_TYPE (JOBQ_TYPE_MAX + 1)
+#define JOBQ_STR_QUEUE (JOBQ_QUEUE_MAX + 1)
+#define JOBQ_STR_ERROR (JOBQ_ERROR_MAX + 1)
+
+/* Argument counts of the probes, visible to BPF (jobq_probes.h keeps its
+ * JOBQ_PROBE_ARGC_* out of BPF builds); agent/main.c asserts they agree. */
+#define JOBQ_ARGC_ENQUEUE 9
+#define JOBQ_ARGC_START 11
+#define JOBQ_ARGC_FINISH 8
+#define JOBQ_ARGC_DEPTH 8
+
+/* Default map sizes; the agent may change them before load. */
+#define JOBQ_DEFAULT_TENANT_CAP 1024
+#define JOBQ_MAX_SERIES 1024   /* (tenant, type) pairs, incl. the overflow one */
+#define JOBQ_MAX_DEPTHS 4096
+#define JOBQ_MAX_INFLIGHT 65536
+
+/* (tenant, job type); overflow = 1: the tenant cap was reached and the
+ * strings are empty (exported with otel.metric.overflow=true). */
+struct jobq_series {
+	char tenant[JOBQ_STR_TENANT];
+	char type[JOBQ_STR_TYPE];
+	__u8 overflow;
+	__u8 pad[5];
+} __attribute__((aligned(8))); /* aligned: BPF copies it 8 bytes at a time */
+
+enum jobq_metric {
+	JOBQ_M_ENQUEUED = 0,   /* jobs.enqueued, by priority */
+	JOBQ_M_STARTED,        /* jobs.started, by priority */
+	JOBQ_M_PROCESSED,      /* jobs.processed, by priority and status */
+	JOBQ_M_RETRIED,        /* jobs.retried (status "retry") */
+	JOBQ_M_DEAD_LETTERED,  /* jobs.dead_lettered (status "dead_letter") */
+	JOBQ_M_REAPED,         /* jobs.reaped */
+	JOBQ_M_RELEASED,       /* jobs.released: given back unrun at shutdown */
+	JOBQ_M_COUNT,
+};
+
+#define JOBQ_NO_PRIORITY 0xff /* probe carries no priority */
+#define JOBQ_NO_STATUS 0xff
+
+/*
+ * Kernel layout: a hash map turns each (tenant, type) into a small series
+ * id on first sight (the only string-keyed lookup per event); counters and
+ * histograms are per-CPU arrays indexed by that id. Ids are never reused.
+ */
+#define JOBQ_PRIO_SLOTS (JOBQ_PRIO_COUNT + 1)   /* last slot: no priority */
+#define JOBQ_STATUS_SLOTS 4                     /* success, failed, released, none */
+
+#define JOBQ_CTR_CELLS (JOBQ_M_COUNT * JOBQ_PRIO_SLOTS * JOBQ_STATUS_SLOTS)
+/* Cell of (metric, priority slot, status slot) in jobq_counters.c. */
+#define JOBQ_CTR_CELL(m, p, st) (((m) * JOBQ_PRIO_SLOTS + (p)) * JOBQ_STATUS_SLOTS + (st))
+
+struct jobq_counters {
+	__u64 c[JOBQ_CTR_CELLS];
+};
+
+/* A counter as user space exports it (key built from the arrays). */
+struct jobq_ctr_key {
+	struct jobq_series s;
+	__u8 metric;   /* enum jobq_metric */
+	__u8 priority; /* enum jobq_probe_priority or JOBQ_NO_PRIORITY */
+	__u8 status;   /* enum jobq_probe_status or JOBQ_NO_STATUS */
+	__u8 pad[5];
+};
+
+enum jobq_hist_kind {
+	JOBQ_H_WAIT = 0,     /* jobs.wait_time: start wall time - enqueued_unix_ns */
+	JOBQ_H_DURATION = 1, /* jobs.duration: finish - start, same process */
+	JOBQ_H_COUNT,
+};
+
+struct jobq_hist_key {
+	struct jobq_series s;
+	__u8 kind; /* enum jobq_hist_kind */
+	__u8 pad[7];
+};
+
+/* Per-CPU histogram; user space sums CPUs. Values in ns; count includes
+ * zero_count; min/max valid when count > 0. */
+struct jobq_hist_val {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 min_ns;
+	__u64 max_ns;
+	__u64 zero_count;
+	__u64 buckets[JOBQ_HIST_NBUCKETS];
+};
+
+/* Per-CPU array value at a series id: both histograms of the series. */
+struct jobq_hists {
+	struct jobq_hist_val h[JOBQ_H_COUNT];
+};
+
+/* Last depth report of one (queue, tenant). */
+struct jobq_depth_key {
+	char queue[JOBQ_STR_QUEUE];
+	char tenant[JOBQ_STR_TENANT];
+	__u8 overflow;
+	__u8 pad[5];
+} __attribute__((aligned(8)));
+
+struct jobq_depth_val {
+	__u64 depth[JOBQ_PRIO_COUNT];
+	__u64 oldest_enqueued_unix_ns; /* 0: nothing waiting */
+	__u64 in_flight;
+	__u64 delayed;
+	__u64 ktime_ns; /* when the probe fired */
+};
+
+/* start -> finish pairing: the running job of a thread lives in task
+ * storage (no hash on the common path: finish on the start's thread); a
+ * job whose finish comes from elsewhere, or a thread running several, is
+ * kept in the bounded inflight hash. */
+struct jobq_task_job {
+	__u64 job_id;
+	__u64 start_ktime_ns;
+	__u32 tgid;
+	__u32 used;
+};
+
+struct jobq_inflight_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 job_id;
+};
+
+struct jobq_inflight_val {
+	__u64 start_ktime_ns;
+};
+
+/* Loss reasons, a per-CPU array indexed by these. */
+enum jobq_loss {
+	JOBQ_LOSS_RINGBUF_FULL = 0,  /* bpf_ringbuf_reserve failed: a span record lost */
+	JOBQ_LOSS_MAP_FULL,          /* a counter/histogram/depth/inflight insert failed */
+	JOBQ_LOSS_UNMATCHED_FINISH,  /* finish without a start seen (no duration) */
+	JOBQ_LOSS_NEGATIVE_DELTA,    /* wait or duration < 0: clamped to 0 */
+	JOBQ_LOSS_HIST_CLAMP,        /* value above the top bucket, clamped into it */
+	JOBQ_LOSS_TENANT_OVERFLOW,   /* event of a tenant beyond the cap (overflow key) */
+	JOBQ_LOSS_READ_FAULT,        /* a probe string argument could not be read */
+	JOBQ_LOSS_KERNEL_COUNT,
+	/* counted by the agent, not in the kernel array */
+	JOBQ_LOSS_EXPIRED_INFLIGHT = JOBQ_LOSS_KERNEL_COUNT,
+	JOBQ_LOSS_COUNT,
+};
+
+enum jobq_event_kind {
+	JOBQ_EV_ENQUEUE = 1,
+	JOBQ_EV_START = 2,
+	JOBQ_EV_FINISH = 3,
+};
+
+/* Common head of every ring-buffer record (64 bytes). */
+#define JOBQ_EVENT_HEADER                                                      \
+	__u64 ktime_ns;                                                        \
+	__u64 job_id;                                                          \
+	__u64 enqueued_unix_ns; /* enqueue, start */                           \
+	__u64 trace_hi;         /* enqueue, start: the enqueue span's context */ \
+	__u64 trace_lo;                                                        \
+	__u64 span_id;                                                         \
+	__u32 tgid;                                                            \
+	__u32 attempt;          /* start, finish */                            \
+	__u8 kind;              /* enum jobq_event_kind */                     \
+	__u8 priority;                                                         \
+	__u8 status;            /* finish */                                   \
+	__u8 trace_flags;       /* start */                                    \
+	__u8 pad0[4]
+
+/*
+ * A span-building event as the agent handles it. In the ring buffer an
+ * enqueue or start record is its first JOBQ_EVENT_REC_SIZE bytes (no
+ * error text); a finish record is a struct jobq_finish_rec (no strings but
+ * the error: the agent takes them from the start). Smaller records keep
+ * the ring buffer's headroom for bursts. Strings are NUL-terminated; the
+ * series carries the real tenant even beyond the tenant cap.
+ */
+struct jobq_event {
+	JOBQ_EVENT_HEADER;
+	struct jobq_series s;
+	char queue[JOBQ_STR_QUEUE];
+	char error[JOBQ_STR_ERROR]; /* finish; "" on success */
+	__u8 pad1[6];
+};
+
+#define JOBQ_EVENT_REC_SIZE offsetof(struct jobq_event, error)
+
+struct jobq_finish_rec {
+	JOBQ_EVENT_HEADER;
+	char error[JOBQ_STR_ERROR];
+	__u8 pad1[7];
+};
+
+#endif /* JOBQ_BPF_H */

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The noisy-tenant demo: one tenant floods the queue with a massive export
+# while ten small tenants send light traffic at mixed priorities. Unchanged
+# `jobq worker` processes run the jobs; jobq-agent observes them through the
+# kernel and jobq-sidecar exports what it sees. Ends with a per-tenant report.
+#
+# Environment:
+#   JOBQ_DEMO_SECONDS   how long the load runs (default 60)
+#   JOBQ_DEMO_WORKERS   worker processes (default 3)
+#   JOBQ_DEMO_HEADLESS  1: no live table (for tests)
+#   JOBQ_DEMO_OUT       directory for logs and the OTLP file (default: a temp dir)
+#   JOBQ_REDIS_URL      use this Redis instead of starting one
+#   OTEL_EXPORTER_OTLP_ENDPOINT  also export to this collector
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+B=${BUILD:-$here/build}
+secs=${JOBQ_DEMO_SECONDS:-60}
+nworkers=${JOBQ_DEMO_WORKERS:-3}
+headless=${JOBQ_DEMO_HEADLESS:-0}
+out=${JOBQ_DEMO_OUT:-$(mktemp -d /tmp/jobq-demo.XXXXXX)}
+mkdir -p "$out"
+queue=demo
+
+log() { printf 'demo: %s\n' "$*" >&2; }
+
+# Stop in data-flow order so nothing observed is lost: load, then workers
+# (they finish or release in-flight jobs), then the agent (sends its final
+# cumulative snapshot), then the sidecar (final flush), then Redis.
+stop_pids() {
+	local p
+	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "$@"; do
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+}
+load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
+cleanup() {
+	stop_pids "${load_pids[@]}"
+	stop_pids "${worker_pids[@]}"
+	stop_pids "${agent_pids[@]}"
+	stop_pids "${sidecar_pids[@]}"
+	stop_pids "${redis_pids[@]}"
+	load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
+}
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# --- Redis ---------------------------------------------------------------
+if [ -z "${JOBQ_REDIS_URL:-}" ]; then
+	port=$(free_port)
+	mkdir -p "$out/redis"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$out/redis" --save '' \
+		--appendonly no --daemonize no >"$out/redis.log" 2>&1 &
+	redis_pids+=($!)
+	export JOBQ_REDIS_URL="redis://127.0.0.1:$port"
+	for _ in $(seq 100); do
+		redis-cli -p "$port" ping >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	log "started redis-server on 127.0.0.1:$port (data in $out/redis)"
+else
+	log "using Redis at $JOBQ_REDIS_URL"
+fi
+jobq() { "$B/jobq" --queue "$queue" "$@"; }
+
+# --- sidecar -------------------------------------------------------------
+sock="$out/sidecar.sock"
+otlp_file="$out/otlp.jsonl"
+export OTEL_METRIC_EXPORT_INTERVAL=${OTEL_METRIC_EXPORT_INTERVAL:-5000}
+export OTEL_SERVICE_NAME=${OTEL_SERVICE_NAME:-jobq-demo}
+prom_port=$(free_port)
+sidecar_args=(--listen "$sock" --prom-listen "127.0.0.1:$prom_port"
+	--starvation-threshold-s "${JOBQ_DEMO_STARVATION_S:-20}")
+if [ -n "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ]; then
+	log "sidecar exports OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT"
+	otlp_file=
+else
+	sidecar_args+=(--otlp-file "$otlp_file")
+fi
+# The sidecar drops root (to nobody) before any network I/O: let it write here.
+chmod 0777 "$out"
+"$B/jobq-sidecar" "${sidecar_args[@]}" >"$out/sidecar.log" 2>&1 &
+sidecar_pids+=($!)
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+
+# --- workers -------------------------------------------------------------
+jobq tenant set bigcorp --weight 1 >/dev/null
+worker_args=(--concurrency 4 --cap 3
+	--handler export=builtin:export:40
+	--handler email=builtin:sleep:5
+	--handler report=builtin:fail:0.1:20
+	--handler thumbnail=builtin:cpu:3)
+start_worker() {
+	"$B/jobq" --queue "$queue" worker "${worker_args[@]}" --job-log "$out/jobs-$1.log" >"$out/worker-$1.log" 2>&1 &
+	worker_pids+=($!)
+}
+for i in $(seq "$nworkers"); do start_worker "$i"; done
+log "started $nworkers workers (pids ${worker_pids[*]})"
+
+# --- agent ---------------------------------------------------------------
+# Attached to the shared library: every worker process, present and future.
+observed=0
+live=0
+[ "$headless" != 1 ] && [ -t 1 ] && live=1
+agent_args=(--lib "$B/libjobq.so" --sidecar "$sock" --interval 1000)
+if [ "$(id -u)" -ne 0 ]; then
+	log "not root: the eBPF agent needs root (or CAP_BPF+CAP_PERFMON) to attach."
+	log "running the workload unobserved; per-tenant figures come from the job logs."
+elif [ "$live" = 0 ]; then
+	"$B/jobq-agent" "${agent_args[@]}" >"$out/agent.log" 2>&1 &
+	agent_pid=$!
+	agent_pids+=("$agent_pid")
+	sleep 1
+	if kill -0 "$agent_pid" 2>/dev/null; then observed=1; else
+		log "agent failed to start:"; cat "$out/agent.log" >&2
+	fi
+else
+	observed=1
+fi
+
+# --- load ----------------------------------------------------------------
+small=(acme globex initech umbrella hooli stark wayne wonka tyrell cyberdyne)
+log "bigcorp enqueues a massive export; ${#small[@]} small tenants send steady traffic for ${secs}s"
+jobq enqueue --tenant bigcorp --type export --priority low --count "${JOBQ_DEMO_FLOOD:-3000}" >/dev/null
+python3 "$here/demo/load.py" --seconds "$secs" --tenants "${small[@]}" \
+	--jobq "$B/jobq" --queue "$queue" --summary "$out/enqueued.json" >"$out/load.log" 2>&1 &
+load_pid=$!
+load_pids+=("$load_pid")
+
+if [ "$live" = 1 ] && [ "$observed" = 1 ]; then
+	# The live per-tenant view is the agent itself, in the foreground.
+	"$B/jobq-agent" "${agent_args[@]}" --top --duration "$secs" 2>"$out/agent.log" ||
+		{ log "agent failed:"; cat "$out/agent.log" >&2; }
+else
+	end=$(( $(date +%s) + secs ))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		sleep 5
+		[ "$headless" = 1 ] || jobq stats | head -n 15
+	done
+fi
+wait "$load_pid" || true
+
+# Let the small tenants' last jobs finish (bounded), then stop everything.
+for _ in $(seq 100); do
+	busy=$(jobq stats --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(t["in_flight"]+sum(t["depth"].values()) for t in d if t["tenant_id"]!="bigcorp"))')
+	[ "$busy" = 0 ] && break
+	sleep 0.2
+done
+sleep 2 # one more agent interval and sidecar export
+cleanup
+python3 "$here/demo/report.py" --job-logs "$out"/jobs-*.log ${otlp_file:+--otlp "$otlp_file"} \
+	--starvation-s "${JOBQ_DEMO_STARVATION_S:-20}"
+log "logs, job logs and the OTLP export are in $out"
+[ -z "$otlp_file" ] || log "OTLP JSON lines (what the sidecar would send to a collector): $otlp_file"
+log "Prometheus text was served at http://127.0.0.1:$prom_port/metrics while the demo ran"

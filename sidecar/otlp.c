@@ -1,0 +1,928 @@
+/* otlp.c - OTLP request builder (see otlp.h). */
+#include "sidecar/otlp.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sidecar/utf8.h"
+
+typedef Opentelemetry__Proto__Common__V1__KeyValue KV;
+typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
+typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
+typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
+typedef Opentelemetry__Proto__Metrics__V1__ResourceMetrics ResourceMetrics;
+typedef Opentelemetry__Proto__Metrics__V1__ScopeMetrics ScopeMetrics;
+typedef Opentelemetry__Proto__Metrics__V1__Metric Metric;
+typedef Opentelemetry__Proto__Metrics__V1__Sum Sum;
+typedef Opentelemetry__Proto__Metrics__V1__Gauge Gauge;
+typedef Opentelemetry__Proto__Metrics__V1__Histogram Histogram;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogram ExpHistogram;
+typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint NumberDP;
+typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint HistDP;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint ExpDP;
+typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets Buckets;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans ResourceSpans;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans ScopeSpans;
+typedef Opentelemetry__Proto__Trace__V1__Span Span;
+typedef Opentelemetry__Proto__Trace__V1__Span__Event Event;
+typedef Opentelemetry__Proto__Trace__V1__Span__Link Link;
+typedef Opentelemetry__Proto__Trace__V1__Status Status;
+
+#define TEMP_DELTA OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
+#define TEMP_CUMULATIVE OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE
+
+const double sc_explicit_bounds[SC_N_EXPLICIT_BOUNDS] = {
+	0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000,
+};
+
+/* Allocate and run protobuf-c's initializer on arena memory. */
+#define NEW(a, T, init) ({ T *p_ = sc_arena_alloc((a), sizeof(T)); \
+	if (p_) { T t_ = init; *p_ = t_; } p_; })
+#define NEWV(a, T, n) ((T *)sc_arena_alloc((a), sizeof(T) * ((n) ? (n) : 1)))
+
+static char *str_utf8(struct sc_arena *a, const char *s)
+{
+	size_t n = strlen(s);
+	if (sc_utf8_valid(s, n))
+		return sc_arena_strndup(a, s, n);
+	char *out = sc_arena_alloc(a, SC_UTF8_REPAIR_MAX(n) + 1);
+	if (out)
+		out[sc_utf8_repair(s, n, out)] = '\0';
+	return out;
+}
+
+/* A KeyValue and its AnyValue in one allocation. */
+struct kv_pair {
+	KV kv;
+	AnyValue v;
+};
+
+static KV *kv_new_raw(struct sc_arena *a, char *key)
+{
+	struct kv_pair *p = sc_arena_alloc(a, sizeof(*p));
+	if (!p || !key)
+		return NULL;
+	KV kv = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+	AnyValue v = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+	p->kv = kv;
+	p->v = v;
+	p->kv.key = key;
+	p->kv.value = &p->v;
+	return &p->kv;
+}
+
+static KV *kv_new(struct sc_arena *a, const char *k)
+{
+	return kv_new_raw(a, str_utf8(a, k));
+}
+
+KV *sc_kv_str(struct sc_arena *a, const char *k, const char *val)
+{
+	KV *kv = kv_new(a, k);
+	if (!kv || !(kv->value->string_value = str_utf8(a, val)))
+		return NULL;
+	kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+	return kv;
+}
+
+KV *sc_kv_int(struct sc_arena *a, const char *k, int64_t val)
+{
+	KV *kv = kv_new(a, k);
+	if (!kv)
+		return NULL;
+	kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+	kv->value->int_value = val;
+	return kv;
+}
+
+static KV *kv_bool(struct sc_arena *a, const char *k, bool val)
+{
+	KV *kv = kv_new(a, k);
+	if (!kv)
+		return NULL;
+	kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+	kv->value->bool_value = val;
+	return kv;
+}
+
+static KV *kv_double(struct sc_arena *a, const char *k, double val)
+{
+	KV *kv = kv_new(a, k);
+	if (!kv)
+		return NULL;
+	kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+	kv->value->double_value = val;
+	return kv;
+}
+
+/* A growable KV list in the arena with a fixed maximum. */
+struct kvs {
+	KV **v;
+	size_t n, max;
+	bool failed;
+};
+
+static void kvs_init(struct sc_arena *a, struct kvs *l, size_t max)
+{
+	l->v = NEWV(a, KV *, max);
+	l->n = 0;
+	l->max = max;
+	l->failed = !l->v;
+}
+
+static bool kvs_has(const struct kvs *l, const char *k)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i]->key, k))
+			return true;
+	return false;
+}
+
+static void kvs_add(struct kvs *l, KV *kv)
+{
+	if (!kv || l->failed)
+		l->failed = true;
+	else if (l->n < l->max && !kvs_has(l, kv->key))
+		l->v[l->n++] = kv;
+}
+
+/* service.name, then OTEL_RESOURCE_ATTRIBUTES, then detected attributes
+ * that the user did not set. */
+static Resource *resource_new(struct sc_arena *a, const struct sc_identity *id,
+			      const struct sc_agent *ag)
+{
+	const struct sc_config *c = id->cfg;
+	Resource *r = NEW(a, Resource, OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT);
+	struct kvs l;
+	if (!r)
+		return NULL;
+	kvs_init(a, &l, (size_t)c->nresource + 12);
+	kvs_add(&l, sc_kv_str(a, "service.name", c->service_name));
+	for (int i = 0; i < c->nresource; i++)
+		kvs_add(&l, sc_kv_str(a, c->resource_keys[i], c->resource_values[i]));
+	if (ag) {
+		kvs_add(&l, sc_kv_str(a, "host.name", ag->host_name[0] ? ag->host_name : id->host_name));
+		kvs_add(&l, sc_kv_str(a, "service.instance.id", ag->agent_id));
+		kvs_add(&l, sc_kv_str(a, "jobq.agent.id", ag->agent_id));
+		kvs_add(&l, sc_kv_int(a, "jobq.agent.pid", ag->pid));
+		kvs_add(&l, sc_kv_str(a, "jobq.agent.target", ag->target));
+		kvs_add(&l, sc_kv_str(a, "jobq.agent.version", ag->version));
+	} else {
+		kvs_add(&l, sc_kv_str(a, "host.name", id->host_name));
+		kvs_add(&l, sc_kv_int(a, "process.pid", id->pid));
+		kvs_add(&l, sc_kv_str(a, "process.executable.name", "jobq-sidecar"));
+		kvs_add(&l, sc_kv_str(a, "jobq.sidecar.version", SC_VERSION));
+	}
+	if (l.failed)
+		return NULL;
+	r->attributes = l.v;
+	r->n_attributes = l.n;
+	return r;
+}
+
+static Scope *scope_new(struct sc_arena *a)
+{
+	Scope *s = NEW(a, Scope, OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT);
+	if (s) {
+		s->name = SC_SCOPE_NAME;
+		s->version = SC_VERSION;
+	}
+	return s;
+}
+
+void sc_explicit_from_exp(const struct sc_hist *h, uint64_t out[SC_N_EXPLICIT_BOUNDS + 1])
+{
+	memset(out, 0, sizeof(uint64_t) * (SC_N_EXPLICIT_BOUNDS + 1));
+	int b = 0;
+	while (b < SC_N_EXPLICIT_BOUNDS && h->zero_threshold > sc_explicit_bounds[b])
+		b++;
+	out[b] += h->zero_count;
+	for (uint32_t i = 0; i < h->nbuckets; i++) {
+		if (!h->buckets[i])
+			continue;
+		/* Upper bound of bucket (offset+i) is 2^((index+1) / 2^scale). */
+		double ub = exp2(ldexp((double)(h->offset + (int32_t)i + 1), -h->scale));
+		b = 0;
+		while (b < SC_N_EXPLICIT_BOUNDS && ub > sc_explicit_bounds[b])
+			b++;
+		out[b] += h->buckets[i];
+	}
+}
+
+static KV **series_attrs(struct sc_arena *a, const struct sc_series *se, size_t *n)
+{
+	struct kvs l;
+	kvs_init(a, &l, SC_ATTR_COUNT);
+	if (se->overflow) {
+		kvs_add(&l, kv_bool(a, "otel.metric.overflow", true));
+	} else {
+		/* Store strings are valid UTF-8 already and outlive the request:
+		 * point at them instead of copying (the hot path of an export). */
+		for (int i = 0; i < SC_ATTR_COUNT; i++) {
+			if (!se->attr[i][0])
+				continue;
+			KV *kv = kv_new_raw(a, (char *)sc_attr_names[i]);
+			if (kv) {
+				kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+				kv->value->string_value = (char *)se->attr[i];
+			}
+			kvs_add(&l, kv);
+		}
+	}
+	*n = l.n;
+	return l.failed ? NULL : l.v;
+}
+
+/* Delta of a cumulative histogram against the previous export (same
+ * scale). Returns false if it is not a plain continuation (then the caller
+ * reports the cumulative value as a fresh start). */
+static bool hist_delta(struct sc_arena *a, const struct sc_hist *cur, const struct sc_hist *prev,
+		       struct sc_hist *out)
+{
+	if (cur->scale != prev->scale || cur->count < prev->count || cur->zero_count < prev->zero_count)
+		return false;
+	*out = *cur;
+	out->count = cur->count - prev->count;
+	out->zero_count = cur->zero_count - prev->zero_count;
+	out->sum = cur->sum - prev->sum;
+	out->buckets = cur->nbuckets ? NEWV(a, uint64_t, cur->nbuckets) : NULL;
+	if (cur->nbuckets && !out->buckets)
+		return false;
+	for (uint32_t i = 0; i < cur->nbuckets; i++)
+		out->buckets[i] = cur->buckets[i];
+	for (uint32_t j = 0; j < prev->nbuckets; j++) {
+		int32_t idx = prev->offset + (int32_t)j - cur->offset;
+		if (!prev->buckets[j])
+			continue;
+		if (idx < 0 || idx >= (int32_t)cur->nbuckets || out->buckets[idx] < prev->buckets[j])
+			return false;
+		out->buckets[idx] -= prev->buckets[j];
+	}
+	/* min/max of the interval are unknown: leave them out. */
+	out->min = NAN;
+	out->max = NAN;
+	return true;
+}
+
+struct mb {
+	struct sc_arena *a;
+	const struct sc_store *s;
+	const struct sc_identity *id;
+	uint64_t now;
+	size_t npoints;
+	bool delta;
+};
+
+static Metric *metric_new(struct mb *b, const struct sc_metric *m)
+{
+	Metric *mt = NEW(b->a, Metric, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__INIT);
+	if (mt) {
+		mt->name = (char *)m->name;
+		mt->unit = (char *)m->unit;
+		mt->description = (char *)m->description;
+	}
+	return mt;
+}
+
+static NumberDP *ndp_new(struct mb *b, struct sc_series *se)
+{
+	NumberDP *p = NEW(b->a, NumberDP, OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__INIT);
+	if (!p || !(p->attributes = series_attrs(b->a, se, &p->n_attributes)))
+		return NULL;
+	p->time_unix_nano = se->time_ns;
+	p->start_time_unix_nano = se->start_ns;
+	return p;
+}
+
+static void set_double(NumberDP *p, double v)
+{
+	p->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_DOUBLE;
+	p->as_double = v;
+}
+
+static void set_int(NumberDP *p, uint64_t v)
+{
+	p->value_case = OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT;
+	p->as_int = v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+/* Number of series (with the overflow one) of one (agent, metric). */
+static size_t count_series(const struct sc_agent *ag, int m)
+{
+	return ag->nseries[m] + (ag->overflow[m] != NULL);
+}
+
+/* Overflow series last, after the agent's own series. */
+static struct sc_series *first_series(const struct sc_agent *ag, int m)
+{
+	return ag->series[m] ? ag->series[m] : ag->overflow[m];
+}
+
+static struct sc_series *next_series(const struct sc_agent *ag, int m, const struct sc_series *se)
+{
+	if (se == ag->overflow[m])
+		return NULL;
+	return se->mnext ? se->mnext : ag->overflow[m];
+}
+
+#define FOR_SERIES(ag, m, se) \
+	for (struct sc_series *se = first_series(ag, m); se; se = next_series(ag, m, se))
+
+static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
+{
+	const struct sc_metric *m = &b->s->metrics[mi];
+	size_t n = count_series(ag, mi), k = 0;
+	Metric *mt = metric_new(b, m);
+	if (!mt)
+		return NULL;
+
+	if (m->kind == SC_KIND_COUNTER || (m->kind == SC_KIND_GAUGE && m->as_sum)) {
+		Sum *sum = NEW(b->a, Sum, OPENTELEMETRY__PROTO__METRICS__V1__SUM__INIT);
+		NumberDP **dps = NEWV(b->a, NumberDP *, n);
+		if (!sum || !dps)
+			return NULL;
+		bool delta = b->delta && m->kind == SC_KIND_COUNTER;
+		sum->is_monotonic = m->kind == SC_KIND_COUNTER;
+		sum->aggregation_temporality = delta ? TEMP_DELTA : TEMP_CUMULATIVE;
+		FOR_SERIES(ag, mi, se) {
+			NumberDP *p = ndp_new(b, se);
+			if (!p)
+				return NULL;
+			if (m->kind == SC_KIND_GAUGE) {
+				set_double(p, se->cur.gauge);
+			} else if (delta) {
+				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
+					return NULL;
+				if (se->exported && se->cur.counter >= se->prev->counter) {
+					set_int(p, se->cur.counter - se->prev->counter);
+					p->start_time_unix_nano = se->last_export_ns;
+				} else {
+					set_int(p, se->cur.counter);
+				}
+				se->prev->counter = se->cur.counter;
+				se->exported = true;
+				se->last_export_ns = se->time_ns;
+			} else {
+				set_int(p, se->cur.counter);
+			}
+			dps[k++] = p;
+		}
+		sum->data_points = dps;
+		sum->n_data_points = k;
+		mt->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+		mt->sum = sum;
+	} else if (m->kind == SC_KIND_GAUGE) {
+		Gauge *g = NEW(b->a, Gauge, OPENTELEMETRY__PROTO__METRICS__V1__GAUGE__INIT);
+		NumberDP **dps = NEWV(b->a, NumberDP *, n);
+		if (!g || !dps)
+			return NULL;
+		FOR_SERIES(ag, mi, se) {
+			NumberDP *p = ndp_new(b, se);
+			if (!p)
+				return NULL;
+			p->start_time_unix_nano = 0; /* a gauge has no start */
+			set_double(p, se->cur.gauge);
+			dps[k++] = p;
+		}
+		g->data_points = dps;
+		g->n_data_points = k;
+		mt->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE;
+		mt->gauge = g;
+	} else {
+		bool explicit = b->id->cfg->histogram == SC_HIST_EXPLICIT;
+		void **dps = NEWV(b->a, void *, n);
+		if (!dps)
+			return NULL;
+		FOR_SERIES(ag, mi, se) {
+			struct sc_hist h = se->cur.hist, d;
+			uint64_t start = se->start_ns;
+			if (b->delta) {
+				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
+					return NULL;
+				if (se->exported && hist_delta(b->a, &se->cur.hist, &se->prev->hist, &d)) {
+					h = d;
+					start = se->last_export_ns;
+				}
+				if (sc_hist_copy(&se->prev->hist, &se->cur.hist))
+					return NULL;
+				se->exported = true;
+				se->last_export_ns = se->time_ns;
+			}
+			size_t nattr;
+			KV **attrs = series_attrs(b->a, se, &nattr);
+			if (!attrs)
+				return NULL;
+			if (explicit) {
+				HistDP *p = NEW(b->a, HistDP, OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__INIT);
+				uint64_t *bc = NEWV(b->a, uint64_t, SC_N_EXPLICIT_BOUNDS + 1);
+				if (!p || !bc)
+					return NULL;
+				sc_explicit_from_exp(&h, bc);
+				p->attributes = attrs;
+				p->n_attributes = nattr;
+				p->start_time_unix_nano = start;
+				p->time_unix_nano = se->time_ns;
+				p->count = h.count;
+				p->sum__case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__SUM__SUM;
+				p->sum = h.sum;
+				if (h.count && !isnan(h.min)) {
+					p->min__case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__MIN__MIN;
+					p->min = h.min;
+					p->max__case = OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT__MAX__MAX;
+					p->max = h.max;
+				}
+				p->bucket_counts = bc;
+				p->n_bucket_counts = SC_N_EXPLICIT_BOUNDS + 1;
+				p->explicit_bounds = (double *)sc_explicit_bounds;
+				p->n_explicit_bounds = SC_N_EXPLICIT_BOUNDS;
+				dps[k++] = p;
+			} else {
+				ExpDP *p = NEW(b->a, ExpDP, OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__INIT);
+				Buckets *pos = NEW(b->a, Buckets, OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__BUCKETS__INIT);
+				if (!p || !pos)
+					return NULL;
+				p->attributes = attrs;
+				p->n_attributes = nattr;
+				p->start_time_unix_nano = start;
+				p->time_unix_nano = se->time_ns;
+				p->count = h.count;
+				p->sum__case = OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__SUM__SUM;
+				p->sum = h.sum;
+				if (h.count && !isnan(h.min)) {
+					p->min__case = OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MIN__MIN;
+					p->min = h.min;
+					p->max__case = OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MAX__MAX;
+					p->max = h.max;
+				}
+				p->scale = h.scale;
+				p->zero_count = h.zero_count;
+				p->zero_threshold = h.zero_threshold;
+				pos->offset = h.offset;
+				pos->bucket_counts = h.buckets;
+				pos->n_bucket_counts = h.nbuckets;
+				p->positive = pos;
+				dps[k++] = p;
+			}
+		}
+		if (explicit) {
+			Histogram *hg = NEW(b->a, Histogram, OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM__INIT);
+			if (!hg)
+				return NULL;
+			hg->aggregation_temporality = b->delta ? TEMP_DELTA : TEMP_CUMULATIVE;
+			hg->data_points = (HistDP **)dps;
+			hg->n_data_points = k;
+			mt->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM;
+			mt->histogram = hg;
+		} else {
+			ExpHistogram *eh = NEW(b->a, ExpHistogram, OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM__INIT);
+			if (!eh)
+				return NULL;
+			eh->aggregation_temporality = b->delta ? TEMP_DELTA : TEMP_CUMULATIVE;
+			eh->data_points = (ExpDP **)dps;
+			eh->n_data_points = k;
+			mt->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM;
+			mt->exponential_histogram = eh;
+		}
+	}
+	b->npoints += k;
+	return mt;
+}
+
+/* A cumulative monotonic Sum with one point per (label value) -- used for
+ * the self-metrics and the agents' loss counters. */
+static Metric *simple_sum(struct mb *b, const char *name, const char *desc, const char *label,
+			  const char *const *values, const uint64_t *counts, size_t n,
+			  const char *label2, const char *value2, uint64_t start, bool monotonic)
+{
+	static struct sc_metric m; /* only name/unit/description are read */
+	Metric *mt = NEW(b->a, Metric, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__INIT);
+	Sum *sum = NEW(b->a, Sum, OPENTELEMETRY__PROTO__METRICS__V1__SUM__INIT);
+	NumberDP **dps = NEWV(b->a, NumberDP *, n);
+	(void)m;
+	if (!mt || !sum || !dps)
+		return NULL;
+	mt->name = (char *)name;
+	mt->unit = "1";
+	mt->description = (char *)desc;
+	for (size_t i = 0; i < n; i++) {
+		NumberDP *p = NEW(b->a, NumberDP, OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__INIT);
+		struct kvs l;
+		if (!p)
+			return NULL;
+		kvs_init(b->a, &l, 2);
+		if (label2)
+			kvs_add(&l, sc_kv_str(b->a, label2, value2));
+		if (label)
+			kvs_add(&l, sc_kv_str(b->a, label, values[i]));
+		if (l.failed)
+			return NULL;
+		p->attributes = l.v;
+		p->n_attributes = l.n;
+		p->start_time_unix_nano = start;
+		p->time_unix_nano = b->now;
+		set_int(p, counts[i]);
+		dps[i] = p;
+	}
+	sum->data_points = dps;
+	sum->n_data_points = n;
+	sum->is_monotonic = monotonic;
+	sum->aggregation_temporality = TEMP_CUMULATIVE;
+	mt->data_case = OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM;
+	mt->sum = sum;
+	b->npoints += n;
+	return mt;
+}
+
+static ResourceMetrics *rm_new(struct mb *b, const struct sc_agent *ag, size_t nmetrics,
+			       Metric ***out)
+{
+	ResourceMetrics *rm = NEW(b->a, ResourceMetrics, OPENTELEMETRY__PROTO__METRICS__V1__RESOURCE_METRICS__INIT);
+	ScopeMetrics *sm = NEW(b->a, ScopeMetrics, OPENTELEMETRY__PROTO__METRICS__V1__SCOPE_METRICS__INIT);
+	ScopeMetrics **sms = NEWV(b->a, ScopeMetrics *, 1);
+	Metric **ms = NEWV(b->a, Metric *, nmetrics);
+	if (!rm || !sm || !sms || !ms || !(rm->resource = resource_new(b->a, b->id, ag)) ||
+	    !(sm->scope = scope_new(b->a)))
+		return NULL;
+	sms[0] = sm;
+	rm->scope_metrics = sms;
+	rm->n_scope_metrics = 1;
+	sm->metrics = ms;
+	*out = ms;
+	return rm;
+}
+
+static ResourceMetrics *self_metrics(struct mb *b, const struct sc_stats *st)
+{
+	Metric **ms;
+	ResourceMetrics *rm = rm_new(b, NULL, 4 * SC_SIGNAL_COUNT, &ms);
+	if (!rm)
+		return NULL;
+	ScopeMetrics *sm = rm->scope_metrics[0];
+	size_t k = 0;
+	for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++) {
+		const char *sn = sc_signal_names[sig];
+		uint64_t exp = atomic_load(&st->exported[sig]);
+		uint64_t ret = atomic_load(&st->retries[sig]);
+		uint64_t qb = atomic_load(&st->queue_bytes[sig]);
+		uint64_t drops[SC_DROP_COUNT];
+		for (int r = 0; r < SC_DROP_COUNT; r++)
+			drops[r] = atomic_load(&st->dropped[sig][r]);
+		if (!(ms[k++] = simple_sum(b, sig ? "jobq.sidecar.exported.spans" : "jobq.sidecar.exported.points",
+					   "Items the collector accepted", NULL, NULL, &exp, 1, "signal", sn,
+					   st->start_ns, true)) ||
+		    !(ms[k++] = simple_sum(b, sig ? "jobq.sidecar.dropped.spans" : "jobq.sidecar.dropped.points",
+					   "Items given up, by reason", "reason", sc_drop_reason_names, drops,
+					   SC_DROP_COUNT, "signal", sn, st->start_ns, true)) ||
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.retries", "Export attempts retried", NULL, NULL,
+					   &ret, 1, "signal", sn, st->start_ns, true)) ||
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.queue.bytes", "Encoded requests waiting to be sent",
+					   NULL, NULL, &qb, 1, "signal", sn, st->start_ns, false)))
+			return NULL;
+	}
+	/* Self-metric names repeat per signal: merge the points of equal names
+	 * into one Metric each, as OTLP expects one stream per name. */
+	size_t out = 0;
+	for (size_t i = 0; i < k; i++) {
+		size_t j;
+		for (j = 0; j < out; j++)
+			if (!strcmp(ms[j]->name, ms[i]->name))
+				break;
+		if (j == out) {
+			ms[out++] = ms[i];
+			continue;
+		}
+		Sum *a = ms[j]->sum, *c = ms[i]->sum;
+		NumberDP **dps = NEWV(b->a, NumberDP *, a->n_data_points + c->n_data_points);
+		if (!dps)
+			return NULL;
+		memcpy(dps, a->data_points, a->n_data_points * sizeof(*dps));
+		memcpy(dps + a->n_data_points, c->data_points, c->n_data_points * sizeof(*dps));
+		a->data_points = dps;
+		a->n_data_points += c->n_data_points;
+	}
+	sm->n_metrics = out;
+	return rm;
+}
+
+sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
+				      const struct sc_identity *id, const struct sc_stats *st,
+				      uint64_t now_ns, size_t *npoints)
+{
+	struct mb b = { a, s, id, now_ns, 0, id->cfg->temporality != SC_TEMPORALITY_CUMULATIVE };
+	sc_metrics_req *req = NEW(a, sc_metrics_req,
+				  OPENTELEMETRY__PROTO__COLLECTOR__METRICS__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT);
+	ResourceMetrics **rms = NEWV(a, ResourceMetrics *, SC_MAX_AGENTS + 1);
+	if (!req || !rms)
+		return NULL;
+	size_t nrm = 0;
+	for (int i = 0; i < SC_MAX_AGENTS; i++) {
+		struct sc_agent *ag = &s->agents[i];
+		if (!ag->used)
+			continue;
+		Metric **ms;
+		ResourceMetrics *rm = rm_new(&b, ag, (size_t)s->nmetrics + 2, &ms);
+		if (!rm)
+			return NULL;
+		size_t k = 0;
+		for (int m = 0; m < s->nmetrics; m++) {
+			if (!count_series(ag, m))
+				continue;
+			if (!(ms[k++] = build_metric(&b, ag, m)))
+				return NULL;
+		}
+		if (ag->nloss) {
+			if (!(ms[k++] = simple_sum(&b, "jobq.agent.lost", "Events the kernel side could not record",
+						   "reason", (const char *const *)ag->loss_reason, ag->loss_count,
+						   (size_t)ag->nloss, NULL, NULL, ag->start_ns, true)))
+				return NULL;
+		}
+		if (ag->spans_dropped_by_agent) {
+			if (!(ms[k++] = simple_sum(&b, "jobq.agent.spans.dropped", "Spans the agent could not build or send",
+						   NULL, NULL, &ag->spans_dropped_by_agent, 1, NULL, NULL,
+						   ag->start_ns, true)))
+				return NULL;
+		}
+		rm->scope_metrics[0]->n_metrics = k;
+		rms[nrm++] = rm;
+	}
+	if (st) {
+		if (!(rms[nrm] = self_metrics(&b, st)))
+			return NULL;
+		nrm++;
+	}
+	req->resource_metrics = rms;
+	req->n_resource_metrics = nrm;
+	*npoints = b.npoints;
+	return req;
+}
+
+/* ---- traces ---- */
+
+struct sc_spanbatch {
+	struct sc_spanbatch *next;
+	int slot;
+	Jobq__Agent__SpanBatch *batch; /* lives in arena */
+	struct sc_arena *arena;
+};
+
+static void batch_free(struct sc_arena *arena)
+{
+	sc_arena_free(arena);
+	free(arena);
+}
+
+void sc_spanbuf_init(struct sc_spanbuf *b, size_t limit)
+{
+	memset(b, 0, sizeof(*b));
+	b->limit = limit;
+}
+
+size_t sc_spanbuf_add(struct sc_spanbuf *b, int slot, Jobq__Agent__SpanBatch *batch,
+		      struct sc_arena *arena)
+{
+	size_t n = batch->n_spans;
+	struct sc_spanbatch *e = NULL;
+	if (n == 0 || b->nspans + n > b->limit || !(e = malloc(sizeof(*e)))) {
+		batch_free(arena);
+		return n;
+	}
+	e->arena = arena;
+	e->next = NULL;
+	e->slot = slot;
+	e->batch = batch;
+	if (b->tail)
+		b->tail->next = e;
+	else
+		b->head = e;
+	b->tail = e;
+	b->nspans += n;
+	return 0;
+}
+
+void sc_spanbuf_clear(struct sc_spanbuf *b)
+{
+	struct sc_spanbatch *e = b->head;
+	while (e) {
+		struct sc_spanbatch *next = e->next;
+		batch_free(e->arena);
+		free(e);
+		e = next;
+	}
+	b->head = b->tail = NULL;
+	b->nspans = 0;
+}
+
+static KV *kv_from_agent(struct sc_arena *a, const Jobq__Agent__KeyValue *in)
+{
+	/* Semantic conventions: messaging.message.id is a string. */
+	if (in->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE && in->key &&
+	    !strcmp(in->key, "messaging.message.id")) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%lld", (long long)in->int_value);
+		return sc_kv_str(a, in->key, buf);
+	}
+	switch (in->value_case) {
+	case JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE:
+		return sc_kv_str(a, in->key, in->string_value ? in->string_value : "");
+	case JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE:
+		return sc_kv_int(a, in->key, in->int_value);
+	case JOBQ__AGENT__KEY_VALUE__VALUE_DOUBLE_VALUE:
+		return kv_double(a, in->key, in->double_value);
+	case JOBQ__AGENT__KEY_VALUE__VALUE_BOOL_VALUE:
+		return kv_bool(a, in->key, in->bool_value);
+	default:
+		return sc_kv_str(a, in->key, "");
+	}
+}
+
+static const Jobq__Agent__KeyValue *find_attr(const Jobq__Agent__Span *sp, const char *k)
+{
+	for (size_t i = 0; i < sp->n_attributes; i++)
+		if (sp->attributes[i]->key && !strcmp(sp->attributes[i]->key, k))
+			return sp->attributes[i];
+	return NULL;
+}
+
+static bool id_ok(ProtobufCBinaryData d, size_t len)
+{
+	if (d.len != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (d.data[i])
+			return true;
+	return false; /* all-zero ids are invalid in W3C / OTLP */
+}
+
+/* Converts one agent span, adding the messaging semantic conventions. */
+static Span *span_from_agent(struct sc_arena *a, const Jobq__Agent__Span *in)
+{
+	if (!id_ok(in->trace_id, 16) || !id_ok(in->span_id, 8) ||
+	    (in->parent_span_id.len && !id_ok(in->parent_span_id, 8)))
+		return (Span *)-1;
+	Span *sp = NEW(a, Span, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT);
+	Status *st = NEW(a, Status, OPENTELEMETRY__PROTO__TRACE__V1__STATUS__INIT);
+	if (!sp || !st)
+		return NULL;
+	sp->trace_id = in->trace_id;
+	sp->span_id = in->span_id;
+	sp->parent_span_id = in->parent_span_id;
+	sp->flags = in->flags;
+	sp->name = str_utf8(a, in->name && *in->name ? in->name : "job");
+	sp->kind = (int)in->kind >= 0 && in->kind <= 5 ? (Opentelemetry__Proto__Trace__V1__Span__SpanKind)in->kind : 0;
+	sp->start_time_unix_nano = in->start_unix_ns;
+	sp->end_time_unix_nano = in->end_unix_ns;
+
+	struct kvs l;
+	kvs_init(a, &l, in->n_attributes + 5);
+	for (size_t i = 0; i < in->n_attributes; i++)
+		kvs_add(&l, kv_from_agent(a, in->attributes[i]));
+	kvs_add(&l, sc_kv_str(a, "messaging.system", "jobq"));
+	if (in->kind == JOBQ__AGENT__SPAN_KIND__SPAN_KIND_PRODUCER)
+		kvs_add(&l, sc_kv_str(a, "messaging.operation.type", "create"));
+	else if (in->kind == JOBQ__AGENT__SPAN_KIND__SPAN_KIND_CONSUMER)
+		kvs_add(&l, sc_kv_str(a, "messaging.operation.type", "process"));
+	const Jobq__Agent__KeyValue *q = find_attr(in, "job.queue");
+	if (q && q->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE)
+		kvs_add(&l, sc_kv_str(a, "messaging.destination.name", q->string_value));
+	const Jobq__Agent__KeyValue *jid = find_attr(in, "job.id");
+	if (jid && jid->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%lld", (long long)jid->int_value);
+		kvs_add(&l, sc_kv_str(a, "messaging.message.id", buf));
+	} else if (jid && jid->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE) {
+		kvs_add(&l, sc_kv_str(a, "messaging.message.id", jid->string_value));
+	}
+	if (l.failed || !sp->name)
+		return NULL;
+	sp->attributes = l.v;
+	sp->n_attributes = l.n;
+
+	if (in->n_events) {
+		Event **ev = NEWV(a, Event *, in->n_events);
+		if (!ev)
+			return NULL;
+		for (size_t i = 0; i < in->n_events; i++) {
+			const Jobq__Agent__SpanEvent *ie = in->events[i];
+			Event *e = NEW(a, Event, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT);
+			if (!e || !(e->name = str_utf8(a, ie->name ? ie->name : "")))
+				return NULL;
+			e->time_unix_nano = ie->time_unix_nano;
+			struct kvs el;
+			kvs_init(a, &el, ie->n_attributes);
+			for (size_t j = 0; j < ie->n_attributes; j++)
+				kvs_add(&el, kv_from_agent(a, ie->attributes[j]));
+			if (el.failed)
+				return NULL;
+			e->attributes = el.v;
+			e->n_attributes = el.n;
+			ev[i] = e;
+		}
+		sp->events = ev;
+		sp->n_events = in->n_events;
+	}
+	if (in->n_links) {
+		Link **lk = NEWV(a, Link *, in->n_links);
+		size_t k = 0;
+		if (!lk)
+			return NULL;
+		for (size_t i = 0; i < in->n_links; i++) {
+			const Jobq__Agent__SpanLink *il = in->links[i];
+			if (!id_ok(il->trace_id, 16) || !id_ok(il->span_id, 8)) {
+				sp->dropped_links_count++;
+				continue;
+			}
+			Link *li = NEW(a, Link, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT);
+			if (!li)
+				return NULL;
+			li->trace_id = il->trace_id;
+			li->span_id = il->span_id;
+			li->flags = il->flags;
+			lk[k++] = li;
+		}
+		sp->links = lk;
+		sp->n_links = k;
+	}
+	if (in->status_error) {
+		st->code = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+		if (!(st->message = str_utf8(a, in->status_message ? in->status_message : "")))
+			return NULL;
+	}
+	sp->status = st;
+	return sp;
+}
+
+static ResourceSpans *rs_new(struct sc_arena *a, const struct sc_identity *id,
+			     const struct sc_agent *ag, Span **spans, size_t n)
+{
+	ResourceSpans *rs = NEW(a, ResourceSpans, OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT);
+	ScopeSpans *ss = NEW(a, ScopeSpans, OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT);
+	ScopeSpans **sss = NEWV(a, ScopeSpans *, 1);
+	if (!rs || !ss || !sss || !(rs->resource = resource_new(a, id, ag)) || !(ss->scope = scope_new(a)))
+		return NULL;
+	ss->spans = spans;
+	ss->n_spans = n;
+	sss[0] = ss;
+	rs->scope_spans = sss;
+	rs->n_scope_spans = 1;
+	return rs;
+}
+
+sc_traces_req *sc_otlp_build_traces(struct sc_arena *a, struct sc_spanbuf *b,
+				    const struct sc_store *s, const struct sc_identity *id,
+				    sc_otlp_span **extra, size_t nextra,
+				    size_t *nspans, size_t *ninvalid)
+{
+	sc_traces_req *req = NEW(a, sc_traces_req,
+				 OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT);
+	ResourceSpans **rss = NEWV(a, ResourceSpans *, SC_MAX_AGENTS + 1);
+	Span **all = NEWV(a, Span *, b->nspans);
+	size_t per_agent[SC_MAX_AGENTS] = { 0 };
+	if (!req || !rss || !all)
+		return NULL;
+	*nspans = *ninvalid = 0;
+
+	/* Convert in arrival order, then group by agent with a counting sort. */
+	int *slot_of = NEWV(a, int, b->nspans);
+	size_t n = 0;
+	if (!slot_of)
+		return NULL;
+	for (struct sc_spanbatch *e = b->head; e; e = e->next) {
+		for (size_t i = 0; i < e->batch->n_spans; i++) {
+			Span *sp = span_from_agent(a, e->batch->spans[i]);
+			if (sp == (Span *)-1) {
+				(*ninvalid)++;
+				continue;
+			}
+			if (!sp)
+				return NULL;
+			slot_of[n] = e->slot;
+			all[n++] = sp;
+			per_agent[e->slot]++;
+		}
+	}
+	size_t nrs = 0;
+	for (int slot = 0; slot < SC_MAX_AGENTS; slot++) {
+		if (!per_agent[slot])
+			continue;
+		Span **mine = NEWV(a, Span *, per_agent[slot]);
+		size_t k = 0;
+		if (!mine)
+			return NULL;
+		for (size_t i = 0; i < n; i++)
+			if (slot_of[i] == slot)
+				mine[k++] = all[i];
+		const struct sc_agent *ag = s->agents[slot].used ? &s->agents[slot] : NULL;
+		if (!(rss[nrs++] = rs_new(a, id, ag, mine, k)))
+			return NULL;
+	}
+	if (nextra) {
+		if (!(rss[nrs++] = rs_new(a, id, NULL, extra, nextra)))
+			return NULL;
+	}
+	req->resource_spans = rss;
+	req->n_resource_spans = nrs;
+	*nspans = n + nextra;
+	return req;
+}

@@ -1,0 +1,91 @@
+/*
+ * otlp.h - builds OTLP export requests from the store and agent spans.
+ *
+ * The request trees are protobuf-c structs of our own opentelemetry .proto
+ * files, allocated in an arena that dies after packing. Pure apart from the
+ * clock and random ids passed in, so tests decode what it produces.
+ *
+ * Metrics (one request per export):
+ *   - one ResourceMetrics per agent (service.name, host.name, the agent's
+ *     identity from its Hello, OTEL_RESOURCE_ATTRIBUTES) and one for the
+ *     sidecar itself (jobq.sidecar.* self-metrics);
+ *   - counters: monotonic Sum; jobs.queue_depth: non-monotonic cumulative
+ *     Sum; other gauges: Gauge; histograms: ExponentialHistogram, or
+ *     Histogram with SC_EXPLICIT_BOUNDS (see sc_explicit_from_exp);
+ *   - delta preference: counters and histograms become deltas against the
+ *     previous export of the same series, start time = that export's time.
+ */
+#ifndef SC_OTLP_H
+#define SC_OTLP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+#include "proto/jobq_agent.pb-c.h"
+#include "sidecar/arena.h"
+#include "sidecar/config.h"
+#include "sidecar/stats.h"
+#include "sidecar/store.h"
+
+typedef Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest sc_metrics_req;
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest sc_traces_req;
+typedef Opentelemetry__Proto__Trace__V1__Span sc_otlp_span;
+
+#define SC_SCOPE_NAME "jobq"
+#define SC_VERSION "0.1.0"
+
+/* The seed's (and OTel's default) explicit boundaries, in ms. */
+#define SC_N_EXPLICIT_BOUNDS 15
+extern const double sc_explicit_bounds[SC_N_EXPLICIT_BOUNDS];
+
+struct sc_identity {
+	const struct sc_config *cfg;
+	char host_name[256];
+	int pid;
+};
+
+/* Explicit-bucket view of an exponential histogram: each exponential bucket
+ * goes to the explicit bucket that contains its upper bound, so a value can
+ * land at most one exponential bucket width above its true explicit bucket
+ * (at scale 3 that is a factor 2^(1/8) = 9%). The zero bucket goes to the
+ * bucket containing zero_threshold. out has SC_N_EXPLICIT_BOUNDS+1 slots. */
+void sc_explicit_from_exp(const struct sc_hist *h, uint64_t out[SC_N_EXPLICIT_BOUNDS + 1]);
+
+/* Builds the metrics request. *npoints gets the number of data points.
+ * For delta temporality it records what was exported in the store. NULL
+ * on arena exhaustion. */
+sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
+				      const struct sc_identity *id, const struct sc_stats *st,
+				      uint64_t now_ns, size_t *npoints);
+
+/* Pending agent spans, bounded by count (oldest batches are kept; a batch
+ * that would pass the limit is dropped and counted by the caller). */
+struct sc_spanbuf {
+	struct sc_spanbatch *head, *tail;
+	size_t nspans, limit;
+};
+void sc_spanbuf_init(struct sc_spanbuf *b, size_t limit);
+/* Takes ownership of batch and of the heap-allocated arena it was decoded
+ * into (both freed when the spans are exported or refused). Returns the
+ * number of spans it refused. */
+size_t sc_spanbuf_add(struct sc_spanbuf *b, int agent_slot, Jobq__Agent__SpanBatch *batch,
+		      struct sc_arena *arena);
+void sc_spanbuf_clear(struct sc_spanbuf *b);
+
+/* Builds the traces request from every pending span (the buffer is then
+ * empty) plus `extra` sidecar spans (e.g. the starvation check) put under
+ * the sidecar's own resource. *nspans counts what went in, *ninvalid the
+ * agent spans dropped for malformed ids. NULL on arena exhaustion. */
+sc_traces_req *sc_otlp_build_traces(struct sc_arena *a, struct sc_spanbuf *b,
+				    const struct sc_store *s, const struct sc_identity *id,
+				    sc_otlp_span **extra, size_t nextra,
+				    size_t *nspans, size_t *ninvalid);
+
+/* Helpers shared with the starvation check. */
+Opentelemetry__Proto__Common__V1__KeyValue *sc_kv_str(struct sc_arena *a, const char *k, const char *v);
+Opentelemetry__Proto__Common__V1__KeyValue *sc_kv_int(struct sc_arena *a, const char *k, int64_t v);
+
+#endif

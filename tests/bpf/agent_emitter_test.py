@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""agent_emitter_test - jobq-agent against a real process firing the jobq
+probes with known values (tests/bpf/probe_emitter.c), as root.
+
+Each test names the behaviour it proves. Counts must equal the truth
+exactly; histogram quantiles must be within one bucket of the exact
+quantiles of the truth; no time is asserted absolutely.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, check, check_quantiles, counter_map, main,
+                      our_links, parse_truth, run_agent_once, truth_counters)
+
+GROUPS = [
+    "acme,email,0,40,3000,50,4",     # 40 jobs, 3 ms handler, waited 50 ms, every 4th fails
+    "acme,report,1,10,20000,1000,0",  # 10 jobs, 20 ms handler, waited 1 s
+    "globex,email,2,25,0,5,5",        # 25 jobs, no sleep, waited 5 ms
+]
+
+
+def emitter(args, prog=EMITTER):
+    return subprocess.Popen([prog, "--wait-attach-ms", "20000"] + args,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(em, timeout=60):
+    out, err = em.communicate(timeout=timeout)
+    check(em.returncode == 0, "emitter exit %d: %s" % (em.returncode, err))
+    return out
+
+
+def check_snapshot(snap, truth_text):
+    jobs, other = parse_truth(truth_text)
+    got, want = counter_map(snap), truth_counters(jobs, other)
+    check(got == want, "counters differ:\n want %s\n got  %s" % (sorted(want.items()),
+                                                                 sorted(got.items())))
+    for reason, n in snap["losses"].items():
+        check(n == 0, "loss %s = %d, expected none" % (reason, n))
+
+    hists = {(h["name"], h["tenant"], h["job_type"]): h for h in snap["histograms"]}
+    series = sorted({(j["tenant"], j["type"]) for j in jobs})
+    check(len(hists) == 2 * len(series), "want wait+duration for %s, got %s" %
+          (series, sorted(hists)))
+    for tenant, typ in series:
+        mine = [j for j in jobs if (j["tenant"], j["type"]) == (tenant, typ)]
+        for name, lows, highs in (
+                ("jobs.wait_time", [j["wait_ns"] for j in mine], [j["wait_hi"] for j in mine]),
+                ("jobs.duration", [j["dur_lo"] for j in mine], [j["dur_hi"] for j in mine])):
+            h = hists[(name, tenant, typ)]
+            check(h["count"] == len(mine), "%s %s/%s count %d, want %d" %
+                  (name, tenant, typ, h["count"], len(mine)))
+            check(h["zero_count"] + sum(h["bucket_counts"]) == h["count"],
+                  "%s buckets do not add up to count" % name)
+            check(h["min_ms"] <= h["max_ms"] and h["min_ms"] * len(mine) <= h["sum_ms"] + 1e-6
+                  and h["sum_ms"] <= h["max_ms"] * len(mine) + 1e-6,
+                  "%s min/sum/max inconsistent: %s" % (name, h))
+            check_quantiles(h, lows, highs, "%s %s/%s" % (name, tenant, typ))
+        # Durations: every job's kernel value lies in the bracket the
+        # emitter measured around the probes (checked on min and max).
+        d = hists[("jobs.duration", tenant, typ)]
+        lo = min(j["dur_lo"] for j in mine) / 1e6
+        hi = max(j["dur_hi"] for j in mine) / 1e6
+        check(d["min_ms"] >= lo - 1e-6 and d["max_ms"] <= hi + 1e-6,
+              "duration min/max %.6f/%.6f outside the measured bracket [%.6f, %.6f]" %
+              (d["min_ms"], d["max_ms"], lo, hi))
+        # Waits: at least the producer-side wait, never absurdly more.
+        w = hists[("jobs.wait_time", tenant, typ)]
+        wmin = min(j["wait_ns"] for j in mine) / 1e6
+        check(w["min_ms"] >= wmin - 1.0, "wait min %.3f ms below truth %.3f ms" %
+              (w["min_ms"], wmin))
+
+    depths = {(d["queue"], d["tenant"]): d for d in snap["depths"]}
+    last = {(f[1], f[2]): f for f in other if f[0] == "depth"}  # the last report wins
+    for f in last.values():
+        d = depths.get((f[1], f[2]))
+        check(d is not None, "no depth report for %s/%s" % (f[1], f[2]))
+        got = [d["depth_high"], d["depth_normal"], d["depth_low"], d["oldest_enqueued_unix_ns"],
+               d["in_flight"], d["delayed"]]
+        check(got == [int(x) for x in f[3:9]], "depth %s: got %s want %s" % (f[2], got, f[3:9]))
+
+
+def test_attach_by_pid_counts_and_histograms_match_truth():
+    em = emitter(GROUPS)
+    time.sleep(0.2)
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    truth = finish(em)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
+def test_attach_by_bin_reaches_process_started_after_attach():
+    ag = Agent(["--bin", EMITTER, "--json"])
+    ag.wait_attached()
+    truth = finish(emitter(GROUPS[:2]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
+def test_attach_by_lib_reaches_running_and_later_processes():
+    early = emitter(["early,email,0,20,1000,50,4"], prog=LIB_EMITTER)
+    time.sleep(0.2)
+    ag = Agent(["--lib", LIBJOBQ, "--json"])
+    ag.wait_attached()
+    truth = finish(early)
+    late = emitter(["late,report,1,15,1000,20,5", "early,email,0,5,0,50,0"], prog=LIB_EMITTER)
+    truth += finish(late)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
+def test_attach_by_pid_finds_probes_in_mapped_library():
+    em = emitter(GROUPS[:1], prog=LIB_EMITTER)
+    time.sleep(0.2)
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    truth = finish(em)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
+def test_top_shows_a_row_per_tenant():
+    ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3"])
+    ag.wait_attached()
+    finish(emitter(["acme,email,0,20,1000,50,4", "globex,report,1,5,0,5,0"]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
+    last = out.split("\033[H\033[2J")[-1]
+    check("WAIT p99" in last and "DUR p99" in last, "no table header in: %r" % last)
+    rows = {l.split()[0]: l.split() for l in last.splitlines()[2:] if l and l[0] != "("}
+    check(set(rows) == {"acme", "globex"}, "rows: %s" % rows)
+    check(rows["acme"][-1] == "5", "acme failures column: %s" % rows["acme"])
+
+
+def test_tenant_cap_sends_new_tenants_to_overflow_series():
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "1"])
+    ag.wait_attached()
+    finish(emitter(["t1,a,1,3,0,5,0", "t2,a,1,4,0,5,0", "t3,b,1,5,0,5,0"]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    started = {(c["tenant"], c["overflow"]): c["value"] for c in snap["counters"]
+               if c["name"] == "jobs.started"}
+    check(started == {("t1", False): 3, ("", True): 9}, "started by tenant: %s" % started)
+    check(snap["losses"]["tenant_overflow"] > 0, "tenant_overflow not counted")
+
+
+def test_detach_on_sigint_leaves_no_uprobe():
+    em = emitter(["a,b,1,1,0,5,0"])
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    check(len(our_links()) >= 7, "expected our 7 links while attached, saw %s" % our_links())
+    finish(em)
+    rc, _, err = ag.stop(signal.SIGTERM)
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check(our_links() == [], "links left after SIGTERM: %s" % our_links())
+
+
+def test_agent_sigkill_leaves_worker_running():
+    em = emitter(["a,b,1,150,10000,5,0"])  # ~1.5 s of jobs
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    time.sleep(0.3)
+    ag.p.kill()
+    ag.p.wait()
+    truth = finish(em)
+    jobs, _ = parse_truth(truth)
+    check(len(jobs) == 150, "emitter finished %d of 150 jobs after agent SIGKILL" % len(jobs))
+    check(our_links() == [], "links left after SIGKILL: %s" % our_links())
+
+
+def test_target_without_jobq_probes_lists_what_it_found():
+    rc, _, err = run_agent_once(["--bin", OTHER, "--json"])
+    check(rc != 0, "agent accepted a binary without jobq probes")
+    check("no 'jobq' USDT probes" in err and "otherprov:hello" in err and "otherprov:bye" in err,
+          "error does not list the probes found: %s" % err)
+    rc, _, err = run_agent_once(["--bin", "/bin/true", "--json"])
+    check(rc != 0 and "no 'jobq' USDT probes" in err and "none" in err,
+          "no-probe binary error unclear: %s" % err)
+
+
+def test_missing_pid_is_a_clear_error():
+    rc, _, err = run_agent_once(["--pid", "12x", "--json"])
+    check(rc != 0 and "not a process id" in err, "unclear error for a bad pid: %s" % err)
+    rc, _, err = run_agent_once(["--pid", "4194303", "--json"])
+    check(rc != 0 and "no such process" in err, "unclear error for a missing pid: %s" % err)
+
+
+def test_non_root_gets_privilege_error():
+    rc, _, err = run_agent_once(["--bin", EMITTER, "--json"],
+                                cmd_prefix=["setpriv", "--reuid=65534", "--regid=65534",
+                                            "--clear-groups", "--inh-caps=-all"])
+    check(rc != 0, "non-root agent did not fail")
+    check("CAP_BPF" in err and "root" in err, "privilege error unclear: %s" % err)
+
+
+if __name__ == "__main__":
+    main([
+        test_attach_by_pid_counts_and_histograms_match_truth,
+        test_attach_by_bin_reaches_process_started_after_attach,
+        test_attach_by_lib_reaches_running_and_later_processes,
+        test_attach_by_pid_finds_probes_in_mapped_library,
+        test_top_shows_a_row_per_tenant,
+        test_tenant_cap_sends_new_tenants_to_overflow_series,
+        test_detach_on_sigint_leaves_no_uprobe,
+        test_agent_sigkill_leaves_worker_running,
+        test_target_without_jobq_probes_lists_what_it_found,
+        test_missing_pid_is_a_clear_error,
+        test_non_root_gets_privilege_error,
+    ])

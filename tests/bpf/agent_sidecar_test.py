@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""agent_sidecar_test - jobq-agent's messages to the sidecar, decoded with
+the generated protobuf-c code by a real socket peer (sidecar_reader):
+Hello first, cumulative metric snapshots equal to the truth, and one
+job.enqueue + one linked job.process span per job, ERROR on failures.
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from agentlib import (BUILD, EMITTER, Agent, check, main, parse_truth, truth_counters)
+
+READER = os.path.join(BUILD, "tests", "bpf", "sidecar_reader")
+GROUPS = ["acme,email,0,30,1000,20,3", "globex,report,1,12,2000,200,4"]
+
+
+class Reader:
+    def __init__(self, path):
+        # A file, not a pipe: a reader blocked writing to a full pipe would
+        # lose output to the signal that stops it.
+        self.out = tempfile.TemporaryFile(mode="w+")
+        self.p = subprocess.Popen([READER, path], stdout=self.out,
+                                  stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        while not os.path.exists(path):
+            check(time.time() < deadline and self.p.poll() is None, "reader did not listen")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.p.terminate()
+        _, err = self.p.communicate(timeout=20)
+        self.out.seek(0)
+        out = self.out.read()
+        self.out.close()
+        return [json.loads(l) for l in out.splitlines()], err
+
+
+def hex16(v):
+    return "%016x" % v
+
+
+def run_emitter(groups):
+    em = subprocess.run([EMITTER, "--wait-attach-ms", "20000"] + groups, capture_output=True,
+                        text=True, timeout=60)
+    check(em.returncode == 0, "emitter: %s" % em.stderr)
+    return em.stdout
+
+
+def counters_of(metrics):
+    out = {}
+    for c in metrics["counters"]:
+        k = (c["name"], c["tenant"], c["job_type"], c["priority"], c["status"])
+        out[k] = out.get(k, 0) + c["value"]
+    return out
+
+
+def check_frames(frames, truth, target):
+    jobs, other = parse_truth(truth)
+    kinds = [f["type"] for f in frames]
+    check(kinds and kinds[0] == "connect" and kinds[1] == "hello",
+          "want connect, hello first; got %s" % kinds[:3])
+    check("error" not in kinds, "reader saw a bad frame: %s" % frames)
+    check(frames[1]["target"] == target, "hello target %s" % frames[1]["target"])
+
+    metrics = [f for f in frames if f["type"] == "metrics"]
+    check(metrics, "no metric snapshot")
+    last = metrics[-1]
+    check(counters_of(last) == truth_counters(jobs, other),
+          "sidecar counters differ: %s" % sorted(counters_of(last).items()))
+    check(all(v == 0 for v in last["losses"].values()), "losses: %s" % last["losses"])
+    hist = {(h["name"], h["tenant"], h["job_type"]): h for h in last["histograms"]}
+    for h in hist.values():
+        check(h["scale"] == 3 and h["zero_count"] + sum(h["bucket_counts"]) == h["count"],
+              "bad histogram %s" % h)
+    # Cumulative: counts never go down from one snapshot to the next.
+    prev = {}
+    for m in metrics:
+        cur = counters_of(m)
+        for k, v in prev.items():
+            check(cur.get(k, 0) >= v, "counter %s went down" % (k,))
+        prev = cur
+
+    spans = [s for f in frames if f["type"] == "spans" for s in f["spans"]]
+    check(all(f["dropped_spans"] == 0 for f in frames if f["type"] == "spans"),
+          "spans dropped")
+    enq = {s["attributes"]["job.id"]: s for s in spans if s["name"] == "job.enqueue"}
+    proc = {s["attributes"]["job.id"]: s for s in spans if s["name"] == "job.process"}
+    check(len(enq) == len(jobs) and len(proc) == len(jobs),
+          "want %d enqueue and process spans, got %d and %d" % (len(jobs), len(enq), len(proc)))
+    span_ids = set()
+    for j in jobs:
+        e, p = enq[j["id"]], proc[j["id"]]
+        tid = hex16(j["trace_hi"]) + hex16(j["trace_lo"])
+        check(e["kind"] == 4 and e["trace_id"] == tid and e["span_id"] == hex16(j["span_id"]),
+              "job %d enqueue span ids %s/%s, want %s/%s" %
+              (j["id"], e["trace_id"], e["span_id"], tid, hex16(j["span_id"])))
+        check(p["kind"] == 5, "process span kind %d" % p["kind"])
+        check(p["links"] == [{"trace_id": tid, "span_id": hex16(j["span_id"])}],
+              "job %d process span links %s" % (j["id"], p["links"]))
+        check(p["trace_id"] != tid and p["span_id"] not in span_ids and
+              p["span_id"] != "0" * 16, "process span ids not fresh: %s" % p)
+        span_ids.add(p["span_id"])
+        a = p["attributes"]
+        check(a["tenant.id"] == j["tenant"] and a["job.type"] == j["type"] and
+              a["job.status"] == j["status"] and a["job.attempt"] == 1 and
+              a["messaging.system"] == "jobq" and a["messaging.operation.type"] == "process" and
+              a["messaging.destination.name"] == "default" and
+              a["job.wait_time_ms"] >= j["wait_ns"] / 1e6 - 1,
+              "job %d attributes %s" % (j["id"], a))
+        check(e["attributes"]["messaging.operation.type"] == "create", "enqueue op type")
+        check(p["start_unix_ns"] <= p["end_unix_ns"], "process span ends before it starts")
+        if j["status"] == "failed":
+            check(p["status_error"] and p["status_message"] == "boom: handler failed" and
+                  p["events"] == [{"name": "exception", "attributes":
+                                   {"exception.message": "boom: handler failed"}}],
+                  "failed job %d span: %s" % (j["id"], p))
+        else:
+            check(not p["status_error"] and p["events"] == [], "ok job %d has error" % j["id"])
+
+
+def test_spans_and_metrics_reach_sidecar():
+    tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
+    try:
+        sock = os.path.join(tmp, "sidecar.sock")
+        rd = Reader(sock)
+        ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
+        ag.wait_attached()
+        truth = run_emitter(GROUPS)
+        time.sleep(0.5)
+        rc, _, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        frames, _ = rd.stop()
+        check_frames(frames, truth, "bin:" + os.path.realpath(EMITTER))
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_sidecar_down_at_start_gets_everything_once_up():
+    tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
+    try:
+        sock = os.path.join(tmp, "sidecar.sock")
+        ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
+        ag.wait_attached()
+        truth = run_emitter(GROUPS[:1])
+        time.sleep(0.5)
+        check(ag.p.poll() is None, "agent died without a sidecar")
+        rd = Reader(sock)
+        time.sleep(6)  # reconnect backoff is capped at 5 s
+        rc, _, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        frames, _ = rd.stop()
+        check_frames(frames, truth, "bin:" + os.path.realpath(EMITTER))
+    finally:
+        shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main([test_spans_and_metrics_reach_sidecar,
+          test_sidecar_down_at_start_gets_everything_once_up])

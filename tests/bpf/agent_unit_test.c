@@ -1,0 +1,349 @@
+/*
+ * agent_unit_test.c - the agent's pure modules under ASan/UBSan: frame
+ * codec (agent/wire.c), span building (agent/spans.c), message encoding
+ * (agent/encode.c) and the --top rows (agent/top.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent/encode.h"
+#include "agent/spans.h"
+#include "agent/top.h"
+#include "agent/wire.h"
+
+/* ---- wire ---------------------------------------------------------------- */
+
+static uint8_t *hello_frame(size_t *len)
+{
+	struct hello_info h = { "host:1:2", "host", 1, "pid:1", 2, "0.1.0" };
+	uint8_t *buf;
+
+	assert_int_equal(encode_hello(&h, &buf, len), 0);
+	return buf;
+}
+
+static void wire_round_trip_and_partial_input(void **state)
+{
+	Jobq__Agent__Frame *f;
+	size_t len, used;
+	char err[128];
+	uint8_t *buf = hello_frame(&len);
+
+	(void)state;
+	/* Big-endian length prefix of the rest. */
+	assert_int_equal(((size_t)buf[0] << 24 | (size_t)buf[1] << 16 | (size_t)buf[2] << 8 | buf[3]),
+			 len - 4);
+	for (size_t cut = 0; cut < len; cut++)
+		assert_int_equal(wire_decode(buf, cut, &used, &f, err, sizeof(err)), WIRE_NEED_MORE);
+	assert_int_equal(wire_decode(buf, len, &used, &f, err, sizeof(err)), WIRE_FRAME);
+	assert_int_equal(used, len);
+	assert_int_equal(f->version, JOBQ_AGENT_PROTO_VERSION);
+	assert_int_equal(f->body_case, JOBQ__AGENT__FRAME__BODY_HELLO);
+	assert_string_equal(f->hello->target, "pid:1");
+	jobq__agent__frame__free_unpacked(f, NULL);
+	free(buf);
+}
+
+static void wire_rejects_bad_length_and_unknown_version(void **state)
+{
+	uint8_t zero[8] = { 0, 0, 0, 0, 1, 2, 3, 4 };
+	uint8_t huge[8] = { 0x01, 0x00, 0x00, 0x01, 1, 2, 3, 4 }; /* 16 MiB + 1 */
+	Jobq__Agent__Frame fr = JOBQ__AGENT__FRAME__INIT, *f;
+	size_t len, used;
+	char err[128];
+	uint8_t *buf;
+
+	(void)state;
+	assert_int_equal(wire_decode(zero, sizeof(zero), &used, &f, err, sizeof(err)), WIRE_ERROR);
+	assert_non_null(strstr(err, "length 0"));
+	assert_int_equal(wire_decode(huge, sizeof(huge), &used, &f, err, sizeof(err)), WIRE_ERROR);
+
+	/* A frame from a future version: encode, then patch the version. */
+	fr.version = 2;
+	len = jobq__agent__frame__get_packed_size(&fr);
+	buf = malloc(4 + len);
+	assert_non_null(buf);
+	buf[0] = buf[1] = buf[2] = 0;
+	buf[3] = (uint8_t)len;
+	jobq__agent__frame__pack(&fr, buf + 4);
+	assert_int_equal(wire_decode(buf, 4 + len, &used, &f, err, sizeof(err)), WIRE_ERROR);
+	assert_non_null(strstr(err, "version 2"));
+	free(buf);
+}
+
+/* ---- spans --------------------------------------------------------------- */
+
+static struct jobq_event ev(int kind, uint32_t tgid, uint64_t id, uint64_t kt)
+{
+	struct jobq_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.kind = (uint8_t)kind;
+	e.tgid = tgid;
+	e.job_id = id;
+	e.ktime_ns = kt;
+	e.enqueued_unix_ns = 1000;
+	e.trace_hi = 0x0102030405060708ull;
+	e.trace_lo = 0x090a0b0c0d0e0f10ull;
+	e.span_id = 0x1112131415161718ull;
+	e.attempt = 1;
+	e.trace_flags = 1;
+	strcpy(e.s.tenant, "acme");
+	strcpy(e.s.type, "email");
+	strcpy(e.queue, "q");
+	return e;
+}
+
+static const uint8_t trace[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+static const uint8_t span8[8] = { 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18 };
+
+static void enqueue_record_makes_producer_span_with_job_ids(void **state)
+{
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event e = ev(JOBQ_EV_ENQUEUE, 7, 42, 500);
+	struct span s;
+
+	(void)state;
+	assert_non_null(b);
+	span_builder_add(b, &e, 10000);
+	assert_int_equal(span_builder_take(b, &s, 1), 1);
+	assert_int_equal(s.kind, SPAN_ENQUEUE);
+	assert_memory_equal(s.trace_id, trace, 16);
+	assert_memory_equal(s.span_id, span8, 8);
+	assert_int_equal(s.start_unix_ns, 1000);
+	assert_int_equal(s.end_unix_ns, 10500);
+	span_builder_free(b);
+}
+
+static void start_and_finish_make_linked_consumer_span(void **state)
+{
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event st = ev(JOBQ_EV_START, 7, 42, 2000), fin = ev(JOBQ_EV_FINISH, 7, 42, 5000);
+	struct span s;
+
+	(void)state;
+	fin.status = JOBQ_STATUS_FAILED;
+	strcpy(fin.error, "disk full");
+	span_builder_add(b, &st, 100000);
+	assert_int_equal(span_builder_queued(b), 0);
+	span_builder_add(b, &fin, 100000);
+	assert_int_equal(span_builder_take(b, &s, 1), 1);
+	assert_int_equal(s.kind, SPAN_PROCESS);
+	assert_true(s.has_link);
+	assert_memory_equal(s.link_trace_id, trace, 16);
+	assert_memory_equal(s.link_span_id, span8, 8);
+	assert_memory_not_equal(s.trace_id, trace, 16);
+	assert_int_equal(s.start_unix_ns, 102000);
+	assert_int_equal(s.end_unix_ns, 105000);
+	assert_int_equal(s.wait_ns, 102000 - 1000);
+	assert_int_equal(s.status, JOBQ_STATUS_FAILED);
+	assert_string_equal(s.error, "disk full");
+	assert_int_equal(span_builder_dropped(b), 0);
+	span_builder_free(b);
+}
+
+static void finish_without_start_is_counted_not_built(void **state)
+{
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event fin = ev(JOBQ_EV_FINISH, 7, 42, 5000);
+
+	(void)state;
+	span_builder_add(b, &fin, 0);
+	assert_int_equal(span_builder_queued(b), 0);
+	assert_int_equal(span_builder_dropped(b), 1);
+	span_builder_free(b);
+}
+
+static void full_queue_drops_oldest_and_counts(void **state)
+{
+	struct span_builder *b = span_builder_new(4, 3, 1);
+	struct span s[3];
+
+	(void)state;
+	for (uint64_t id = 1; id <= 5; id++) {
+		struct jobq_event e = ev(JOBQ_EV_ENQUEUE, 7, id, 500);
+
+		span_builder_add(b, &e, 0);
+	}
+	assert_int_equal(span_builder_dropped(b), 2);
+	assert_int_equal(span_builder_take(b, s, 3), 3);
+	assert_int_equal(s[0].job_id, 3);
+	assert_int_equal(s[2].job_id, 5);
+	span_builder_free(b);
+}
+
+/* Interleaved starts and finishes across the hash table's wrap-around and
+ * deletions: every pair must still match. */
+static void many_interleaved_jobs_all_pair(void **state)
+{
+	enum { N = 20000, WINDOW = 100 };
+	struct span_builder *b = span_builder_new(WINDOW + 1, N, 3); /* +1: start before finish */
+	static struct span out[N];
+
+	(void)state;
+	for (uint64_t i = 0; i < N + WINDOW; i++) {
+		if (i < N) {
+			struct jobq_event e = ev(JOBQ_EV_START, (uint32_t)(i % 3), i, i);
+
+			span_builder_add(b, &e, 0);
+		}
+		if (i >= WINDOW) {
+			uint64_t j = i - WINDOW;
+			struct jobq_event e = ev(JOBQ_EV_FINISH, (uint32_t)(j % 3), j, i + 1);
+
+			span_builder_add(b, &e, 0);
+		}
+	}
+	assert_int_equal(span_builder_dropped(b), 0);
+	assert_int_equal(span_builder_take(b, out, N), N);
+	for (uint64_t j = 0; j < N; j++) {
+		assert_int_equal(out[j].job_id, j);
+		assert_int_equal(out[j].end_unix_ns - out[j].start_unix_ns, WINDOW + 1);
+	}
+	span_builder_free(b);
+}
+
+/* ---- encode -------------------------------------------------------------- */
+
+static void process_span_encodes_link_error_and_attributes(void **state)
+{
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event st = ev(JOBQ_EV_START, 7, 42, 2000), fin = ev(JOBQ_EV_FINISH, 7, 42, 5000);
+	Jobq__Agent__Frame *f;
+	const Jobq__Agent__Span *o;
+	struct span s;
+	size_t len, used;
+	uint8_t *buf;
+	char err[128];
+	int found = 0;
+
+	(void)state;
+	fin.status = JOBQ_STATUS_FAILED;
+	strcpy(fin.error, "boom");
+	span_builder_add(b, &st, 0);
+	span_builder_add(b, &fin, 0);
+	assert_int_equal(span_builder_take(b, &s, 1), 1);
+	assert_int_equal(encode_spans(&s, 1, 9, &buf, &len), 0);
+	assert_int_equal(wire_decode(buf, len, &used, &f, err, sizeof(err)), WIRE_FRAME);
+	assert_int_equal(f->spans->n_spans, 1);
+	assert_int_equal(f->spans->dropped_spans, 9);
+	o = f->spans->spans[0];
+	assert_string_equal(o->name, "job.process");
+	assert_int_equal(o->kind, JOBQ__AGENT__SPAN_KIND__SPAN_KIND_CONSUMER);
+	assert_int_equal(o->n_links, 1);
+	assert_memory_equal(o->links[0]->trace_id.data, trace, 16);
+	assert_memory_equal(o->links[0]->span_id.data, span8, 8);
+	assert_true(o->status_error);
+	assert_string_equal(o->status_message, "boom");
+	assert_int_equal(o->n_events, 1);
+	assert_string_equal(o->events[0]->name, "exception");
+	for (size_t i = 0; i < o->n_attributes; i++)
+		if (!strcmp(o->attributes[i]->key, "tenant.id")) {
+			assert_string_equal(o->attributes[i]->string_value, "acme");
+			found = 1;
+		}
+	assert_true(found);
+	jobq__agent__frame__free_unpacked(f, NULL);
+	free(buf);
+	span_builder_free(b);
+}
+
+static void metric_snapshot_encodes_trimmed_buckets(void **state)
+{
+	struct snapshot s;
+	Jobq__Agent__Frame *f;
+	const Jobq__Agent__ExpHistogram *h;
+	size_t len, used;
+	uint8_t *buf;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(snapshot_init(&s, 2, 2, 2), 0);
+	s.nhists = 1;
+	strcpy(s.hists[0].key.s.tenant, "acme");
+	s.hists[0].key.kind = JOBQ_H_WAIT;
+	s.hists[0].val.count = 3;
+	s.hists[0].val.zero_count = 1;
+	s.hists[0].val.buckets[80] = 1; /* index 0: (1, 2^(1/8)] ms */
+	s.hists[0].val.buckets[82] = 1;
+	s.hists[0].val.sum_ns = 3000000;
+	s.losses[JOBQ_LOSS_MAP_FULL] = 4;
+	assert_int_equal(encode_metrics(&s, 77, &buf, &len), 0);
+	assert_int_equal(wire_decode(buf, len, &used, &f, err, sizeof(err)), WIRE_FRAME);
+	h = f->metrics->histograms[0];
+	assert_string_equal(h->name, "jobs.wait_time");
+	assert_int_equal(h->scale, 3);
+	assert_int_equal(h->offset, 0);
+	assert_int_equal(h->n_bucket_counts, 3);
+	assert_int_equal(h->bucket_counts[0], 1);
+	assert_int_equal(h->bucket_counts[1], 0);
+	assert_int_equal(h->bucket_counts[2], 1);
+	assert_int_equal(h->zero_count, 1);
+	assert_int_equal(h->start_unix_ns, 77);
+	assert_true(h->sum == 3.0);
+	assert_int_equal(f->metrics->n_losses, JOBQ_LOSS_COUNT);
+	assert_string_equal(f->metrics->losses[JOBQ_LOSS_MAP_FULL]->reason, "map_full");
+	assert_int_equal(f->metrics->losses[JOBQ_LOSS_MAP_FULL]->count, 4);
+	jobq__agent__frame__free_unpacked(f, NULL);
+	free(buf);
+	snapshot_free(&s);
+}
+
+/* ---- top ----------------------------------------------------------------- */
+
+static void top_rows_rates_and_failures_per_tenant(void **state)
+{
+	struct snapshot s;
+	struct top_row prev[4], rows[4];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(snapshot_init(&s, 4, 1, 1), 0);
+	s.ncounters = 3;
+	strcpy(s.counters[0].key.s.tenant, "a");
+	s.counters[0].key.metric = JOBQ_M_PROCESSED;
+	s.counters[0].key.status = JOBQ_STATUS_SUCCESS;
+	s.counters[0].value = 100;
+	s.counters[1] = s.counters[0];
+	s.counters[1].key.status = JOBQ_STATUS_FAILED;
+	s.counters[1].value = 10;
+	strcpy(s.counters[2].key.s.tenant, "b");
+	s.counters[2].key.metric = JOBQ_M_PROCESSED;
+	s.counters[2].value = 5;
+	n = top_rows(&s, NULL, 0, 0, prev, 4);
+	assert_int_equal(n, 2);
+	s.counters[0].value = 300;
+	n = top_rows(&s, prev, 2, 2.0, rows, 4);
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].tenant, "a"); /* busiest first */
+	assert_true(rows[0].jobs_per_s == 100.0);
+	assert_int_equal(rows[0].failures, 10);
+	assert_true(rows[1].jobs_per_s == 0.0);
+	assert_true(rows[0].wait_p50_ms < 0); /* no histogram: no data */
+	snapshot_free(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(wire_round_trip_and_partial_input),
+		cmocka_unit_test(wire_rejects_bad_length_and_unknown_version),
+		cmocka_unit_test(enqueue_record_makes_producer_span_with_job_ids),
+		cmocka_unit_test(start_and_finish_make_linked_consumer_span),
+		cmocka_unit_test(finish_without_start_is_counted_not_built),
+		cmocka_unit_test(full_queue_drops_oldest_and_counts),
+		cmocka_unit_test(many_interleaved_jobs_all_pair),
+		cmocka_unit_test(process_span_encodes_link_error_and_attributes),
+		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
+		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,274 @@
+/*
+ * probe_emitter.c - fires the jobq:* USDT probes (queue/jobq_probes.h) with
+ * known values, standing in for a libjobq worker in the BPF tests and the
+ * benchmark. Prints the truth, one line per event, for the tests to check.
+ *
+ *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N] GROUP...
+ *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
+ *     For each job: enqueue, start, sleep sleep_us, finish (failed when
+ *     fail_every > 0 and the job's number in its group is a multiple of
+ *     it, then retry and dead_letter alternately). enqueued_unix_ns is
+ *     wall-clock now - wait_ms. Per group: one reap and one depth report.
+ *   probe_emitter --bench N [--rate JOBS_PER_S] [--wait-attach-ms N]
+ *     N no-op jobs (start + finish probes only), as fast as possible or
+ *     paced to --rate; prints
+ *     "bench jobs=N cpu_ns=C wall_ns=W".
+ * Built as a program, or with -DEMITTER_LIB into a shared library whose
+ * emitter_main() a two-line program calls (tests/bpf/emitter_shim.c).
+ *
+ * Output lines (tab-separated):
+ *   job id tenant type prio status attempt wait_ns wait_hi_ns dur_lo_ns
+ *       dur_hi_ns trace_hi trace_lo span_id
+ *   depth queue tenant high normal low oldest_unix_ns in_flight delayed
+ *   reap tenant type / retry tenant type / dead tenant type
+ * [wait_ns, wait_hi_ns] and [dur_lo, dur_hi] bracket the wait and the
+ * duration the kernel can measure (clock readings right around the probes).
+ */
+#define JOBQ_PROBES_IMPL
+#include "queue/jobq_probes.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_us(uint64_t us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+#ifndef JOBQ_NO_PROBES
+static int all_enabled(void)
+{
+	return jobq_enqueue_semaphore && jobq_start_semaphore && jobq_finish_semaphore &&
+	       jobq_retry_semaphore && jobq_dead_letter_semaphore && jobq_reap_semaphore &&
+	       jobq_depth_semaphore;
+}
+#endif
+
+/* Waits until an observer turned the probes on; 0 on success. */
+static int wait_attach(long ms, int need_all)
+{
+#ifndef JOBQ_NO_PROBES
+	uint64_t deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)ms * UINT64_C(1000000);
+
+	while (!(need_all ? all_enabled() : (jobq_start_semaphore && jobq_finish_semaphore))) {
+		if (now_ns(CLOCK_MONOTONIC) > deadline) {
+			fprintf(stderr, "probe_emitter: no observer attached within %ld ms\n", ms);
+			return -1;
+		}
+		sleep_us(1000);
+	}
+#else
+	(void)ms;
+	(void)need_all;
+#endif
+	return 0;
+}
+
+struct group {
+	char tenant[JOBQ_TENANT_MAX + 1];
+	char type[JOBQ_TYPE_MAX + 1];
+	int prio;
+	long count, sleep_us, wait_ms, fail_every;
+};
+
+static int parse_group(const char *s, struct group *g)
+{
+	char t[256], ty[256];
+	int n = 0;
+
+	memset(g, 0, sizeof(*g));
+	if (sscanf(s, "%255[^,],%255[^,],%d,%ld,%ld,%ld,%ld%n", t, ty, &g->prio, &g->count,
+		   &g->sleep_us, &g->wait_ms, &g->fail_every, &n) != 7 ||
+	    s[n] != '\0' || strlen(t) > JOBQ_TENANT_MAX || strlen(ty) > JOBQ_TYPE_MAX ||
+	    g->prio < 0 || g->prio >= JOBQ_PRIO_COUNT || g->count < 0 || g->sleep_us < 0 ||
+	    g->wait_ms < 0 || g->fail_every < 0) {
+		fprintf(stderr, "probe_emitter: bad group '%s' "
+				"(want tenant,type,priority,count,sleep_us,wait_ms,fail_every)\n", s);
+		return -1;
+	}
+	strcpy(g->tenant, t);
+	strcpy(g->type, ty);
+	return 0;
+}
+
+static void run_group(const char *queue, const struct group *g, uint64_t *next_id)
+{
+	uint64_t enq_ns;
+
+	(void)queue;
+	for (long j = 1; j <= g->count; j++) {
+		uint64_t id = (*next_id)++;
+		uint64_t th = 0x1000 + id, tl = id * 7 + 1, sp = 0xabc00 + id;
+		int failed = g->fail_every > 0 && j % g->fail_every == 0;
+		int status = failed ? JOBQ_STATUS_FAILED : JOBQ_STATUS_SUCCESS;
+		const char *err = failed ? "boom: handler failed" : "";
+		uint64_t s0, s1, f0, f1, r1;
+		uint64_t wait_ns = (uint64_t)g->wait_ms * UINT64_C(1000000);
+
+		enq_ns = now_ns(CLOCK_REALTIME) - wait_ns;
+		if (JOBQ_PROBE_ENABLED(enqueue))
+			JOBQ_PROBE_ENQUEUE(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp);
+		s0 = now_ns(CLOCK_MONOTONIC);
+		if (JOBQ_PROBE_ENABLED(start))
+			JOBQ_PROBE_START(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp,
+					 1, 1);
+		s1 = now_ns(CLOCK_MONOTONIC);
+		r1 = now_ns(CLOCK_REALTIME);
+		if (g->sleep_us)
+			sleep_us((uint64_t)g->sleep_us);
+		f0 = now_ns(CLOCK_MONOTONIC);
+		if (JOBQ_PROBE_ENABLED(finish))
+			JOBQ_PROBE_FINISH(queue, g->tenant, g->type, id, g->prio, status, 1, err);
+		f1 = now_ns(CLOCK_MONOTONIC);
+		(void)status; /* unused when built with JOBQ_NO_PROBES */
+		(void)enq_ns;
+		printf("job\t%" PRIu64 "\t%s\t%s\t%d\t%s\t1\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+		       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
+		       id, g->tenant, g->type, g->prio, failed ? "failed" : "success", wait_ns,
+		       r1 - enq_ns, f0 - s1, f1 - s0, th, tl, sp);
+		if (failed && (j / g->fail_every) % 2 == 1) {
+			if (JOBQ_PROBE_ENABLED(retry))
+				JOBQ_PROBE_RETRY(queue, g->tenant, g->type, id, 1, 1000, err);
+			printf("retry\t%s\t%s\n", g->tenant, g->type);
+		} else if (failed) {
+			if (JOBQ_PROBE_ENABLED(dead_letter))
+				JOBQ_PROBE_DEAD_LETTER(queue, g->tenant, g->type, id, 1, err);
+			(void)err;
+			printf("dead\t%s\t%s\n", g->tenant, g->type);
+		}
+	}
+	if (JOBQ_PROBE_ENABLED(reap))
+		JOBQ_PROBE_REAP(queue, g->tenant, g->type, *next_id + 1000000, 2);
+	printf("reap\t%s\t%s\n", g->tenant, g->type);
+	{
+		uint64_t dh = (uint64_t)g->count, dn = 2 * dh, dl = 3 * dh;
+		uint64_t oldest = now_ns(CLOCK_REALTIME) - UINT64_C(5000000000), infl = 7, del = 9;
+
+		(void)infl;
+		(void)del;
+
+		if (JOBQ_PROBE_ENABLED(depth))
+			JOBQ_PROBE_DEPTH(queue, g->tenant, dh, dn, dl, oldest, infl, del);
+		printf("depth\t%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+		       "\t%" PRIu64 "\t%" PRIu64 "\n",
+		       queue, g->tenant, dh, dn, dl, oldest, infl, del);
+	}
+}
+
+/*
+ * The benchmark's no-op worker: per job, the start and finish probes
+ * around a "handler" that does what a no-op job costs in process besides
+ * Redis (format the job document, checksum it). rate > 0 paces the loop
+ * to that many jobs/s.
+ */
+static void run_bench(long n, long rate)
+{
+	struct timespec c0, c1;
+	uint64_t w0, w1;
+	volatile uint64_t sink = 0;
+	char doc[256];
+	uint64_t enq = now_ns(CLOCK_REALTIME);
+
+	(void)enq;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	w0 = now_ns(CLOCK_MONOTONIC);
+	for (long i = 0; i < n; i++) {
+		uint64_t id = (uint64_t)i, sum = 0;
+		int len;
+
+		if (rate > 0 && (i & 63) == 0) {
+			uint64_t due = w0 + (uint64_t)((double)i * 1e9 / (double)rate);
+			uint64_t now = now_ns(CLOCK_MONOTONIC);
+
+			if (due > now + 200000)
+				sleep_us((due - now) / 1000);
+		}
+		if (JOBQ_PROBE_ENABLED(start))
+			JOBQ_PROBE_START("bench", "tenant-b", "noop", id, 1, enq, 1, 2, 3, 1, 1);
+		len = snprintf(doc, sizeof(doc),
+			       "{\"id\":%" PRIu64 ",\"tenant_id\":\"tenant-b\",\"type\":\"noop\","
+			       "\"priority\":\"normal\",\"enqueued_at\":%" PRIu64 "}",
+			       id, enq);
+		for (int k = 0; k < len; k++)
+			sum = sum * 31 + (unsigned char)doc[k];
+		sink += sum;
+		if (JOBQ_PROBE_ENABLED(finish))
+			JOBQ_PROBE_FINISH("bench", "tenant-b", "noop", id, 1, 0, 1, "");
+	}
+	w1 = now_ns(CLOCK_MONOTONIC);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	printf("bench jobs=%ld cpu_ns=%" PRIu64 " wall_ns=%" PRIu64 "\n", n,
+	       (uint64_t)(c1.tv_sec - c0.tv_sec) * UINT64_C(1000000000) + (uint64_t)c1.tv_nsec -
+		       (uint64_t)c0.tv_nsec,
+	       w1 - w0);
+}
+
+#ifdef EMITTER_LIB
+/* Built into libjobq_emitter.so: the probes then live in a shared library,
+ * as in libjobq, for the --lib and --pid-with-library tests. */
+int emitter_main(int argc, char **argv);
+int emitter_main(int argc, char **argv)
+#else
+int main(int argc, char **argv)
+#endif
+{
+	const char *queue = "default";
+	long attach_ms = -1, bench = -1, rate = 0;
+	uint64_t next_id = 1;
+	struct group g;
+	int i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (i + 1 >= argc) {
+			fprintf(stderr, "probe_emitter: %s needs a value\n", argv[i]);
+			return 2;
+		}
+		if (!strcmp(argv[i], "--wait-attach-ms"))
+			attach_ms = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--queue"))
+			queue = argv[++i];
+		else if (!strcmp(argv[i], "--first-id"))
+			next_id = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--bench"))
+			bench = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--rate"))
+			rate = atol(argv[++i]);
+		else {
+			fprintf(stderr, "probe_emitter: unknown option %s\n", argv[i]);
+			return 2;
+		}
+	}
+	if (strlen(queue) > JOBQ_QUEUE_MAX) {
+		fprintf(stderr, "probe_emitter: queue name too long\n");
+		return 2;
+	}
+	if (attach_ms >= 0 && wait_attach(attach_ms, bench < 0))
+		return 3;
+	if (bench >= 0) {
+		run_bench(bench, rate);
+		return 0;
+	}
+	for (; i < argc; i++) {
+		if (parse_group(argv[i], &g))
+			return 2;
+		run_group(queue, &g, &next_id);
+	}
+	return 0;
+}

@@ -1,0 +1,364 @@
+/* test_otlp - OTLP builder, protobuf and JSON encoders, explicit-bucket
+ * view, Prometheus rendering, starvation check, response parsing, gzip. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "sidecar/export.h"
+#include "sidecar/otlp.h"
+#include "sidecar/otlp_json.h"
+#include "sidecar/prom.h"
+#include "sidecar/starvation.h"
+
+static struct sc_config cfg;
+static struct sc_identity id;
+
+static const char *noenv(void *c, const char *n)
+{
+	(void)c;
+	(void)n;
+	return NULL;
+}
+
+static int setup(void **st)
+{
+	(void)st;
+	sc_config_load(&cfg, noenv, NULL, NULL, NULL);
+	id.cfg = &cfg;
+	snprintf(id.host_name, sizeof(id.host_name), "box");
+	id.pid = 7;
+	return 0;
+}
+
+/* One agent with a counter, a depth gauge, an age gauge and a histogram. */
+static struct sc_store *fixture(void)
+{
+	struct sc_store *s = sc_store_new(100);
+	Jobq__Agent__Hello h = JOBQ__AGENT__HELLO__INIT;
+	h.agent_id = "ag";
+	h.host_name = "worker-1";
+	h.target = "pid:9";
+	h.agent_version = "v";
+	h.agent_pid = 9;
+	h.agent_start_unix_ns = 111;
+	int slot = sc_store_hello(s, &h);
+	assert_int_equal(slot, 0);
+
+	Jobq__Agent__SeriesKey k1 = JOBQ__AGENT__SERIES_KEY__INIT, k2 = JOBQ__AGENT__SERIES_KEY__INIT;
+	k1.tenant = "acme";
+	k1.job_type = "email";
+	k1.priority = "high";
+	k2.tenant = "globex";
+	Jobq__Agent__Counter c = JOBQ__AGENT__COUNTER__INIT, *cp = &c;
+	c.name = "jobs.enqueued";
+	c.key = &k1;
+	c.value = 42;
+	c.start_unix_ns = 123456789012345678ull;
+	Jobq__Agent__Gauge g1 = JOBQ__AGENT__GAUGE__INIT, g2 = JOBQ__AGENT__GAUGE__INIT, *gp[2] = { &g1, &g2 };
+	g1.name = "jobs.queue_depth";
+	g1.key = &k1;
+	g1.value = 3;
+	g2.name = "jobs.oldest_job_age";
+	g2.key = &k2;
+	g2.value = 400000; /* ms: above the 300 s default threshold */
+	uint64_t b[] = { 2, 0, 5 };
+	Jobq__Agent__ExpHistogram w = JOBQ__AGENT__EXP_HISTOGRAM__INIT, *wp = &w;
+	w.name = "jobs.duration";
+	w.key = &k1;
+	w.start_unix_ns = 5;
+	w.scale = 0; /* bucket i = (2^i, 2^(i+1)] */
+	w.offset = 2; /* (4,8], (8,16], (16,32] */
+	w.bucket_counts = b;
+	w.n_bucket_counts = 3;
+	w.zero_count = 1;
+	w.count = 8;
+	w.sum = 100;
+	w.min = 0;
+	w.max = 30;
+	Jobq__Agent__MetricSnapshot m = JOBQ__AGENT__METRIC_SNAPSHOT__INIT;
+	m.time_unix_nano = 1700000000000000001ull;
+	m.counters = &cp;
+	m.n_counters = 1;
+	m.gauges = gp;
+	m.n_gauges = 2;
+	m.histograms = &wp;
+	m.n_histograms = 1;
+	assert_int_equal(sc_store_apply(s, slot, &m), 0);
+	return s;
+}
+
+typedef Opentelemetry__Proto__Metrics__V1__Metric Metric;
+
+static const Metric *find_metric(const sc_metrics_req *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_resource_metrics; i++)
+		for (size_t j = 0; j < r->resource_metrics[i]->n_scope_metrics; j++) {
+			const Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = r->resource_metrics[i]->scope_metrics[j];
+			for (size_t k = 0; k < sm->n_metrics; k++)
+				if (!strcmp(sm->metrics[k]->name, name))
+					return sm->metrics[k];
+		}
+	return NULL;
+}
+
+static void test_metrics_round_trip_through_protobuf(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	size_t np = 0;
+	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, NULL, 2000, &np);
+	assert_non_null(req);
+	assert_int_equal(np, 4);
+	size_t len = protobuf_c_message_get_packed_size(&req->base);
+	uint8_t *buf = malloc(len);
+	assert_int_equal(protobuf_c_message_pack(&req->base, buf), len);
+	sc_metrics_req *back = opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(NULL, len, buf);
+	assert_non_null(back);
+
+	const Metric *m = find_metric(back, "jobs.enqueued");
+	assert_non_null(m);
+	assert_string_equal(m->unit, "1");
+	assert_int_equal(m->data_case, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM);
+	assert_true(m->sum->is_monotonic);
+	assert_int_equal(m->sum->aggregation_temporality, 2);
+	assert_int_equal(m->sum->data_points[0]->as_int, 42);
+	assert_int_equal(m->sum->data_points[0]->start_time_unix_nano, 123456789012345678ull);
+	assert_int_equal(m->sum->data_points[0]->time_unix_nano, 1700000000000000001ull);
+	assert_int_equal(m->sum->data_points[0]->n_attributes, 3);
+
+	m = find_metric(back, "jobs.queue_depth");
+	assert_int_equal(m->data_case, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM);
+	assert_false(m->sum->is_monotonic);
+	assert_true(m->sum->data_points[0]->as_double == 3.0);
+	assert_int_equal(m->sum->data_points[0]->start_time_unix_nano, 111);
+
+	m = find_metric(back, "jobs.duration");
+	assert_string_equal(m->unit, "ms");
+	assert_int_equal(m->data_case, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM);
+	const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *p = m->exponential_histogram->data_points[0];
+	assert_int_equal(p->count, 8);
+	assert_int_equal(p->zero_count, 1);
+	assert_int_equal(p->positive->offset, 2);
+	assert_int_equal(p->positive->n_bucket_counts, 3);
+	assert_int_equal(p->min__case, OPENTELEMETRY__PROTO__METRICS__V1__EXPONENTIAL_HISTOGRAM_DATA_POINT__MIN__MIN);
+	assert_true(p->min == 0.0);
+
+	protobuf_c_message_free_unpacked(&back->base, NULL);
+	free(buf);
+	sc_arena_free(&a);
+	sc_store_free(s);
+}
+
+static void test_explicit_view_assigns_by_upper_bound(void **st)
+{
+	(void)st;
+	uint64_t b[] = { 2, 0, 5 };
+	struct sc_hist h = { .count = 8, .zero_count = 1, .scale = 0, .offset = 2, .nbuckets = 3, .buckets = b };
+	uint64_t out[SC_N_EXPLICIT_BOUNDS + 1];
+	sc_explicit_from_exp(&h, out);
+	/* (4,8] -> le 10; (16,32] -> le 50; zero -> le 0. */
+	assert_int_equal(out[0], 1);
+	assert_int_equal(out[2], 2);
+	assert_int_equal(out[4], 5);
+	uint64_t total = 0;
+	for (int i = 0; i <= SC_N_EXPLICIT_BOUNDS; i++)
+		total += out[i];
+	assert_int_equal(total, h.count);
+	/* Beyond the last bound: +Inf bucket. */
+	uint64_t b2[] = { 1 };
+	struct sc_hist big = { .count = 1, .scale = 0, .offset = 20, .nbuckets = 1, .buckets = b2 };
+	sc_explicit_from_exp(&big, out);
+	assert_int_equal(out[SC_N_EXPLICIT_BOUNDS], 1);
+}
+
+static void test_json_follows_otlp_mapping(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	size_t np;
+	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, NULL, 2000, &np);
+	struct sc_buf out;
+	sc_buf_init(&out, 0);
+	assert_int_equal(sc_otlp_json(&req->base, &out), 0);
+	sc_buf_append(&out, "", 1);
+	const char *j = (const char *)out.data;
+	assert_non_null(strstr(j, "\"resourceMetrics\":[{"));
+	assert_non_null(strstr(j, "\"startTimeUnixNano\":\"123456789012345678\""));
+	assert_non_null(strstr(j, "\"asInt\":\"42\""));
+	assert_non_null(strstr(j, "\"aggregationTemporality\":2"));
+	assert_non_null(strstr(j, "\"isMonotonic\":true"));
+	assert_non_null(strstr(j, "\"zeroCount\":\"1\""));
+	assert_non_null(strstr(j, "\"min\":0,")); /* a set oneof is written even when 0 */
+	assert_non_null(strstr(j, "\"bucketCounts\":[\"2\",\"0\",\"5\"]"));
+	assert_null(strstr(j, "\"data_points\""));  /* no snake_case keys */
+	assert_null(strstr(j, "\"time_unix_nano\""));
+	assert_non_null(strstr(j, "\"dataPoints\":["));
+	sc_buf_free(&out);
+	sc_arena_free(&a);
+	sc_store_free(s);
+}
+
+static void test_json_ids_hex_strings_escaped(void **st)
+{
+	(void)st;
+	uint8_t tid[16], sid[8];
+	for (int i = 0; i < 16; i++)
+		tid[i] = (uint8_t)(0xf0 + i);
+	memset(sid, 0xab, 8);
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	struct sc_store *s = sc_store_new(10);
+	sc_otlp_span *sp = sc_starvation_span(&a, s, 1, 10, 20, tid, sid);
+	assert_non_null(sp);
+	sp->name = "quote\" back\\ nl\n ctl\x01";
+	struct sc_buf out;
+	sc_buf_init(&out, 0);
+	assert_int_equal(sc_otlp_json(&sp->base, &out), 0);
+	sc_buf_append(&out, "", 1);
+	const char *j = (const char *)out.data;
+	assert_non_null(strstr(j, "\"traceId\":\"f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff\""));
+	assert_non_null(strstr(j, "\"spanId\":\"abababababababab\""));
+	assert_non_null(strstr(j, "\"name\":\"quote\\\" back\\\\ nl\\n ctl\\u0001\""));
+	assert_non_null(strstr(j, "\"kind\":1"));
+	assert_non_null(strstr(j, "\"intValue\":\"0\""));
+	/* A small limit makes the encoder fail instead of growing. */
+	struct sc_buf small;
+	sc_buf_init(&small, 16);
+	assert_int_equal(sc_otlp_json(&sp->base, &small), -1);
+	sc_buf_free(&small);
+	sc_buf_free(&out);
+	sc_arena_free(&a);
+	sc_store_free(s);
+}
+
+static void test_starvation_lists_sorted_unique_tenants(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	char csv[64];
+	int trunc;
+	assert_int_equal(sc_starvation_find(s, 300000, csv, sizeof(csv), &trunc), 1);
+	assert_string_equal(csv, "globex");
+	assert_int_equal(sc_starvation_find(s, 500000, csv, sizeof(csv), &trunc), 0);
+	assert_string_equal(csv, "");
+	sc_store_free(s);
+}
+
+static void test_prometheus_text(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	struct sc_buf out;
+	sc_buf_init(&out, 0);
+	assert_int_equal(sc_prom_render(s, NULL, &out), 0);
+	sc_buf_append(&out, "", 1);
+	const char *t = (const char *)out.data;
+	assert_non_null(strstr(t, "# TYPE jobs_enqueued_total counter\n"));
+	assert_non_null(strstr(t, "jobs_enqueued_total{jobq_agent=\"ag\",tenant_id=\"acme\",job_type=\"email\",job_priority=\"high\"} 42\n"));
+	assert_non_null(strstr(t, "# TYPE jobs_duration_milliseconds histogram\n"));
+	assert_non_null(strstr(t, "jobs_duration_milliseconds_bucket{jobq_agent=\"ag\",tenant_id=\"acme\",job_type=\"email\",job_priority=\"high\",le=\"10\"} 3\n"));
+	assert_non_null(strstr(t, "le=\"+Inf\"} 8\n"));
+	assert_non_null(strstr(t, "jobs_duration_milliseconds_count{jobq_agent=\"ag\",tenant_id=\"acme\",job_type=\"email\",job_priority=\"high\"} 8\n"));
+	sc_buf_free(&out);
+	sc_store_free(s);
+}
+
+static void test_delta_counters_subtract_previous_export(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	struct sc_config dcfg = cfg;
+	struct sc_identity did = id;
+	dcfg.temporality = SC_TEMPORALITY_DELTA;
+	did.cfg = &dcfg;
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	size_t np;
+	sc_metrics_req *r1 = sc_otlp_build_metrics(&a, s, &did, NULL, 1, &np);
+	const Metric *m = find_metric(r1, "jobs.enqueued");
+	assert_int_equal(m->sum->aggregation_temporality, 1);
+	assert_int_equal(m->sum->data_points[0]->as_int, 42);
+	sc_metrics_req *r2 = sc_otlp_build_metrics(&a, s, &did, NULL, 2, &np);
+	m = find_metric(r2, "jobs.enqueued");
+	assert_int_equal(m->sum->data_points[0]->as_int, 0);
+	assert_int_equal(m->sum->data_points[0]->start_time_unix_nano, 1700000000000000001ull);
+	m = find_metric(r2, "jobs.duration");
+	assert_int_equal(m->exponential_histogram->data_points[0]->count, 0);
+	assert_int_equal(m->exponential_histogram->data_points[0]->min__case, 0); /* unknown for a delta */
+	sc_arena_free(&a);
+	sc_store_free(s);
+}
+
+static void test_response_parsing(void **st)
+{
+	(void)st;
+	int64_t rej;
+	char msg[64];
+	const char *js = "{\"partialSuccess\":{\"rejectedDataPoints\":\"12\",\"errorMessage\":\"too old\"}}";
+	assert_int_equal(sc_parse_partial_success(SC_SIGNAL_METRICS, true, (const uint8_t *)js, strlen(js), &rej,
+						  msg, sizeof(msg)), 0);
+	assert_int_equal(rej, 12);
+	assert_string_equal(msg, "too old");
+	/* protobuf: partial_success { rejected_spans: 5, error_message: "x" } */
+	const uint8_t pb[] = { 0x0a, 0x05, 0x08, 0x05, 0x12, 0x01, 'x' };
+	assert_int_equal(sc_parse_partial_success(SC_SIGNAL_TRACES, false, pb, sizeof(pb), &rej, msg, sizeof(msg)), 0);
+	assert_int_equal(rej, 5);
+	assert_string_equal(msg, "x");
+	/* google.rpc.Status { code: 3, message: "bad" } */
+	const uint8_t status[] = { 0x08, 0x03, 0x12, 0x03, 'b', 'a', 'd' };
+	assert_int_equal(sc_parse_status_message(false, status, sizeof(status), msg, sizeof(msg)), 0);
+	assert_string_equal(msg, "bad");
+	assert_int_equal(sc_parse_status_message(false, (const uint8_t *)"\xff\xff", 2, msg, sizeof(msg)), -1);
+}
+
+static void test_gzip_round_trip(void **st)
+{
+	(void)st;
+	uint8_t in[10000], back[10000];
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i % 17);
+	uint8_t *z;
+	size_t zl;
+	assert_int_equal(sc_gzip(in, sizeof(in), &z, &zl), 0);
+	assert_true(zl < sizeof(in) / 4);
+	assert_int_equal(z[0], 0x1f); /* gzip magic */
+	assert_int_equal(z[1], 0x8b);
+	z_stream zs = { 0 };
+	assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
+	zs.next_in = z;
+	zs.avail_in = (uInt)zl;
+	zs.next_out = back;
+	zs.avail_out = sizeof(back);
+	assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(zs.total_out, sizeof(in));
+	inflateEnd(&zs);
+	assert_memory_equal(in, back, sizeof(in));
+	free(z);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_metrics_round_trip_through_protobuf),
+		cmocka_unit_test(test_explicit_view_assigns_by_upper_bound),
+		cmocka_unit_test(test_json_follows_otlp_mapping),
+		cmocka_unit_test(test_json_ids_hex_strings_escaped),
+		cmocka_unit_test(test_starvation_lists_sorted_unique_tenants),
+		cmocka_unit_test(test_prometheus_text),
+		cmocka_unit_test(test_delta_counters_subtract_previous_export),
+		cmocka_unit_test(test_response_parsing),
+		cmocka_unit_test(test_gzip_round_trip),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
