@@ -163,14 +163,21 @@ int jobq_worker_handle(struct jobq_worker *w, const char *type, jobq_handler_fn 
 	return JOBQ_OK;
 }
 
-void jobq_worker_stop(struct jobq_worker *w)
+/* Wakes the dispatcher. write(2) on an eventfd is async-signal-safe; the
+ * only possible failure, EAGAIN on a saturated counter, means it is
+ * already awake. */
+static void poke(int efd)
 {
 	uint64_t one = 1;
+	ssize_t n = write(efd, &one, sizeof(one));
 
+	(void)n;
+}
+
+void jobq_worker_stop(struct jobq_worker *w)
+{
 	atomic_store(&w->stop, 1);
-	/* write(2) is async-signal-safe; a full counter just means "awake". */
-	if (write(w->efd, &one, sizeof(one)) < 0) {
-	}
+	poke(w->efd);
 }
 
 void jobq_worker_free(struct jobq_worker *w)
@@ -192,12 +199,9 @@ const char *jobq_worker_errmsg(const struct jobq_worker *w)
 /* Called with w->mu held. */
 static void kick_locked(struct jobq_worker *w)
 {
-	uint64_t one = 1;
-
 	if (w->disp_waiting) {
 		w->disp_waiting = 0;
-		if (write(w->efd, &one, sizeof(one)) < 0) {
-		}
+		poke(w->efd);
 	}
 }
 
@@ -596,8 +600,9 @@ static void dispatcher_wait(struct disp *d, int timeout_ms, int want_wake)
 	}
 	w->disp_waiting = 1;
 	pthread_mutex_unlock(&w->mu);
-	if (poll(&p, 1, timeout_ms) > 0 && read(w->efd, &v, sizeof(v)) < 0) {
-	}
+	/* Drain the counter; EAGAIN (someone else drained it) is fine. */
+	if (poll(&p, 1, timeout_ms) > 0 && read(w->efd, &v, sizeof(v)) < 0)
+		v = 0;
 	pthread_mutex_lock(&w->mu);
 	w->disp_waiting = 0;
 	pthread_mutex_unlock(&w->mu);
@@ -622,8 +627,8 @@ static int dispatch(struct disp *d)
 
 		if (stopping && !stop_at) {
 			stop_at = jobq__mono_ms();
-			jobq__log(JOBQ_LOG_INFO, "worker: stopping (finishing %zu running jobs)",
-				  w->nrunning);
+			jobq__log(JOBQ_LOG_INFO, "worker: stopping (%zu leased jobs to finish or release)",
+				  d->nheld);
 		}
 		pthread_mutex_lock(&w->mu);
 		/* Finished jobs join the unsettled list (which survives
@@ -752,15 +757,12 @@ out:
 		pthread_join(threads[i], NULL);
 	if (waker_started)
 		pthread_join(waker, NULL);
-	/* Anything still held (only after giving up) is left to lease expiry. */
+	/* Every lease is in held until settled; anything still held (only
+	 * after giving up on Redis) is left to lease expiry and the reaper.
+	 * The pending/done lists point into held, so just reset them. */
 	for (size_t i = 0; i < d.nheld; i++)
 		jobq_lease_free(d.held[i]);
-	while (w->pend_head) { /* not held only on early failure paths */
-		struct jobq_lease *l = w->pend_head;
-
-		w->pend_head = l->next;
-		(void)l;
-	}
+	w->pend_head = NULL;
 	w->pend_tail = NULL;
 	w->done_head = NULL;
 	w->npend = 0;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <hiredis/hiredis.h>
 #include <limits.h>
 #include <signal.h>
@@ -202,7 +203,7 @@ long qt_read_log(const char *path, struct qt_rec **out)
 	while (fgets(line, sizeof(line), f)) {
 		struct qt_rec r;
 
-		if (sscanf(line, "%lu %79s %79s %7s %lu %lu %lu %7s %u", &r.id, r.tenant, r.type, r.prio,
+		if (sscanf(line, "%" SCNu64 " %79s %79s %7s %" SCNu64 " %" SCNu64 " %" SCNu64 " %7s %u", &r.id, r.tenant, r.type, r.prio,
 			   &r.enq_ns, &r.start_ns, &r.end_ns, r.status, &r.attempt) != 9)
 			fail_msg("bad job log line in %s: %s", path, line);
 		if (n == cap) {
