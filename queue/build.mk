@@ -91,7 +91,7 @@ $(patsubst %,$(QT)/unit_%,$(QUEUE_UNIT)):
 
 # Integration tests: real redis-server, real processes.
 QUEUE_INTEG_C := roundtrip worker reliability fairness
-QUEUE_INTEG_SH := probes_notes python_producer
+QUEUE_INTEG_SH := probes_notes python_producer cli
 INTEG_TESTS += $(patsubst %,$(QT)/test_%,$(QUEUE_INTEG_C)) \
 	$(patsubst %,tests/queue/test_%.sh,$(QUEUE_INTEG_SH))
 $(patsubst %,$(QT)/test_%,$(QUEUE_INTEG_C)): $(QT)/test_%: $(BUILD)/tests/queue/test_%.o \

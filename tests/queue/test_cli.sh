@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The jobq CLI end to end against a private redis-server: enqueue from flags
+# and JSON lines, clear errors with exit 2 (usage) / 1 (runtime, naming the
+# field), stats table and --json, tenant set, dead list / retry.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+export BUILD
+exec "$BUILD/tests/with-redis" bash -c '
+set -u
+J="$BUILD/jobq --queue cli"
+fail() { echo "FAIL: $*"; exit 1; }
+expect() { # expect RC PATTERN CMD...: exit status and a stderr/stdout pattern
+	want=$1 pat=$2; shift 2
+	out=$("$@" 2>&1); rc=$?
+	[ $rc -eq $want ] || fail "$* exited $rc, want $want: $out"
+	echo "$out" | grep -q -- "$pat" || fail "$* said \"$out\", want /$pat/"
+}
+expect 0 "^1$" $J enqueue --tenant acme --type report --payload "{}" --priority high
+expect 0 "enqueued 5 jobs" $J enqueue --tenant acme --type report --count 5
+expect 2 "priority must be high, normal or low" $J enqueue --tenant a --type x --priority urgent
+expect 2 "tenant and --type are required" $J enqueue --type x
+expect 2 "unknown command" $J frobnicate
+expect 1 "tenant_id must not be empty" $J enqueue --tenant "" --type x
+expect 1 "tenant_id must be valid UTF-8" $J enqueue --tenant "$(printf "a\xff")" --type x
+expect 1 "traceparent must be" $J enqueue --tenant a --type x --traceparent 00-bad
+expect 1 "invalid redis URL" $BUILD/jobq --redis http://x stats
+expect 1 "connect 127.0.0.1:1" $BUILD/jobq --redis redis://127.0.0.1:1 stats
+printf "%s\n" "{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":{\"rows\":[1,2]},\"priority\":\"low\"}" \
+	"{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":\"text\",\"max_attempts\":1}" >/tmp/cli-ok.$$
+expect 0 "enqueued 2 jobs" sh -c "$J enqueue --stdin </tmp/cli-ok.$$"
+printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\"}" "{\"tenant_id\":\"g\",\"type\":\"x\",\"priority\":\"urgent\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 2: priority must be" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\",}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: invalid JSON at byte" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+rm -f /tmp/cli-ok.$$ /tmp/cli-bad.$$
+expect 0 "" $J tenant set beta --weight 2.5 --cap 3
+expect 2 "weight must be" $J tenant set beta --weight -1
+out=$($J stats) || fail "stats"
+echo "$out" | grep -Eq "^acme +1 +5 +0 " || fail "stats table: $out"
+echo "$out" | grep -Eq "^beta +0 +1 +1 .* 2.5 +3$" || fail "stats table (beta): $out"
+$J stats --json | /usr/bin/python3 -c "
+import json, sys
+d = {t[\"tenant_id\"]: t for t in json.load(sys.stdin)}
+assert d[\"acme\"][\"depth\"] == {\"high\": 1, \"normal\": 5, \"low\": 0}, d
+assert d[\"beta\"][\"weight\"] == 2.5 and d[\"beta\"][\"cap\"] == 3, d
+" || fail "stats --json"
+# One failing job (max_attempts 1) lands in the dead-letter list.
+$J worker --handler report=builtin:fail:1 --concurrency 1 2>/dev/null &
+w=$!
+for i in $(seq 1 300); do
+	[ "$($J dead list --json | /usr/bin/python3 -c "import json,sys; print(len(json.load(sys.stdin)))")" -ge 1 ] && break
+	sleep 0.02
+done
+kill -TERM $w; wait $w || fail "worker exit status"
+expect 0 "builtin:fail" $J dead list
+expect 2 "ID must be a positive integer" $J dead retry abc
+expect 1 "not in the dead-letter list" $J dead retry 99999
+expect 0 "requeued [1-9][0-9]* jobs" $J dead retry --all
+echo "ok: CLI"
+'
