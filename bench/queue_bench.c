@@ -96,7 +96,10 @@ static int throughput(const char *url, unsigned long jobs, unsigned batch, int c
 	char err[256];
 	uint64_t t0, t1;
 
+	t0 = now_ns(CLOCK_MONOTONIC);
 	fill(q, "t", "noop", jobs);
+	t1 = now_ns(CLOCK_MONOTONIC);
+	printf("enqueue_per_sec %.0f\n", (double)jobs / ((double)(t1 - t0) / 1e9));
 	jobq_worker_opts_init(&o);
 	o.conn.redis_url = url;
 	o.conn.queue = "bench-tp";

@@ -16,7 +16,9 @@ exec "$BUILD/tests/with-redis" bash -c '
 set -eu
 B=$BUILD/bench
 median() { sort -n | awk "{ v[NR] = \$1 } END { print v[int((NR + 1) / 2)] }"; }
-run() { "$1" throughput "$JOBQ_REDIS_URL" 100000 128 4 | awk "/jobs_per_sec/ { print \$2 }"; }
+run() { "$1" throughput "$JOBQ_REDIS_URL" 100000 128 4 | tee -a "$tmp" | awk "/jobs_per_sec/ { print \$2 }"; }
+tmp=$(mktemp)
+trap "rm -f $tmp" EXIT
 echo "== jobq queue benchmark ($(nproc) vCPUs, $(redis-server --version | cut -d" " -f3), $(date -u +%FT%TZ))"
 p="" n=""
 for i in 1 2 3; do
@@ -28,6 +30,7 @@ N=$(echo $n | tr " " "\n" | median)
 echo "no-op jobs/s, one worker process (runs:$p): $P (target >= 30000)"
 echo "no-op jobs/s, JOBQ_NO_PROBES build  (runs:$n): $N"
 awk -v p="$P" -v n="$N" "BEGIN { printf \"probes compiled in, no agent / no probes: %.3f\n\", p / n }"
+echo "enqueue jobs/s, one producer, pipelined batches of 1000: $(awk "/enqueue_per_sec/ { print \$2 }" "$tmp" | median)"
 sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "return 1")
 E=$(redis-benchmark -p "$REDIS_PORT" -n 200000 -q EVALSHA "$sha" 0 2>/dev/null | tr "\r" "\n" |
 	sed -n "s/.*: \([0-9.]*\) requests per second.*/\1/p" | tail -1)

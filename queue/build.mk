@@ -54,6 +54,15 @@ $(JOBQ_PC): queue/build.mk
 $(JOBQ_CLI): $(JOBQ_CLI_OBJS) $(JOBQ_SO)
 	$(CC) -o $@ $(JOBQ_CLI_OBJS) -L$(BUILD) -l:libjobq.so.$(JOBQ_SOVER) -Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib' -lm -lpthread
 
+# The example of a C worker, built so it stays correct (compiled like a
+# user's program: public header only, shared library).
+JOBQ_EXAMPLE := $(BUILD)/examples/hello_worker
+BINS += $(JOBQ_EXAMPLE)
+$(JOBQ_EXAMPLE): queue/examples/hello_worker.c queue/jobq.h $(JOBQ_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Iqueue -o $@ $< -L$(BUILD) \
+		-l:libjobq.so.$(JOBQ_SOVER) -Wl,-rpath,'$$ORIGIN/..'
+
 INSTALL_RULES += install-queue
 .PHONY: install-queue
 install-queue: $(JOBQ_SO) $(JOBQ_A) $(JOBQ_PC) $(JOBQ_CLI)
