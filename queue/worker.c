@@ -709,12 +709,21 @@ int jobq_worker_run(struct jobq_worker *w)
 
 	w->quit = 0;
 	w->err[0] = '\0';
-	/* The first connection must succeed (or fail clearly): a wrong URL
-	 * or password is a user error, not an outage to wait out. */
-	rc = jobq_connect(&w->o.conn, &d.q, err, sizeof(err));
-	if (rc) {
-		snprintf(w->err, sizeof(w->err), "%s", err);
-		return rc;
+	/* A wrong URL, password or database is a user error: fail at once.
+	 * Redis not answering yet is an outage: wait it out with backoff. */
+	for (uint32_t backoff = 50;; backoff = backoff * 2 > (uint32_t)w->o.conn.reconnect_max_ms
+						? (uint32_t)w->o.conn.reconnect_max_ms : backoff * 2) {
+		struct pollfd p = { .fd = w->efd, .events = POLLIN };
+
+		rc = jobq_connect(&w->o.conn, &d.q, err, sizeof(err));
+		if (rc == JOBQ_OK)
+			break;
+		if (rc != JOBQ_EREDIS || strncmp(err, "connect ", 8) || atomic_load(&w->stop)) {
+			snprintf(w->err, sizeof(w->err), "%s", err);
+			return rc;
+		}
+		jobq__log(JOBQ_LOG_WARN, "worker: %s; retrying in %u ms", err, backoff);
+		poll(&p, 1, (int)backoff); /* jobq_worker_stop() interrupts */
 	}
 	d.limit = (size_t)w->o.concurrency + w->o.prefetch;
 	d.held = calloc(d.limit, sizeof(*d.held));
