@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench` for queue/: figures from one run on this machine against a
 # private local redis-server (started by tests/lib via with-redis).
-#   1. no-op jobs/s through one worker process (median of 3 runs of 100,000
-#      pre-filled jobs, batch 128, 4 handler threads), probes compiled in
+#   1. no-op jobs/s through one worker process (median of 5 runs of 60,000
+#      pre-filled jobs, batch 128, 2 handler threads), probes compiled in
 #      with nobody attached vs a -DJOBQ_NO_PROBES build (runs alternate);
 #   2. redis-benchmark EVALSHA of a trivial script, same server, and the
 #      ratio of (1) to it;
@@ -16,12 +16,12 @@ exec "$BUILD/tests/with-redis" bash -c '
 set -eu
 B=$BUILD/bench
 median() { sort -n | awk "{ v[NR] = \$1 } END { print v[int((NR + 1) / 2)] }"; }
-run() { "$1" throughput "$JOBQ_REDIS_URL" 100000 128 4 | tee -a "$tmp" | awk "/jobs_per_sec/ { print \$2 }"; }
+run() { "$1" throughput "$JOBQ_REDIS_URL" 60000 128 2 | tee -a "$tmp" | awk "/jobs_per_sec/ { print \$2 }"; }
 tmp=$(mktemp)
 trap "rm -f $tmp" EXIT
-echo "== jobq queue benchmark ($(nproc) vCPUs, $(redis-server --version | cut -d" " -f3), $(date -u +%FT%TZ))"
+echo "== jobq queue benchmark ($(nproc) vCPUs, redis $(redis-server --version | cut -d" " -f3), $(date -u +%FT%TZ), load average $(cut -d" " -f1-3 /proc/loadavg))"
 p="" n=""
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
 	p="$p $(run "$B/queue_bench")"
 	n="$n $(run "$B/queue_bench_noprobes")"
 done
