@@ -292,14 +292,35 @@ static double jain(const char *url)
 	return sum * sum / (3 * sq);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static int fairness(const char *url)
 {
 	double a, b, j;
 
-	printf("fairness: 10 small tenants x 1 job / 20 ms for 2 s, 1 ms jobs, concurrency 4\n");
-	a = small_p99(url, "bench-noflood", 0);
-	b = small_p99(url, "bench-flood", 20000);
-	printf("small-tenant p99 wait ratio (flood / no flood): %.2f (target <= 1.5)\n", b / a);
+	double ratio[3];
+
+	/* p99 of 1000 waits on a shared 2-vCPU machine is noisy: three
+	 * pairs of runs, the median ratio is the figure. */
+	printf("fairness: 10 small tenants x 1 job / 20 ms for 2 s, 1 ms jobs, concurrency 4, prefetch 0\n");
+	for (int i = 0; i < 3; i++) {
+		char qa[32], qb[32];
+
+		snprintf(qa, sizeof(qa), "bench-noflood-%d", i);
+		snprintf(qb, sizeof(qb), "bench-flood-%d", i);
+		a = small_p99(url, qa, 0);
+		b = small_p99(url, qb, 20000);
+		ratio[i] = b / a;
+		printf("  pair %d: p99 ratio %.2f\n", i + 1, ratio[i]);
+	}
+	qsort(ratio, 3, sizeof(ratio[0]), cmp_double);
+	printf("small-tenant p99 wait ratio (flood / no flood), median of 3: %.2f (target <= 1.5)\n",
+	       ratio[1]);
 	printf("fairness: weights 1,2,3 with 4,2,1 ms jobs, all backlogged, 5 s\n");
 	j = jain(url);
 	printf("Jain's index over weight-normalised worker time: %.4f (target >= 0.98)\n", j);
