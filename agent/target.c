@@ -121,8 +121,12 @@ int target_resolve(struct target *t, enum target_kind kind, const char *arg, cha
 	if (t->npaths == 0) {
 		snprintf(err, errlen,
 			 "%s has no 'jobq' USDT probes (is it linked with libjobq built with "
-			 "probes?). Probes found:%s",
-			 t->desc, found[0] ? found : " none (no libjobq mapped)");
+			 "probes?%s). Probes found:%s",
+			 t->desc,
+			 kind == TARGET_BIN ? " A program using the shared libjobq has its probes "
+					      "in the library: attach with --lib PATH/libjobq.so"
+					    : "",
+			 found[0] ? found : " none (no libjobq mapped)");
 		return -1;
 	}
 	return 0;

@@ -59,15 +59,15 @@ UNIT_TESTS += $(BUILD)/tests/bpf/agent_unit_test
 # The emitter is built twice: with probes and with -DJOBQ_NO_PROBES (bench).
 $(BUILD)/tests/bpf/probe_emitter: tests/bpf/probe_emitter.c queue/jobq_probes.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -pthread -o $@ $< $(LDLIBS_ALL)
 $(BUILD)/tests/bpf/probe_emitter_noprobes: tests/bpf/probe_emitter.c queue/jobq_probes.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DJOBQ_NO_PROBES -o $@ $< $(LDLIBS_ALL)
+	$(CC) $(CFLAGS_ALL) -pthread -DJOBQ_NO_PROBES -o $@ $< $(LDLIBS_ALL)
 
 # The same emitter with its probes in a shared library named like libjobq.
 $(BUILD)/tests/bpf/libjobq_emitter.so: tests/bpf/probe_emitter.c queue/jobq_probes.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DEMITTER_LIB -shared -o $@ $<
+	$(CC) $(CFLAGS_ALL) -pthread -DEMITTER_LIB -shared -o $@ $<
 $(BUILD)/tests/bpf/lib_emitter: tests/bpf/emitter_shim.c $(BUILD)/tests/bpf/libjobq_emitter.so
 	$(CC) $(CFLAGS_ALL) -o $@ $< -L$(BUILD)/tests/bpf -ljobq_emitter '-Wl,-rpath,$$ORIGIN'
 
@@ -121,7 +121,16 @@ $(BUILD)/bench/trap_attach.o: $(BUILD)/bpf/bench_trap.skel.h
 $(BUILD)/bench/trap_attach: $(BUILD)/bench/trap_attach.o
 	$(CC) $(CFLAGS) -o $@ $^ $(BPF_LDLIBS)
 
-AGENT_BENCH_DEPS := $(BUILD)/jobq-agent $(BUILD)/bench/trap_attach \
+# The real worker, with and without probes compiled in (queue/ on main).
+ifneq ($(wildcard queue/build.mk),)
+$(BUILD)/bench/noop_worker: $(BUILD)/bench/noop_worker.o $(BUILD)/libjobq.a
+	$(CC) $(CFLAGS) -o $@ $^ -lhiredis -lpthread
+$(BUILD)/bench/noop_worker_noprobes: $(BUILD)/bench/noop_worker.o $(BUILD)/noprobes/libjobq.a
+	$(CC) $(CFLAGS) -o $@ $^ -lhiredis -lpthread
+AGENT_BENCH_WORKERS := $(BUILD)/bench/noop_worker $(BUILD)/bench/noop_worker_noprobes $(BUILD)/jobq
+endif
+
+AGENT_BENCH_DEPS := $(AGENT_BENCH_WORKERS) $(BUILD)/jobq-agent $(BUILD)/bench/trap_attach \
 	$(BUILD)/tests/bpf/probe_emitter $(BUILD)/tests/bpf/probe_emitter_noprobes \
 	$(BUILD)/tests/bpf/sidecar_reader
 

@@ -55,13 +55,6 @@ struct {
 } depths SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct jobq_task_job);
-} task_job SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JOBQ_MAX_INFLIGHT);
 	__type(key, struct jobq_inflight_key);
@@ -282,32 +275,13 @@ int jobq_enqueue(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Remembers when this thread started job_id. */
+/* Remembers when job_id started in this process. Keyed by (pid, job id),
+ * not by thread: the finish may come from another thread. */
 static __always_inline void inflight_start(__u32 tgid, __u64 job_id, __u64 now)
 {
-	struct jobq_task_job *tj;
-	struct jobq_inflight_key ik = { .tgid = tgid };
-	struct jobq_inflight_val iv;
+	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
+	struct jobq_inflight_val iv = { .start_ktime_ns = now };
 
-	tj = bpf_task_storage_get(&task_job, bpf_get_current_task_btf(), 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (tj && tj->used) {
-		/* The thread started another job before finishing this one
-		 * (async handlers): park the older one in the hash. */
-		ik.job_id = tj->job_id;
-		iv.start_ktime_ns = tj->start_ktime_ns;
-		if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
-			loss(JOBQ_LOSS_MAP_FULL);
-	}
-	if (tj) {
-		tj->job_id = job_id;
-		tj->start_ktime_ns = now;
-		tj->tgid = tgid;
-		tj->used = 1;
-		return;
-	}
-	ik.job_id = job_id;
-	iv.start_ktime_ns = now;
 	if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
 		loss(JOBQ_LOSS_MAP_FULL);
 }
@@ -315,17 +289,10 @@ static __always_inline void inflight_start(__u32 tgid, __u64 job_id, __u64 now)
 /* When job_id started in this process; 0 if unknown (counted). */
 static __always_inline __u64 inflight_finish(__u32 tgid, __u64 job_id)
 {
-	struct jobq_task_job *tj;
 	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
-	struct jobq_inflight_val *iv;
+	struct jobq_inflight_val *iv = bpf_map_lookup_elem(&inflight, &ik);
 	__u64 start;
 
-	tj = bpf_task_storage_get(&task_job, bpf_get_current_task_btf(), 0, 0);
-	if (tj && tj->used && tj->job_id == job_id && tj->tgid == tgid) {
-		tj->used = 0;
-		return tj->start_ktime_ns;
-	}
-	iv = bpf_map_lookup_elem(&inflight, &ik);
 	if (!iv) {
 		loss(JOBQ_LOSS_UNMATCHED_FINISH);
 		return 0;

@@ -122,17 +122,8 @@ struct jobq_depth_val {
 	__u64 ktime_ns; /* when the probe fired */
 };
 
-/* start -> finish pairing: the running job of a thread lives in task
- * storage (no hash on the common path: finish on the start's thread); a
- * job whose finish comes from elsewhere, or a thread running several, is
- * kept in the bounded inflight hash. */
-struct jobq_task_job {
-	__u64 job_id;
-	__u64 start_ktime_ns;
-	__u32 tgid;
-	__u32 used;
-};
-
+/* start -> finish pairing, by (pid, job id): the finish may come from
+ * another thread than the start. */
 struct jobq_inflight_key {
 	__u32 tgid;
 	__u32 pad;

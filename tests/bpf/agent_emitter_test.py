@@ -103,6 +103,17 @@ def test_attach_by_bin_reaches_process_started_after_attach():
     check_snapshot(json.loads(out), truth)
 
 
+def test_finish_on_another_thread_still_pairs_durations():
+    em = emitter(["--finish-thread"] + GROUPS[:2])
+    time.sleep(0.2)
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    truth = finish(em)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
 def test_attach_by_lib_reaches_running_and_later_processes():
     early = emitter(["early,email,0,20,1000,50,4"], prog=LIB_EMITTER)
     time.sleep(0.2)
@@ -206,6 +217,7 @@ if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
         test_attach_by_bin_reaches_process_started_after_attach,
+        test_finish_on_another_thread_still_pairs_durations,
         test_attach_by_lib_reaches_running_and_later_processes,
         test_attach_by_pid_finds_probes_in_mapped_library,
         test_top_shows_a_row_per_tenant,

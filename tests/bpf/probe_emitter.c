@@ -3,7 +3,8 @@
  * known values, standing in for a libjobq worker in the BPF tests and the
  * benchmark. Prints the truth, one line per event, for the tests to check.
  *
- *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N] GROUP...
+ *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
+ *                 [--finish-thread] GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
  *     fail_every > 0 and the job's number in its group is a multiple of
@@ -29,6 +30,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,26 @@ static int wait_attach(long ms, int need_all)
 	(void)need_all;
 #endif
 	return 0;
+}
+
+/* --finish-thread: the finish probe fires on another thread than the start
+ * (as a worker may do), so the kernel must pair them by (pid, job id). */
+static int finish_on_other_thread;
+
+struct finish_args {
+	const char *queue, *tenant, *type, *err;
+	uint64_t id;
+	int prio, status;
+};
+
+static void *fire_finish(void *p)
+{
+	const struct finish_args *f = p;
+
+	if (JOBQ_PROBE_ENABLED(finish))
+		JOBQ_PROBE_FINISH(f->queue, f->tenant, f->type, f->id, f->prio, f->status, 1, f->err);
+	(void)f;
+	return NULL;
 }
 
 struct group {
@@ -133,8 +155,17 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 		if (g->sleep_us)
 			sleep_us((uint64_t)g->sleep_us);
 		f0 = now_ns(CLOCK_MONOTONIC);
-		if (JOBQ_PROBE_ENABLED(finish))
+		if (finish_on_other_thread) {
+			struct finish_args fa = { queue, g->tenant, g->type, err, id, g->prio, status };
+			pthread_t t;
+
+			if (pthread_create(&t, NULL, fire_finish, &fa) == 0)
+				pthread_join(t, NULL);
+			else
+				fprintf(stderr, "probe_emitter: pthread_create failed\n");
+		} else if (JOBQ_PROBE_ENABLED(finish)) {
 			JOBQ_PROBE_FINISH(queue, g->tenant, g->type, id, g->prio, status, 1, err);
+		}
 		f1 = now_ns(CLOCK_MONOTONIC);
 		(void)status; /* unused when built with JOBQ_NO_PROBES */
 		(void)enq_ns;
@@ -236,6 +267,10 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "--finish-thread")) {
+			finish_on_other_thread = 1;
+			continue;
+		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "probe_emitter: %s needs a value\n", argv[i]);
 			return 2;
