@@ -504,11 +504,9 @@ static Metric *simple_sum(struct mb *b, const char *name, const char *desc, cons
 			  const char *const *values, const uint64_t *counts, size_t n,
 			  const char *label2, const char *value2, uint64_t start, bool monotonic)
 {
-	static struct sc_metric m; /* only name/unit/description are read */
 	Metric *mt = NEW(b->a, Metric, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__INIT);
 	Sum *sum = NEW(b->a, Sum, OPENTELEMETRY__PROTO__METRICS__V1__SUM__INIT);
 	NumberDP **dps = NEWV(b->a, NumberDP *, n);
-	(void)m;
 	if (!mt || !sum || !dps)
 		return NULL;
 	mt->name = (char *)name;

@@ -133,7 +133,6 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 			/* Same agent process reconnecting: keep its series. Compare on
 			 * the raw id; ours is the repaired copy, equal for valid text. */
 			a->connected = true;
-			a->gone_exports = 0;
 			return i;
 		}
 	}
@@ -165,8 +164,8 @@ void sc_store_after_export(struct sc_store *s)
 {
 	for (int i = 0; i < SC_MAX_AGENTS; i++) {
 		struct sc_agent *a = &s->agents[i];
-		if (a->used && !a->connected && ++a->gone_exports >= 1)
-			agent_clear(s, a);
+		if (a->used && !a->connected)
+			agent_clear(s, a); /* its last values went out in this export */
 	}
 }
 
@@ -388,18 +387,25 @@ int sc_hist_copy(struct sc_hist *dst, const struct sc_hist *src)
 	return 0;
 }
 
-/* Downscale by `by` steps: bucket i becomes bucket i >> by (floor). */
+/* floor(v / 2^by), also for negative indexes (>> on them is
+ * implementation-defined in C). */
+static int32_t shr_floor(int32_t v, int by)
+{
+	return v >= 0 ? v >> by : -(int32_t)(((uint32_t)(-(v + 1))) >> by) - 1;
+}
+
+/* Downscale by `by` steps: bucket i becomes bucket floor(i / 2^by). */
 static void hist_downscale(struct sc_hist *h, int by)
 {
 	if (by <= 0)
 		return;
 	h->scale -= by;
 	if (!h->nbuckets) {
-		h->offset >>= by;
+		h->offset = shr_floor(h->offset, by);
 		return;
 	}
-	int32_t lo = h->offset >> by;
-	int32_t hi = (h->offset + (int32_t)h->nbuckets - 1) >> by;
+	int32_t lo = shr_floor(h->offset, by);
+	int32_t hi = shr_floor(h->offset + (int32_t)h->nbuckets - 1, by);
 	uint32_t n = (uint32_t)(hi - lo + 1);
 	uint64_t *b = h->buckets; /* shrinks in place: new index <= old index */
 	uint64_t tmp[SC_MAX_BUCKETS * 2];
@@ -407,7 +413,7 @@ static void hist_downscale(struct sc_hist *h, int by)
 	memcpy(tmp, b, (old < SC_MAX_BUCKETS * 2 ? old : SC_MAX_BUCKETS * 2) * sizeof(*b));
 	memset(b, 0, n * sizeof(*b));
 	for (uint32_t i = 0; i < old && i < SC_MAX_BUCKETS * 2; i++)
-		b[((h->offset + (int32_t)i) >> by) - lo] += tmp[i];
+		b[shr_floor(h->offset + (int32_t)i, by) - lo] += tmp[i];
 	h->offset = lo;
 	h->nbuckets = n;
 }

@@ -73,7 +73,6 @@ struct sc_metric {
 
 struct sc_agent {
 	bool used, connected;
-	int gone_exports;        /* exports done since it disconnected */
 	char *agent_id, *host_name, *target, *version;
 	uint32_t pid;
 	uint64_t start_ns;
