@@ -40,7 +40,8 @@ INSTALL_RULES :=
 BENCH_TARGETS := # phony targets that run one benchmark each
 
 include $(wildcard proto/build.mk queue/build.mk bpf/build.mk agent/build.mk \
-		   sidecar/build.mk tests/build.mk bench/build.mk)
+		   sidecar/build.mk tests/build.mk bench/build.mk tests/e2e/build.mk \
+		   bench/compare/build.mk)
 
 all: $(LIBS) $(BINS)
 

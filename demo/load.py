@@ -30,10 +30,12 @@ def main():
     ap.add_argument("--queue", default="demo")
     ap.add_argument("--rate", type=float, default=3.0, help="jobs/s per tenant")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--summary", help="write {tenant: jobs enqueued} as JSON here")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     end = time.monotonic() + a.seconds
     sent = 0
+    per_tenant = {t: 0 for t in a.tenants}
     while time.monotonic() < end:
         tick = time.monotonic()
         lines = []
@@ -44,6 +46,7 @@ def main():
                                          "priority": pick(PRIOS, rng),
                                          "payload": {"n": sent}}))
                 sent += 1
+                per_tenant[t] += 1
         r = subprocess.run([a.jobq, "--queue", a.queue, "enqueue", "--stdin"],
                            input="\n".join(lines) + "\n", text=True,
                            capture_output=True)
@@ -52,6 +55,9 @@ def main():
             return 1
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
     print("load: enqueued %d jobs for %d tenants" % (sent, len(a.tenants)))
+    if a.summary:
+        with open(a.summary, "w") as f:
+            json.dump(per_tenant, f)
     return 0
 
 

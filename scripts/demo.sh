@@ -21,19 +21,29 @@ headless=${JOBQ_DEMO_HEADLESS:-0}
 out=${JOBQ_DEMO_OUT:-$(mktemp -d /tmp/jobq-demo.XXXXXX)}
 mkdir -p "$out"
 queue=demo
-pids=()
 
 log() { printf 'demo: %s\n' "$*" >&2; }
 
-cleanup() {
+# Stop in data-flow order so nothing observed is lost: load, then workers
+# (they finish or release in-flight jobs), then the agent (sends its final
+# cumulative snapshot), then the sidecar (final flush), then Redis.
+stop_pids() {
 	local p
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+	for p in "$@"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "$@"; do
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	pids=()
+}
+load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
+cleanup() {
+	stop_pids "${load_pids[@]}"
+	stop_pids "${worker_pids[@]}"
+	stop_pids "${agent_pids[@]}"
+	stop_pids "${sidecar_pids[@]}"
+	stop_pids "${redis_pids[@]}"
+	load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
 }
 trap 'cleanup; exit 130' INT TERM
 trap cleanup EXIT
@@ -48,7 +58,7 @@ if [ -z "${JOBQ_REDIS_URL:-}" ]; then
 	mkdir -p "$out/redis"
 	redis-server --port "$port" --bind 127.0.0.1 --dir "$out/redis" --save '' \
 		--appendonly no --daemonize no >"$out/redis.log" 2>&1 &
-	pids+=($!)
+	redis_pids+=($!)
 	export JOBQ_REDIS_URL="redis://127.0.0.1:$port"
 	for _ in $(seq 100); do
 		redis-cli -p "$port" ping >/dev/null 2>&1 && break
@@ -65,11 +75,19 @@ sock="$out/sidecar.sock"
 otlp_file="$out/otlp.jsonl"
 export OTEL_METRIC_EXPORT_INTERVAL=${OTEL_METRIC_EXPORT_INTERVAL:-5000}
 export OTEL_SERVICE_NAME=${OTEL_SERVICE_NAME:-jobq-demo}
-sidecar_args=(--listen "$sock" --otlp-file "$otlp_file" --starvation-threshold-s "${JOBQ_DEMO_STARVATION_S:-20}")
-[ -n "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ] || sidecar_args+=(--no-otlp-http)
+prom_port=$(free_port)
+sidecar_args=(--listen "$sock" --prom-listen "127.0.0.1:$prom_port"
+	--starvation-threshold-s "${JOBQ_DEMO_STARVATION_S:-20}")
+if [ -n "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ]; then
+	log "sidecar exports OTLP/HTTP to $OTEL_EXPORTER_OTLP_ENDPOINT"
+	otlp_file=
+else
+	sidecar_args+=(--otlp-file "$otlp_file")
+fi
+# The sidecar drops root (to nobody) before any network I/O: let it write here.
 chmod 0777 "$out"
 "$B/jobq-sidecar" "${sidecar_args[@]}" >"$out/sidecar.log" 2>&1 &
-pids+=($!)
+sidecar_pids+=($!)
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 
 # --- workers -------------------------------------------------------------
@@ -80,24 +98,31 @@ worker_args=(--concurrency 4 --cap 3
 	--handler report=builtin:fail:0.1:20
 	--handler thumbnail=builtin:cpu:3)
 start_worker() {
-	jobq worker "${worker_args[@]}" --job-log "$out/jobs-$1.log" >"$out/worker-$1.log" 2>&1 &
-	pids+=($!)
+	"$B/jobq" --queue "$queue" worker "${worker_args[@]}" --job-log "$out/jobs-$1.log" >"$out/worker-$1.log" 2>&1 &
+	worker_pids+=($!)
 }
 for i in $(seq "$nworkers"); do start_worker "$i"; done
-log "started $nworkers workers (pids ${pids[*]: -$nworkers})"
+log "started $nworkers workers (pids ${worker_pids[*]})"
 
 # --- agent ---------------------------------------------------------------
-agent_pid=
-if [ "$(id -u)" -eq 0 ]; then
-	agent_args=(--lib "$B/libjobq.so" --sidecar "$sock" --interval 1000)
-	"$B/jobq-agent" "${agent_args[@]}" >"$out/agent.log" 2>&1 &
-	agent_pid=$!
-	pids+=("$agent_pid")
-	sleep 1
-	kill -0 "$agent_pid" 2>/dev/null || { log "agent failed to start:"; cat "$out/agent.log" >&2; agent_pid=; }
-else
+# Attached to the shared library: every worker process, present and future.
+observed=0
+live=0
+[ "$headless" != 1 ] && [ -t 1 ] && live=1
+agent_args=(--lib "$B/libjobq.so" --sidecar "$sock" --interval 1000)
+if [ "$(id -u)" -ne 0 ]; then
 	log "not root: the eBPF agent needs root (or CAP_BPF+CAP_PERFMON) to attach."
 	log "running the workload unobserved; per-tenant figures come from the job logs."
+elif [ "$live" = 0 ]; then
+	"$B/jobq-agent" "${agent_args[@]}" >"$out/agent.log" 2>&1 &
+	agent_pid=$!
+	agent_pids+=("$agent_pid")
+	sleep 1
+	if kill -0 "$agent_pid" 2>/dev/null; then observed=1; else
+		log "agent failed to start:"; cat "$out/agent.log" >&2
+	fi
+else
+	observed=1
 fi
 
 # --- load ----------------------------------------------------------------
@@ -105,12 +130,14 @@ small=(acme globex initech umbrella hooli stark wayne wonka tyrell cyberdyne)
 log "bigcorp enqueues a massive export; ${#small[@]} small tenants send steady traffic for ${secs}s"
 jobq enqueue --tenant bigcorp --type export --priority low --count "${JOBQ_DEMO_FLOOD:-3000}" >/dev/null
 python3 "$here/demo/load.py" --seconds "$secs" --tenants "${small[@]}" \
-	--jobq "$B/jobq" --queue "$queue" >"$out/load.log" 2>&1 &
+	--jobq "$B/jobq" --queue "$queue" --summary "$out/enqueued.json" >"$out/load.log" 2>&1 &
 load_pid=$!
-pids+=("$load_pid")
+load_pids+=("$load_pid")
 
-if [ "$headless" != 1 ] && [ -n "$agent_pid" ] && [ -t 1 ]; then
-	"$B/jobq-agent" --lib "$B/libjobq.so" --top --duration "$secs" || true
+if [ "$live" = 1 ] && [ "$observed" = 1 ]; then
+	# The live per-tenant view is the agent itself, in the foreground.
+	"$B/jobq-agent" "${agent_args[@]}" --top --duration "$secs" 2>"$out/agent.log" ||
+		{ log "agent failed:"; cat "$out/agent.log" >&2; }
 else
 	end=$(( $(date +%s) + secs ))
 	while [ "$(date +%s)" -lt "$end" ]; do
@@ -122,13 +149,14 @@ wait "$load_pid" || true
 
 # Let the small tenants' last jobs finish (bounded), then stop everything.
 for _ in $(seq 100); do
-	busy=$(jobq stats --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(t["in_flight"]+sum(t["depth"]) for t in d["tenants"] if t["tenant"]!="bigcorp"))')
+	busy=$(jobq stats --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(t["in_flight"]+sum(t["depth"].values()) for t in d if t["tenant_id"]!="bigcorp"))')
 	[ "$busy" = 0 ] && break
 	sleep 0.2
 done
 sleep 2 # one more agent interval and sidecar export
 cleanup
-python3 "$here/demo/report.py" --job-logs "$out"/jobs-*.log --otlp "$otlp_file" \
+python3 "$here/demo/report.py" --job-logs "$out"/jobs-*.log ${otlp_file:+--otlp "$otlp_file"} \
 	--starvation-s "${JOBQ_DEMO_STARVATION_S:-20}"
 log "logs, job logs and the OTLP export are in $out"
-log "OTLP JSON lines (what the sidecar would send to a collector): $otlp_file"
+[ -z "$otlp_file" ] || log "OTLP JSON lines (what the sidecar would send to a collector): $otlp_file"
+log "Prometheus text was served at http://127.0.0.1:$prom_port/metrics while the demo ran"
