@@ -403,16 +403,18 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi, struct sc
 		if (!dps)
 			return NULL;
 		FOR_SERIES(ag, mi, se, start, k, budget) {
-			struct sc_hist h = se->cur.hist, d;
+			if (!se->cur.hist)
+				continue; /* creation failed half-way (ENOMEM): nothing to show */
+			struct sc_hist h = *se->cur.hist, d;
 			uint64_t start = se->start_ns;
 			if (b->delta) {
 				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
 					return NULL;
-				if (se->exported && hist_delta(b->a, &se->cur.hist, &se->prev->hist, &d)) {
+				if (se->exported && hist_delta(b->a, se->cur.hist, &se->prev->hist, &d)) {
 					h = d;
 					start = se->last_export_ns;
 				}
-				if (sc_hist_copy(&se->prev->hist, &se->cur.hist))
+				if (sc_hist_copy(&se->prev->hist, se->cur.hist))
 					return NULL;
 				se->exported = true;
 				se->last_export_ns = se->time_ns;

@@ -55,7 +55,9 @@ void sc_hist_free(struct sc_hist *h)
 static void series_free(struct sc_series *se, enum sc_kind kind)
 {
 	if (kind == SC_KIND_HISTOGRAM) {
-		sc_hist_free(&se->cur.hist);
+		if (se->cur.hist)
+			sc_hist_free(se->cur.hist);
+		free(se->cur.hist);
 		if (se->prev)
 			sc_hist_free(&se->prev->hist);
 	}
@@ -246,23 +248,26 @@ static uint64_t key_hash(int slot, int metric, const char *v[SC_ATTR_COUNT])
 }
 
 /* Series are looked up by the raw (unrepaired) key bytes: the hash and the
- * comparison use what the agent sent; the stored copy is the repaired one.
- * raw[] keeps the original for comparison, right after the repaired text. */
+ * comparison use what the agent sent; the stored copy is the repaired one,
+ * and a repaired string keeps the raw bytes right after its NUL. */
 struct series_alloc {
 	struct sc_series se;
-	const char *raw[SC_ATTR_COUNT];
 	char text[];
 };
+
+static const char *raw_attr(const struct sc_series *se, int i)
+{
+	return se->repaired & (1u << i) ? se->attr[i] + strlen(se->attr[i]) + 1 : se->attr[i];
+}
 
 static struct sc_series *series_find(struct sc_store *s, uint64_t h, const char *v[SC_ATTR_COUNT])
 {
 	for (struct sc_series *se = s->table[h & (s->table_size - 1)]; se; se = se->hnext) {
 		if (se->hash != h)
 			continue;
-		struct series_alloc *sa = (struct series_alloc *)se;
 		int i;
 		for (i = 0; i < SC_ATTR_COUNT; i++)
-			if (strcmp(sa->raw[i], v[i]))
+			if (strcmp(raw_attr(se, i), v[i]))
 				break;
 		if (i == SC_ATTR_COUNT)
 			return se;
@@ -309,13 +314,12 @@ static struct sc_series *series_new(const char *v[SC_ATTR_COUNT])
 		sa->se.attr[i] = p;
 		if (sc_utf8_valid(v[i], n)) {
 			memcpy(p, v[i], n + 1);
-			sa->raw[i] = p;
 			p += n + 1;
 			continue;
 		}
 		p += sc_utf8_repair(v[i], n, p);
 		*p++ = '\0';
-		sa->raw[i] = p;
+		sa->se.repaired |= (uint8_t)(1u << i);
 		memcpy(p, v[i], n + 1);
 		p += n + 1;
 	}
@@ -526,8 +530,10 @@ static void reset_overflow(struct sc_store *s, struct sc_agent *a)
 		if (!se)
 			continue;
 		if (s->metrics[m].kind == SC_KIND_HISTOGRAM) {
-			sc_hist_free(&se->cur.hist);
-			memset(&se->cur.hist, 0, sizeof(se->cur.hist));
+			if (se->cur.hist) {
+				sc_hist_free(se->cur.hist);
+				memset(se->cur.hist, 0, sizeof(*se->cur.hist));
+			}
 		} else {
 			memset(&se->cur, 0, sizeof(se->cur));
 		}
@@ -605,22 +611,22 @@ int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapsh
 			continue;
 		}
 		struct sc_series *se = series_get(s, slot, m, w->key, &folded);
-		if (!se) {
+		if (!se || (!se->cur.hist && !(se->cur.hist = calloc(1, sizeof(*se->cur.hist))))) {
 			sc_hist_free(&h);
 			return -1;
 		}
 		uint64_t start = w->start_unix_ns ? w->start_unix_ns : a->start_ns;
 		if (folded) {
 			s->folded_points++;
-			rc = sc_hist_merge(&se->cur.hist, &h);
+			rc = sc_hist_merge(se->cur.hist, &h);
 			sc_hist_free(&h);
 			if (rc)
 				return -1;
 			if (!se->start_ns || start < se->start_ns)
 				se->start_ns = start;
 		} else {
-			sc_hist_free(&se->cur.hist);
-			se->cur.hist = h;
+			sc_hist_free(se->cur.hist);
+			*se->cur.hist = h;
 			se->start_ns = start;
 		}
 		se->time_ns = now;

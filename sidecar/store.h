@@ -42,9 +42,17 @@ struct sc_hist {
 	uint64_t *buckets; /* malloc'd, nbuckets long */
 };
 
+/* Current value: 8 bytes, so counters and gauges pay nothing for the
+ * (rarer, larger) histograms, which live in their own allocation. */
 union sc_value {
 	uint64_t counter;
 	double gauge;
+	struct sc_hist *hist; /* histogram series only; never NULL once applied */
+};
+
+/* Last exported value, for delta temporality. */
+union sc_prev {
+	uint64_t counter;
 	struct sc_hist hist;
 };
 
@@ -54,13 +62,14 @@ struct sc_series {
 	uint64_t hash;
 	const char *attr[SC_ATTR_COUNT]; /* "" when absent; all in one allocation */
 	bool overflow;
+	uint8_t repaired; /* bit i: attr[i] was repaired; its raw bytes follow its NUL */
 	uint64_t start_ns, time_ns;
 	union sc_value cur;
 	/* Delta temporality: what was exported last and when (allocated on
 	 * the first delta export, so cumulative export pays nothing). */
 	bool exported;
 	uint64_t last_export_ns;
-	union sc_value *prev;
+	union sc_prev *prev;
 };
 
 struct sc_metric {

@@ -162,13 +162,13 @@ static void test_histogram_count_identity_enforced(void **st)
 	const struct sc_series *se = s->agents[slot].series[mi];
 	assert_non_null(se);
 	/* Empty edge buckets trimmed: offset moves, identity holds. */
-	assert_int_equal(se->cur.hist.offset, 5);
-	assert_int_equal(se->cur.hist.nbuckets, 2);
-	assert_int_equal(se->cur.hist.count, 6);
+	assert_int_equal(se->cur.hist->offset, 5);
+	assert_int_equal(se->cur.hist->nbuckets, 2);
+	assert_int_equal(se->cur.hist->count, 6);
 	w.count = 7; /* broken identity: dropped and counted */
 	assert_int_equal(sc_store_apply(s, slot, &m), 0);
 	assert_int_equal(s->dropped_points_invalid, 1);
-	assert_int_equal(se->cur.hist.count, 6);
+	assert_int_equal(se->cur.hist->count, 6);
 	sc_store_free(s);
 }
 
