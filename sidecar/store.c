@@ -540,114 +540,139 @@ static void reset_overflow(struct sc_store *s, struct sc_agent *a)
 	}
 }
 
-int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *ms)
+void sc_store_snapshot_begin(struct sc_store *s, int slot)
+{
+	reset_overflow(s, &s->agents[slot]);
+}
+
+int sc_store_apply_counter(struct sc_store *s, int slot, const Jobq__Agent__Counter *c, uint64_t now)
 {
 	struct sc_agent *a = &s->agents[slot];
-	uint64_t now = ms->time_unix_nano;
 	bool folded;
-
-	reset_overflow(s, a);
-
-	for (size_t i = 0; i < ms->n_counters; i++) {
-		const Jobq__Agent__Counter *c = ms->counters[i];
-		int m = metric_index(s, c->name, SC_KIND_COUNTER);
-		if (m < 0) {
-			s->dropped_points_metric_limit++;
-			continue;
-		}
-		struct sc_series *se = series_get(s, slot, m, c->key, &folded);
-		if (!se)
-			return -1;
-		uint64_t start = c->start_unix_ns ? c->start_unix_ns : a->start_ns;
-		if (folded) {
-			s->folded_points++;
-			se->cur.counter += c->value;
-			if (!se->start_ns || start < se->start_ns)
-				se->start_ns = start;
-		} else {
-			se->cur.counter = c->value;
+	int m = metric_index(s, c->name, SC_KIND_COUNTER);
+	if (m < 0) {
+		s->dropped_points_metric_limit++;
+		return 0;
+	}
+	struct sc_series *se = series_get(s, slot, m, c->key, &folded);
+	if (!se)
+		return -1;
+	uint64_t start = c->start_unix_ns ? c->start_unix_ns : a->start_ns;
+	if (folded) {
+		s->folded_points++;
+		se->cur.counter += c->value;
+		if (!se->start_ns || start < se->start_ns)
 			se->start_ns = start;
-		}
-		se->time_ns = now;
+	} else {
+		se->cur.counter = c->value;
+		se->start_ns = start;
 	}
+	se->time_ns = now;
+	return 0;
+}
 
-	for (size_t i = 0; i < ms->n_gauges; i++) {
-		const Jobq__Agent__Gauge *g = ms->gauges[i];
-		int m = metric_index(s, g->name, SC_KIND_GAUGE);
-		if (m < 0 || !isfinite(g->value)) {
-			s->dropped_points_metric_limit += m < 0;
-			s->dropped_points_invalid += m >= 0;
-			continue;
-		}
-		struct sc_series *se = series_get(s, slot, m, g->key, &folded);
-		if (!se)
-			return -1;
-		/* Folded gauges: a depth sums, an age keeps the worst. */
-		if (folded && !s->metrics[m].as_sum)
-			se->cur.gauge = fmax(se->cur.gauge, g->value);
-		else if (folded)
-			se->cur.gauge += g->value;
-		else
-			se->cur.gauge = g->value;
-		s->folded_points += folded;
-		/* A gauge-as-UpDownCounter is cumulative since the agent started. */
-		se->start_ns = a->start_ns;
-		se->time_ns = g->observed_unix_ns ? g->observed_unix_ns : now;
+int sc_store_apply_gauge(struct sc_store *s, int slot, const Jobq__Agent__Gauge *g, uint64_t now)
+{
+	struct sc_agent *a = &s->agents[slot];
+	bool folded;
+	int m = metric_index(s, g->name, SC_KIND_GAUGE);
+	if (m < 0 || !isfinite(g->value)) {
+		s->dropped_points_metric_limit += m < 0;
+		s->dropped_points_invalid += m >= 0;
+		return 0;
 	}
+	struct sc_series *se = series_get(s, slot, m, g->key, &folded);
+	if (!se)
+		return -1;
+	/* Folded gauges: a depth sums, an age keeps the worst. */
+	if (folded && !s->metrics[m].as_sum)
+		se->cur.gauge = fmax(se->cur.gauge, g->value);
+	else if (folded)
+		se->cur.gauge += g->value;
+	else
+		se->cur.gauge = g->value;
+	s->folded_points += folded;
+	/* A gauge-as-UpDownCounter is cumulative since the agent started. */
+	se->start_ns = a->start_ns;
+	se->time_ns = g->observed_unix_ns ? g->observed_unix_ns : now;
+	return 0;
+}
 
-	for (size_t i = 0; i < ms->n_histograms; i++) {
-		const Jobq__Agent__ExpHistogram *w = ms->histograms[i];
-		int m = metric_index(s, w->name, SC_KIND_HISTOGRAM);
-		if (m < 0) {
-			s->dropped_points_metric_limit++;
-			continue;
-		}
-		struct sc_hist h;
-		int rc = hist_from_wire(&h, w);
-		if (rc == -2)
+int sc_store_apply_histogram(struct sc_store *s, int slot, const Jobq__Agent__ExpHistogram *w, uint64_t now)
+{
+	struct sc_agent *a = &s->agents[slot];
+	bool folded;
+	int m = metric_index(s, w->name, SC_KIND_HISTOGRAM);
+	if (m < 0) {
+		s->dropped_points_metric_limit++;
+		return 0;
+	}
+	struct sc_hist h;
+	int rc = hist_from_wire(&h, w);
+	if (rc == -2)
+		return -1;
+	if (rc) {
+		s->dropped_points_invalid++;
+		return 0;
+	}
+	struct sc_series *se = series_get(s, slot, m, w->key, &folded);
+	if (!se || (!se->cur.hist && !(se->cur.hist = calloc(1, sizeof(*se->cur.hist))))) {
+		sc_hist_free(&h);
+		return -1;
+	}
+	uint64_t start = w->start_unix_ns ? w->start_unix_ns : a->start_ns;
+	if (folded) {
+		s->folded_points++;
+		rc = sc_hist_merge(se->cur.hist, &h);
+		sc_hist_free(&h);
+		if (rc)
 			return -1;
-		if (rc) {
-			s->dropped_points_invalid++;
-			continue;
-		}
-		struct sc_series *se = series_get(s, slot, m, w->key, &folded);
-		if (!se || (!se->cur.hist && !(se->cur.hist = calloc(1, sizeof(*se->cur.hist))))) {
-			sc_hist_free(&h);
-			return -1;
-		}
-		uint64_t start = w->start_unix_ns ? w->start_unix_ns : a->start_ns;
-		if (folded) {
-			s->folded_points++;
-			rc = sc_hist_merge(se->cur.hist, &h);
-			sc_hist_free(&h);
-			if (rc)
-				return -1;
-			if (!se->start_ns || start < se->start_ns)
-				se->start_ns = start;
-		} else {
-			sc_hist_free(se->cur.hist);
-			*se->cur.hist = h;
+		if (!se->start_ns || start < se->start_ns)
 			se->start_ns = start;
-		}
-		se->time_ns = now;
+	} else {
+		sc_hist_free(se->cur.hist);
+		*se->cur.hist = h;
+		se->start_ns = start;
 	}
+	se->time_ns = now;
+	return 0;
+}
 
-	for (size_t i = 0; i < ms->n_losses; i++) {
-		const Jobq__Agent__Loss *l = ms->losses[i];
-		const char *r = l->reason && *l->reason ? l->reason : "unknown";
-		int j;
-		for (j = 0; j < a->nloss; j++)
-			if (!strcmp(a->loss_reason[j], r))
-				break;
-		if (j == a->nloss) {
-			if (a->nloss >= 16)
-				continue; /* bounded; the first 16 reasons are kept */
-			if (!(a->loss_reason[j] = dup_utf8(r)))
-				return -1;
-			a->nloss++;
-		}
-		a->loss_count[j] = l->count;
+int sc_store_apply_loss(struct sc_store *s, int slot, const Jobq__Agent__Loss *l)
+{
+	struct sc_agent *a = &s->agents[slot];
+	const char *r = l->reason && *l->reason ? l->reason : "unknown";
+	int j;
+	for (j = 0; j < a->nloss; j++)
+		if (!strcmp(a->loss_reason[j], r))
+			break;
+	if (j == a->nloss) {
+		if (a->nloss >= 16)
+			return 0; /* bounded; the first 16 reasons are kept */
+		if (!(a->loss_reason[j] = dup_utf8(r)))
+			return -1;
+		a->nloss++;
 	}
+	a->loss_count[j] = l->count;
+	return 0;
+}
+
+int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *ms)
+{
+	uint64_t now = ms->time_unix_nano;
+	sc_store_snapshot_begin(s, slot);
+	for (size_t i = 0; i < ms->n_counters; i++)
+		if (sc_store_apply_counter(s, slot, ms->counters[i], now))
+			return -1;
+	for (size_t i = 0; i < ms->n_gauges; i++)
+		if (sc_store_apply_gauge(s, slot, ms->gauges[i], now))
+			return -1;
+	for (size_t i = 0; i < ms->n_histograms; i++)
+		if (sc_store_apply_histogram(s, slot, ms->histograms[i], now))
+			return -1;
+	for (size_t i = 0; i < ms->n_losses; i++)
+		if (sc_store_apply_loss(s, slot, ms->losses[i]))
+			return -1;
 	return 0;
 }
 

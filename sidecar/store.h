@@ -117,6 +117,15 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h);
 void sc_store_disconnected(struct sc_store *s, int slot);
 /* Applies one complete snapshot; returns 0 or -1 on out of memory. */
 int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *m);
+/* The same, one element at a time (the server decodes a big snapshot
+ * element by element): begin, then each element with the snapshot's time.
+ * Items the store refuses are counted, not errors; -1 is out of memory. */
+void sc_store_snapshot_begin(struct sc_store *s, int slot);
+int sc_store_apply_counter(struct sc_store *s, int slot, const Jobq__Agent__Counter *c, uint64_t now);
+int sc_store_apply_gauge(struct sc_store *s, int slot, const Jobq__Agent__Gauge *g, uint64_t now);
+int sc_store_apply_histogram(struct sc_store *s, int slot, const Jobq__Agent__ExpHistogram *w,
+			     uint64_t now);
+int sc_store_apply_loss(struct sc_store *s, int slot, const Jobq__Agent__Loss *l);
 void sc_store_span_losses(struct sc_store *s, int slot, uint64_t cumulative_dropped);
 /* Called after each export: frees agents that have been gone for one. */
 void sc_store_after_export(struct sc_store *s);
