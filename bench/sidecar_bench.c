@@ -151,7 +151,8 @@ static struct result bench_metrics(int tenants, int types, const struct sc_ident
 		struct sc_arena a;
 		sc_arena_init(&a, 0);
 		double t0 = now_s();
-		sc_metrics_req *req = sc_otlp_build_metrics(&a, s, id, NULL, 2, &r.points);
+		struct sc_metrics_cursor cur = { 0 };
+		sc_metrics_req *req = sc_otlp_build_metrics(&a, s, id, NULL, 2, 0, &cur, &r.points);
 		if (!req)
 			die("build");
 		r.bytes = protobuf_c_message_get_packed_size(&req->base);

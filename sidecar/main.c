@@ -42,6 +42,7 @@
 #include "sidecar/store.h"
 
 #define ARENA_LIMIT (512u << 20) /* one request's build; far above 64 MiB packed */
+#define MAX_POINTS 10000          /* data points per metrics request (~1.3 MB) */
 
 struct opts {
 	const char *listen;
@@ -374,13 +375,24 @@ static void export_all(struct sidecar *sc, bool with_metrics)
 	sc_otlp_span *check = NULL;
 
 	if (with_metrics) {
-		size_t npoints = 0;
-		sc_metrics_req *req = sc_otlp_build_metrics(&a, sc->store, &sc->id, &sc->st, t0, &npoints);
-		if (!req) {
-			logmsg("out of memory building a metrics request; this interval is lost");
-			atomic_fetch_add(&sc->st.dropped[SC_SIGNAL_METRICS][SC_DROP_ENCODE], 1);
-		} else if (!sc->cfg.sdk_disabled) {
-			deliver(sc, SC_SIGNAL_METRICS, &req->base, npoints);
+		/* Requests of at most MAX_POINTS points each, so that none comes
+		 * near the 64 MiB limit whatever the number of series. */
+		struct sc_metrics_cursor cur = { 0 };
+		while (!cur.done) {
+			struct sc_arena ma;
+			size_t npoints = 0;
+			sc_arena_init(&ma, ARENA_LIMIT);
+			sc_metrics_req *req = sc_otlp_build_metrics(&ma, sc->store, &sc->id, &sc->st, t0,
+								    MAX_POINTS, &cur, &npoints);
+			if (!req) {
+				logmsg("out of memory building a metrics request; the rest of this interval is lost");
+				atomic_fetch_add(&sc->st.dropped[SC_SIGNAL_METRICS][SC_DROP_ENCODE], 1);
+				sc_arena_free(&ma);
+				break;
+			}
+			if (!sc->cfg.sdk_disabled)
+				deliver(sc, SC_SIGNAL_METRICS, &req->base, npoints);
+			sc_arena_free(&ma);
 		}
 		uint8_t ids[24];
 		random_bytes(ids, sizeof(ids));

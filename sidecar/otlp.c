@@ -327,13 +327,20 @@ static struct sc_series *next_series(const struct sc_agent *ag, int m, const str
 	return se->mnext ? se->mnext : ag->overflow[m];
 }
 
-#define FOR_SERIES(ag, m, se) \
-	for (struct sc_series *se = first_series(ag, m); se; se = next_series(ag, m, se))
+/* Series of (ag, m) from `start`, at most `budget` of them (k counts). */
+#define FOR_SERIES(ag, m, se, start, k, budget) \
+	for (se = (start); se && (k) < (budget); se = next_series(ag, m, se))
 
-static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
+/* One Metric with the points of (ag, mi) from *from (NULL: the first), at
+ * most `budget`; *from becomes the first series left out, or NULL. */
+static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi, struct sc_series **from,
+			    size_t budget)
 {
 	const struct sc_metric *m = &b->s->metrics[mi];
 	size_t n = count_series(ag, mi), k = 0;
+	struct sc_series *se, *start = *from ? *from : first_series(ag, mi);
+	if (n > budget)
+		n = budget;
 	Metric *mt = metric_new(b, m);
 	if (!mt)
 		return NULL;
@@ -346,7 +353,7 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
 		bool delta = b->delta && m->kind == SC_KIND_COUNTER;
 		sum->is_monotonic = m->kind == SC_KIND_COUNTER;
 		sum->aggregation_temporality = delta ? TEMP_DELTA : TEMP_CUMULATIVE;
-		FOR_SERIES(ag, mi, se) {
+		FOR_SERIES(ag, mi, se, start, k, budget) {
 			NumberDP *p = ndp_new(b, se);
 			if (!p)
 				return NULL;
@@ -378,7 +385,7 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
 		NumberDP **dps = NEWV(b->a, NumberDP *, n);
 		if (!g || !dps)
 			return NULL;
-		FOR_SERIES(ag, mi, se) {
+		FOR_SERIES(ag, mi, se, start, k, budget) {
 			NumberDP *p = ndp_new(b, se);
 			if (!p)
 				return NULL;
@@ -395,17 +402,19 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
 		void **dps = NEWV(b->a, void *, n);
 		if (!dps)
 			return NULL;
-		FOR_SERIES(ag, mi, se) {
-			struct sc_hist h = se->cur.hist, d;
+		FOR_SERIES(ag, mi, se, start, k, budget) {
+			if (!se->cur.hist)
+				continue; /* creation failed half-way (ENOMEM): nothing to show */
+			struct sc_hist h = *se->cur.hist, d;
 			uint64_t start = se->start_ns;
 			if (b->delta) {
 				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
 					return NULL;
-				if (se->exported && hist_delta(b->a, &se->cur.hist, &se->prev->hist, &d)) {
+				if (se->exported && hist_delta(b->a, se->cur.hist, &se->prev->hist, &d)) {
 					h = d;
 					start = se->last_export_ns;
 				}
-				if (sc_hist_copy(&se->prev->hist, &se->cur.hist))
+				if (sc_hist_copy(&se->prev->hist, se->cur.hist))
 					return NULL;
 				se->exported = true;
 				se->last_export_ns = se->time_ns;
@@ -486,6 +495,7 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
 			mt->exponential_histogram = eh;
 		}
 	}
+	*from = se;
 	b->npoints += k;
 	return mt;
 }
@@ -496,11 +506,9 @@ static Metric *simple_sum(struct mb *b, const char *name, const char *desc, cons
 			  const char *const *values, const uint64_t *counts, size_t n,
 			  const char *label2, const char *value2, uint64_t start, bool monotonic)
 {
-	static struct sc_metric m; /* only name/unit/description are read */
 	Metric *mt = NEW(b->a, Metric, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__INIT);
 	Sum *sum = NEW(b->a, Sum, OPENTELEMETRY__PROTO__METRICS__V1__SUM__INIT);
 	NumberDP **dps = NEWV(b->a, NumberDP *, n);
-	(void)m;
 	if (!mt || !sum || !dps)
 		return NULL;
 	mt->name = (char *)name;
@@ -608,7 +616,8 @@ static ResourceMetrics *self_metrics(struct mb *b, const struct sc_stats *st)
 
 sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 				      const struct sc_identity *id, const struct sc_stats *st,
-				      uint64_t now_ns, size_t *npoints)
+				      uint64_t now_ns, size_t max_points, struct sc_metrics_cursor *cur,
+				      size_t *npoints)
 {
 	struct mb b = { a, s, id, now_ns, 0, id->cfg->temporality != SC_TEMPORALITY_CUMULATIVE };
 	sc_metrics_req *req = NEW(a, sc_metrics_req,
@@ -616,41 +625,63 @@ sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 	ResourceMetrics **rms = NEWV(a, ResourceMetrics *, SC_MAX_AGENTS + 1);
 	if (!req || !rms)
 		return NULL;
+	if (!max_points)
+		max_points = SIZE_MAX;
 	size_t nrm = 0;
-	for (int i = 0; i < SC_MAX_AGENTS; i++) {
-		struct sc_agent *ag = &s->agents[i];
+	bool full = false;
+	for (; cur->agent < SC_MAX_AGENTS && !full; cur->agent++, cur->metric = 0, cur->next = NULL) {
+		struct sc_agent *ag = &s->agents[cur->agent];
 		if (!ag->used)
 			continue;
-		Metric **ms;
-		ResourceMetrics *rm = rm_new(&b, ag, (size_t)s->nmetrics + 2, &ms);
-		if (!rm)
-			return NULL;
+		Metric **ms = NULL;
+		ResourceMetrics *rm = NULL;
 		size_t k = 0;
-		for (int m = 0; m < s->nmetrics; m++) {
-			if (!count_series(ag, m))
+		for (; cur->metric < s->nmetrics; cur->metric++, cur->next = NULL) {
+			if (!count_series(ag, cur->metric))
 				continue;
-			if (!(ms[k++] = build_metric(&b, ag, m)))
+			if (b.npoints >= max_points) {
+				full = true; /* resume at (agent, metric, next) */
+				break;
+			}
+			if (!rm && !(rm = rm_new(&b, ag, (size_t)s->nmetrics + 2, &ms)))
 				return NULL;
+			if (!(ms[k++] = build_metric(&b, ag, cur->metric, &cur->next, max_points - b.npoints)))
+				return NULL;
+			if (cur->next) {
+				full = true; /* this metric continues in the next request */
+				break;
+			}
 		}
-		if (ag->nloss) {
-			if (!(ms[k++] = simple_sum(&b, "jobq.agent.lost", "Events the kernel side could not record",
+		if (!full) {
+			/* The agent is complete: its loss counters go with its last part. */
+			if (!rm && (ag->nloss || ag->spans_dropped_by_agent) &&
+			    !(rm = rm_new(&b, ag, (size_t)s->nmetrics + 2, &ms)))
+				return NULL;
+			if (ag->nloss &&
+			    !(ms[k++] = simple_sum(&b, "jobq.agent.lost", "Events the kernel side could not record",
 						   "reason", (const char *const *)ag->loss_reason, ag->loss_count,
 						   (size_t)ag->nloss, NULL, NULL, ag->start_ns, true)))
 				return NULL;
-		}
-		if (ag->spans_dropped_by_agent) {
-			if (!(ms[k++] = simple_sum(&b, "jobq.agent.spans.dropped", "Spans the agent could not build or send",
+			if (ag->spans_dropped_by_agent &&
+			    !(ms[k++] = simple_sum(&b, "jobq.agent.spans.dropped", "Spans the agent could not build or send",
 						   NULL, NULL, &ag->spans_dropped_by_agent, 1, NULL, NULL,
 						   ag->start_ns, true)))
 				return NULL;
 		}
-		rm->scope_metrics[0]->n_metrics = k;
-		rms[nrm++] = rm;
+		if (rm) {
+			rm->scope_metrics[0]->n_metrics = k;
+			rms[nrm++] = rm;
+		}
+		if (full)
+			break; /* keep cur->agent: the loop increment must not run */
 	}
-	if (st) {
-		if (!(rms[nrm] = self_metrics(&b, st)))
-			return NULL;
-		nrm++;
+	if (!full) {
+		cur->done = true;
+		if (st) {
+			if (!(rms[nrm] = self_metrics(&b, st)))
+				return NULL;
+			nrm++;
+		}
 	}
 	req->resource_metrics = rms;
 	req->n_resource_metrics = nrm;

@@ -54,12 +54,23 @@ struct sc_identity {
  * bucket containing zero_threshold. out has SC_N_EXPLICIT_BOUNDS+1 slots. */
 void sc_explicit_from_exp(const struct sc_hist *h, uint64_t out[SC_N_EXPLICIT_BOUNDS + 1]);
 
-/* Builds the metrics request. *npoints gets the number of data points.
+/* Where the next metrics request of one export starts; zero it first. */
+struct sc_metrics_cursor {
+	int agent, metric;
+	struct sc_series *next;
+	bool done; /* set by the request that completed the export */
+};
+
+/* Builds one metrics request of at most max_points data points (0: no
+ * limit) from *cur on, and advances *cur; call with a fresh arena until
+ * cur->done, which the last request (with the self-metrics) sets. The
+ * store must not change in between. *npoints gets the request's points.
  * For delta temporality it records what was exported in the store. NULL
  * on arena exhaustion. */
 sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 				      const struct sc_identity *id, const struct sc_stats *st,
-				      uint64_t now_ns, size_t *npoints);
+				      uint64_t now_ns, size_t max_points, struct sc_metrics_cursor *cur,
+				      size_t *npoints);
 
 /* Pending agent spans, bounded by count (oldest batches are kept; a batch
  * that would pass the limit is dropped and counted by the caller). */

@@ -71,9 +71,9 @@ static void put_series(struct sc_buf *o, const struct sc_metric *m, const struct
 		put_name(o, m, "");
 		put_labels(o, ag, se, NULL);
 		sc_buf_printf(o, " %.17g\n", se->cur.gauge);
-	} else {
+	} else if (se->cur.hist) {
 		uint64_t b[SC_N_EXPLICIT_BOUNDS + 1], cum = 0;
-		sc_explicit_from_exp(&se->cur.hist, b);
+		sc_explicit_from_exp(se->cur.hist, b);
 		for (int i = 0; i <= SC_N_EXPLICIT_BOUNDS; i++) {
 			char le[32];
 			cum += b[i];
@@ -87,10 +87,10 @@ static void put_series(struct sc_buf *o, const struct sc_metric *m, const struct
 		}
 		put_name(o, m, "_sum");
 		put_labels(o, ag, se, NULL);
-		sc_buf_printf(o, " %.17g\n", se->cur.hist.sum);
+		sc_buf_printf(o, " %.17g\n", se->cur.hist->sum);
 		put_name(o, m, "_count");
 		put_labels(o, ag, se, NULL);
-		sc_buf_printf(o, " %llu\n", (unsigned long long)se->cur.hist.count);
+		sc_buf_printf(o, " %llu\n", (unsigned long long)se->cur.hist->count);
 	}
 }
 

@@ -1,5 +1,6 @@
 /* server.c - agents' Unix socket server (see server.h). */
 #include "sidecar/server.h"
+#include "sidecar/wire.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -101,8 +102,96 @@ static void conn_close(struct sc_server *s, struct sc_conn *c)
 	c->slot = -1;
 }
 
+/* Metric snapshots are applied element by element straight from the wire:
+ * the decoded form of a 10^5-series snapshot would be several times the
+ * frame. Returns 1 if the frame was not a (plain) metrics frame and must go
+ * through the generic path, 0 when applied, -1 to close the connection. */
+static int dispatch_metrics_streaming(struct sc_server *s, struct sc_conn *c, const uint8_t *buf,
+				      size_t n)
+{
+	const uint8_t *p = buf, *end = buf + n, *snap = NULL;
+	size_t snap_len = 0;
+	uint64_t version = 0;
+	struct sc_pb_field f;
+	int r;
+
+	while ((r = sc_pb_next(&p, end, &f)) == 1) {
+		if (f.number == 1 && f.wire_type == 0)
+			version = f.varint;
+		else if (f.number == 3 && f.wire_type == 2)
+			snap = f.data, snap_len = f.len;
+		else if (f.number == 2 || f.number == 4)
+			return 1; /* a Hello or spans body */
+	}
+	if (r < 0 || !snap || version != SC_AGENT_PROTO_VERSION || c->slot < 0)
+		return 1; /* the generic path reports the problem */
+
+	/* Pass 1: the snapshot time, wherever it is; the structure is checked. */
+	uint64_t now = 0;
+	for (p = snap, end = snap + snap_len; (r = sc_pb_next(&p, end, &f)) == 1;)
+		if (f.number == 1 && f.wire_type == 0)
+			now = f.varint;
+	if (r < 0)
+		return 1;
+
+	/* Pass 2: each element alone. */
+	sc_store_snapshot_begin(s->store, c->slot);
+	for (p = snap; (r = sc_pb_next(&p, end, &f)) == 1;) {
+		if (f.wire_type != 2 || f.number < 2 || f.number > 5)
+			continue;
+		ProtobufCMessage *m = NULL;
+		int rc = 0;
+		switch (f.number) {
+		case 2: {
+			Jobq__Agent__Counter *x = jobq__agent__counter__unpack(NULL, f.len, f.data);
+			rc = x ? sc_store_apply_counter(s->store, c->slot, x, now) : -2;
+			m = x ? &x->base : NULL;
+			break;
+		}
+		case 3: {
+			Jobq__Agent__Gauge *x = jobq__agent__gauge__unpack(NULL, f.len, f.data);
+			rc = x ? sc_store_apply_gauge(s->store, c->slot, x, now) : -2;
+			m = x ? &x->base : NULL;
+			break;
+		}
+		case 4: {
+			Jobq__Agent__ExpHistogram *x = jobq__agent__exp_histogram__unpack(NULL, f.len, f.data);
+			rc = x ? sc_store_apply_histogram(s->store, c->slot, x, now) : -2;
+			m = x ? &x->base : NULL;
+			break;
+		}
+		case 5: {
+			Jobq__Agent__Loss *x = jobq__agent__loss__unpack(NULL, f.len, f.data);
+			rc = x ? sc_store_apply_loss(s->store, c->slot, x) : -2;
+			m = x ? &x->base : NULL;
+			break;
+		}
+		}
+		if (m)
+			protobuf_c_message_free_unpacked(m, NULL);
+		if (rc == -2) {
+			s->log("agent %s: undecodable element in a snapshot; closing it",
+			       s->store->agents[c->slot].agent_id);
+			atomic_fetch_add(&s->st->agent_frames_rejected, 1);
+			return -1;
+		}
+		if (rc) {
+			s->log("agent %s: out of memory applying a snapshot", s->store->agents[c->slot].agent_id);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int sc_server_dispatch(struct sc_server *s, struct sc_conn *c, const uint8_t *buf, size_t n)
 {
+	int sr = dispatch_metrics_streaming(s, c, buf, n);
+	if (sr <= 0) {
+		if (n > (1u << 20))
+			malloc_trim(0); /* give a big snapshot's transient memory back */
+		return sr;
+	}
+
 	/* Decode into an arena: a snapshot is ~10^5 small structs, and one
 	 * arena returns them to the system at once (glibc would keep them). */
 	struct sc_arena *arena = malloc(sizeof(*arena));

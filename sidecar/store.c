@@ -55,7 +55,9 @@ void sc_hist_free(struct sc_hist *h)
 static void series_free(struct sc_series *se, enum sc_kind kind)
 {
 	if (kind == SC_KIND_HISTOGRAM) {
-		sc_hist_free(&se->cur.hist);
+		if (se->cur.hist)
+			sc_hist_free(se->cur.hist);
+		free(se->cur.hist);
 		if (se->prev)
 			sc_hist_free(&se->prev->hist);
 	}
@@ -133,7 +135,6 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 			/* Same agent process reconnecting: keep its series. Compare on
 			 * the raw id; ours is the repaired copy, equal for valid text. */
 			a->connected = true;
-			a->gone_exports = 0;
 			return i;
 		}
 	}
@@ -165,8 +166,8 @@ void sc_store_after_export(struct sc_store *s)
 {
 	for (int i = 0; i < SC_MAX_AGENTS; i++) {
 		struct sc_agent *a = &s->agents[i];
-		if (a->used && !a->connected && ++a->gone_exports >= 1)
-			agent_clear(s, a);
+		if (a->used && !a->connected)
+			agent_clear(s, a); /* its last values went out in this export */
 	}
 }
 
@@ -247,23 +248,26 @@ static uint64_t key_hash(int slot, int metric, const char *v[SC_ATTR_COUNT])
 }
 
 /* Series are looked up by the raw (unrepaired) key bytes: the hash and the
- * comparison use what the agent sent; the stored copy is the repaired one.
- * raw[] keeps the original for comparison, right after the repaired text. */
+ * comparison use what the agent sent; the stored copy is the repaired one,
+ * and a repaired string keeps the raw bytes right after its NUL. */
 struct series_alloc {
 	struct sc_series se;
-	const char *raw[SC_ATTR_COUNT];
 	char text[];
 };
+
+static const char *raw_attr(const struct sc_series *se, int i)
+{
+	return se->repaired & (1u << i) ? se->attr[i] + strlen(se->attr[i]) + 1 : se->attr[i];
+}
 
 static struct sc_series *series_find(struct sc_store *s, uint64_t h, const char *v[SC_ATTR_COUNT])
 {
 	for (struct sc_series *se = s->table[h & (s->table_size - 1)]; se; se = se->hnext) {
 		if (se->hash != h)
 			continue;
-		struct series_alloc *sa = (struct series_alloc *)se;
 		int i;
 		for (i = 0; i < SC_ATTR_COUNT; i++)
-			if (strcmp(sa->raw[i], v[i]))
+			if (strcmp(raw_attr(se, i), v[i]))
 				break;
 		if (i == SC_ATTR_COUNT)
 			return se;
@@ -310,13 +314,12 @@ static struct sc_series *series_new(const char *v[SC_ATTR_COUNT])
 		sa->se.attr[i] = p;
 		if (sc_utf8_valid(v[i], n)) {
 			memcpy(p, v[i], n + 1);
-			sa->raw[i] = p;
 			p += n + 1;
 			continue;
 		}
 		p += sc_utf8_repair(v[i], n, p);
 		*p++ = '\0';
-		sa->raw[i] = p;
+		sa->se.repaired |= (uint8_t)(1u << i);
 		memcpy(p, v[i], n + 1);
 		p += n + 1;
 	}
@@ -388,18 +391,25 @@ int sc_hist_copy(struct sc_hist *dst, const struct sc_hist *src)
 	return 0;
 }
 
-/* Downscale by `by` steps: bucket i becomes bucket i >> by (floor). */
+/* floor(v / 2^by), also for negative indexes (>> on them is
+ * implementation-defined in C). */
+static int32_t shr_floor(int32_t v, int by)
+{
+	return v >= 0 ? v >> by : -(int32_t)(((uint32_t)(-(v + 1))) >> by) - 1;
+}
+
+/* Downscale by `by` steps: bucket i becomes bucket floor(i / 2^by). */
 static void hist_downscale(struct sc_hist *h, int by)
 {
 	if (by <= 0)
 		return;
 	h->scale -= by;
 	if (!h->nbuckets) {
-		h->offset >>= by;
+		h->offset = shr_floor(h->offset, by);
 		return;
 	}
-	int32_t lo = h->offset >> by;
-	int32_t hi = (h->offset + (int32_t)h->nbuckets - 1) >> by;
+	int32_t lo = shr_floor(h->offset, by);
+	int32_t hi = shr_floor(h->offset + (int32_t)h->nbuckets - 1, by);
 	uint32_t n = (uint32_t)(hi - lo + 1);
 	uint64_t *b = h->buckets; /* shrinks in place: new index <= old index */
 	uint64_t tmp[SC_MAX_BUCKETS * 2];
@@ -407,7 +417,7 @@ static void hist_downscale(struct sc_hist *h, int by)
 	memcpy(tmp, b, (old < SC_MAX_BUCKETS * 2 ? old : SC_MAX_BUCKETS * 2) * sizeof(*b));
 	memset(b, 0, n * sizeof(*b));
 	for (uint32_t i = 0; i < old && i < SC_MAX_BUCKETS * 2; i++)
-		b[((h->offset + (int32_t)i) >> by) - lo] += tmp[i];
+		b[shr_floor(h->offset + (int32_t)i, by) - lo] += tmp[i];
 	h->offset = lo;
 	h->nbuckets = n;
 }
@@ -520,122 +530,149 @@ static void reset_overflow(struct sc_store *s, struct sc_agent *a)
 		if (!se)
 			continue;
 		if (s->metrics[m].kind == SC_KIND_HISTOGRAM) {
-			sc_hist_free(&se->cur.hist);
-			memset(&se->cur.hist, 0, sizeof(se->cur.hist));
+			if (se->cur.hist) {
+				sc_hist_free(se->cur.hist);
+				memset(se->cur.hist, 0, sizeof(*se->cur.hist));
+			}
 		} else {
 			memset(&se->cur, 0, sizeof(se->cur));
 		}
 	}
 }
 
-int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *ms)
+void sc_store_snapshot_begin(struct sc_store *s, int slot)
+{
+	reset_overflow(s, &s->agents[slot]);
+}
+
+int sc_store_apply_counter(struct sc_store *s, int slot, const Jobq__Agent__Counter *c, uint64_t now)
 {
 	struct sc_agent *a = &s->agents[slot];
-	uint64_t now = ms->time_unix_nano;
 	bool folded;
-
-	reset_overflow(s, a);
-
-	for (size_t i = 0; i < ms->n_counters; i++) {
-		const Jobq__Agent__Counter *c = ms->counters[i];
-		int m = metric_index(s, c->name, SC_KIND_COUNTER);
-		if (m < 0) {
-			s->dropped_points_metric_limit++;
-			continue;
-		}
-		struct sc_series *se = series_get(s, slot, m, c->key, &folded);
-		if (!se)
-			return -1;
-		uint64_t start = c->start_unix_ns ? c->start_unix_ns : a->start_ns;
-		if (folded) {
-			s->folded_points++;
-			se->cur.counter += c->value;
-			if (!se->start_ns || start < se->start_ns)
-				se->start_ns = start;
-		} else {
-			se->cur.counter = c->value;
+	int m = metric_index(s, c->name, SC_KIND_COUNTER);
+	if (m < 0) {
+		s->dropped_points_metric_limit++;
+		return 0;
+	}
+	struct sc_series *se = series_get(s, slot, m, c->key, &folded);
+	if (!se)
+		return -1;
+	uint64_t start = c->start_unix_ns ? c->start_unix_ns : a->start_ns;
+	if (folded) {
+		s->folded_points++;
+		se->cur.counter += c->value;
+		if (!se->start_ns || start < se->start_ns)
 			se->start_ns = start;
-		}
-		se->time_ns = now;
+	} else {
+		se->cur.counter = c->value;
+		se->start_ns = start;
 	}
+	se->time_ns = now;
+	return 0;
+}
 
-	for (size_t i = 0; i < ms->n_gauges; i++) {
-		const Jobq__Agent__Gauge *g = ms->gauges[i];
-		int m = metric_index(s, g->name, SC_KIND_GAUGE);
-		if (m < 0 || !isfinite(g->value)) {
-			s->dropped_points_metric_limit += m < 0;
-			s->dropped_points_invalid += m >= 0;
-			continue;
-		}
-		struct sc_series *se = series_get(s, slot, m, g->key, &folded);
-		if (!se)
-			return -1;
-		/* Folded gauges: a depth sums, an age keeps the worst. */
-		if (folded && !s->metrics[m].as_sum)
-			se->cur.gauge = fmax(se->cur.gauge, g->value);
-		else if (folded)
-			se->cur.gauge += g->value;
-		else
-			se->cur.gauge = g->value;
-		s->folded_points += folded;
-		/* A gauge-as-UpDownCounter is cumulative since the agent started. */
-		se->start_ns = a->start_ns;
-		se->time_ns = g->observed_unix_ns ? g->observed_unix_ns : now;
+int sc_store_apply_gauge(struct sc_store *s, int slot, const Jobq__Agent__Gauge *g, uint64_t now)
+{
+	struct sc_agent *a = &s->agents[slot];
+	bool folded;
+	int m = metric_index(s, g->name, SC_KIND_GAUGE);
+	if (m < 0 || !isfinite(g->value)) {
+		s->dropped_points_metric_limit += m < 0;
+		s->dropped_points_invalid += m >= 0;
+		return 0;
 	}
+	struct sc_series *se = series_get(s, slot, m, g->key, &folded);
+	if (!se)
+		return -1;
+	/* Folded gauges: a depth sums, an age keeps the worst. */
+	if (folded && !s->metrics[m].as_sum)
+		se->cur.gauge = fmax(se->cur.gauge, g->value);
+	else if (folded)
+		se->cur.gauge += g->value;
+	else
+		se->cur.gauge = g->value;
+	s->folded_points += folded;
+	/* A gauge-as-UpDownCounter is cumulative since the agent started. */
+	se->start_ns = a->start_ns;
+	se->time_ns = g->observed_unix_ns ? g->observed_unix_ns : now;
+	return 0;
+}
 
-	for (size_t i = 0; i < ms->n_histograms; i++) {
-		const Jobq__Agent__ExpHistogram *w = ms->histograms[i];
-		int m = metric_index(s, w->name, SC_KIND_HISTOGRAM);
-		if (m < 0) {
-			s->dropped_points_metric_limit++;
-			continue;
-		}
-		struct sc_hist h;
-		int rc = hist_from_wire(&h, w);
-		if (rc == -2)
+int sc_store_apply_histogram(struct sc_store *s, int slot, const Jobq__Agent__ExpHistogram *w, uint64_t now)
+{
+	struct sc_agent *a = &s->agents[slot];
+	bool folded;
+	int m = metric_index(s, w->name, SC_KIND_HISTOGRAM);
+	if (m < 0) {
+		s->dropped_points_metric_limit++;
+		return 0;
+	}
+	struct sc_hist h;
+	int rc = hist_from_wire(&h, w);
+	if (rc == -2)
+		return -1;
+	if (rc) {
+		s->dropped_points_invalid++;
+		return 0;
+	}
+	struct sc_series *se = series_get(s, slot, m, w->key, &folded);
+	if (!se || (!se->cur.hist && !(se->cur.hist = calloc(1, sizeof(*se->cur.hist))))) {
+		sc_hist_free(&h);
+		return -1;
+	}
+	uint64_t start = w->start_unix_ns ? w->start_unix_ns : a->start_ns;
+	if (folded) {
+		s->folded_points++;
+		rc = sc_hist_merge(se->cur.hist, &h);
+		sc_hist_free(&h);
+		if (rc)
 			return -1;
-		if (rc) {
-			s->dropped_points_invalid++;
-			continue;
-		}
-		struct sc_series *se = series_get(s, slot, m, w->key, &folded);
-		if (!se) {
-			sc_hist_free(&h);
-			return -1;
-		}
-		uint64_t start = w->start_unix_ns ? w->start_unix_ns : a->start_ns;
-		if (folded) {
-			s->folded_points++;
-			rc = sc_hist_merge(&se->cur.hist, &h);
-			sc_hist_free(&h);
-			if (rc)
-				return -1;
-			if (!se->start_ns || start < se->start_ns)
-				se->start_ns = start;
-		} else {
-			sc_hist_free(&se->cur.hist);
-			se->cur.hist = h;
+		if (!se->start_ns || start < se->start_ns)
 			se->start_ns = start;
-		}
-		se->time_ns = now;
+	} else {
+		sc_hist_free(se->cur.hist);
+		*se->cur.hist = h;
+		se->start_ns = start;
 	}
+	se->time_ns = now;
+	return 0;
+}
 
-	for (size_t i = 0; i < ms->n_losses; i++) {
-		const Jobq__Agent__Loss *l = ms->losses[i];
-		const char *r = l->reason && *l->reason ? l->reason : "unknown";
-		int j;
-		for (j = 0; j < a->nloss; j++)
-			if (!strcmp(a->loss_reason[j], r))
-				break;
-		if (j == a->nloss) {
-			if (a->nloss >= 16)
-				continue; /* bounded; the first 16 reasons are kept */
-			if (!(a->loss_reason[j] = dup_utf8(r)))
-				return -1;
-			a->nloss++;
-		}
-		a->loss_count[j] = l->count;
+int sc_store_apply_loss(struct sc_store *s, int slot, const Jobq__Agent__Loss *l)
+{
+	struct sc_agent *a = &s->agents[slot];
+	const char *r = l->reason && *l->reason ? l->reason : "unknown";
+	int j;
+	for (j = 0; j < a->nloss; j++)
+		if (!strcmp(a->loss_reason[j], r))
+			break;
+	if (j == a->nloss) {
+		if (a->nloss >= 16)
+			return 0; /* bounded; the first 16 reasons are kept */
+		if (!(a->loss_reason[j] = dup_utf8(r)))
+			return -1;
+		a->nloss++;
 	}
+	a->loss_count[j] = l->count;
+	return 0;
+}
+
+int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *ms)
+{
+	uint64_t now = ms->time_unix_nano;
+	sc_store_snapshot_begin(s, slot);
+	for (size_t i = 0; i < ms->n_counters; i++)
+		if (sc_store_apply_counter(s, slot, ms->counters[i], now))
+			return -1;
+	for (size_t i = 0; i < ms->n_gauges; i++)
+		if (sc_store_apply_gauge(s, slot, ms->gauges[i], now))
+			return -1;
+	for (size_t i = 0; i < ms->n_histograms; i++)
+		if (sc_store_apply_histogram(s, slot, ms->histograms[i], now))
+			return -1;
+	for (size_t i = 0; i < ms->n_losses; i++)
+		if (sc_store_apply_loss(s, slot, ms->losses[i]))
+			return -1;
 	return 0;
 }
 

@@ -42,9 +42,17 @@ struct sc_hist {
 	uint64_t *buckets; /* malloc'd, nbuckets long */
 };
 
+/* Current value: 8 bytes, so counters and gauges pay nothing for the
+ * (rarer, larger) histograms, which live in their own allocation. */
 union sc_value {
 	uint64_t counter;
 	double gauge;
+	struct sc_hist *hist; /* histogram series only; never NULL once applied */
+};
+
+/* Last exported value, for delta temporality. */
+union sc_prev {
+	uint64_t counter;
 	struct sc_hist hist;
 };
 
@@ -54,13 +62,14 @@ struct sc_series {
 	uint64_t hash;
 	const char *attr[SC_ATTR_COUNT]; /* "" when absent; all in one allocation */
 	bool overflow;
+	uint8_t repaired; /* bit i: attr[i] was repaired; its raw bytes follow its NUL */
 	uint64_t start_ns, time_ns;
 	union sc_value cur;
 	/* Delta temporality: what was exported last and when (allocated on
 	 * the first delta export, so cumulative export pays nothing). */
 	bool exported;
 	uint64_t last_export_ns;
-	union sc_value *prev;
+	union sc_prev *prev;
 };
 
 struct sc_metric {
@@ -73,7 +82,6 @@ struct sc_metric {
 
 struct sc_agent {
 	bool used, connected;
-	int gone_exports;        /* exports done since it disconnected */
 	char *agent_id, *host_name, *target, *version;
 	uint32_t pid;
 	uint64_t start_ns;
@@ -109,6 +117,15 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h);
 void sc_store_disconnected(struct sc_store *s, int slot);
 /* Applies one complete snapshot; returns 0 or -1 on out of memory. */
 int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *m);
+/* The same, one element at a time (the server decodes a big snapshot
+ * element by element): begin, then each element with the snapshot's time.
+ * Items the store refuses are counted, not errors; -1 is out of memory. */
+void sc_store_snapshot_begin(struct sc_store *s, int slot);
+int sc_store_apply_counter(struct sc_store *s, int slot, const Jobq__Agent__Counter *c, uint64_t now);
+int sc_store_apply_gauge(struct sc_store *s, int slot, const Jobq__Agent__Gauge *g, uint64_t now);
+int sc_store_apply_histogram(struct sc_store *s, int slot, const Jobq__Agent__ExpHistogram *w,
+			     uint64_t now);
+int sc_store_apply_loss(struct sc_store *s, int slot, const Jobq__Agent__Loss *l);
 void sc_store_span_losses(struct sc_store *s, int slot, uint64_t cumulative_dropped);
 /* Called after each export: frees agents that have been gone for one. */
 void sc_store_after_export(struct sc_store *s);

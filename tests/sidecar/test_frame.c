@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sidecar/frame.h"
+#include "sidecar/wire.h"
 
 static void feed(struct sc_frame_reader *r, const uint8_t *p, size_t n)
 {
@@ -93,6 +94,47 @@ static void test_buffer_never_exceeds_max_plus_header(void **st)
 	sc_frame_reader_free(&r);
 }
 
+static void test_pb_walk_fields(void **st)
+{
+	(void)st;
+	/* 1: varint 300; 3: "abc"; 9: fixed64; 10: fixed32 */
+	const uint8_t in[] = { 0x08, 0xac, 0x02, 0x1a, 3, 'a', 'b', 'c', 0x49, 1, 2, 3, 4, 5, 6, 7, 8,
+			       0x55, 9, 9, 9, 9 };
+	const uint8_t *p = in, *end = in + sizeof(in);
+	struct sc_pb_field f;
+	assert_int_equal(sc_pb_next(&p, end, &f), 1);
+	assert_int_equal(f.number, 1);
+	assert_int_equal(f.varint, 300);
+	assert_int_equal(sc_pb_next(&p, end, &f), 1);
+	assert_int_equal(f.number, 3);
+	assert_int_equal(f.wire_type, 2);
+	assert_int_equal(f.len, 3);
+	assert_memory_equal(f.data, "abc", 3);
+	assert_int_equal(sc_pb_next(&p, end, &f), 1);
+	assert_int_equal(f.number, 9);
+	assert_int_equal(f.len, 8);
+	assert_int_equal(sc_pb_next(&p, end, &f), 1);
+	assert_int_equal(f.number, 10);
+	assert_int_equal(f.len, 4);
+	assert_int_equal(sc_pb_next(&p, end, &f), 0);
+}
+
+static void test_pb_malformed(void **st)
+{
+	(void)st;
+	struct sc_pb_field f;
+	const uint8_t trunc_len[] = { 0x1a, 5, 'a' };          /* length past the end */
+	const uint8_t trunc_var[] = { 0x08, 0x80 };            /* unfinished varint */
+	const uint8_t group[] = { 0x0b };                     /* start group */
+	const uint8_t zero[] = { 0x00, 0x01 };                /* field number 0 */
+	const uint8_t *tests[] = { trunc_len, trunc_var, group, zero };
+	size_t lens[] = { sizeof(trunc_len), sizeof(trunc_var), sizeof(group), sizeof(zero) };
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *p = tests[i];
+		assert_int_equal(sc_pb_next(&p, tests[i] + lens[i], &f), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -100,6 +142,8 @@ int main(void)
 		cmocka_unit_test(test_byte_by_byte),
 		cmocka_unit_test(test_zero_and_oversize_lengths_are_errors),
 		cmocka_unit_test(test_buffer_never_exceeds_max_plus_header),
+		cmocka_unit_test(test_pb_walk_fields),
+		cmocka_unit_test(test_pb_malformed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

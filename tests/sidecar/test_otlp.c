@@ -115,7 +115,9 @@ static void test_metrics_round_trip_through_protobuf(void **st)
 	struct sc_arena a;
 	sc_arena_init(&a, 0);
 	size_t np = 0;
-	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, NULL, 2000, &np);
+	struct sc_metrics_cursor cur = { 0 };
+	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, NULL, 2000, 0, &cur, &np);
+	assert_true(cur.done);
 	assert_non_null(req);
 	assert_int_equal(np, 4);
 	size_t len = protobuf_c_message_get_packed_size(&req->base);
@@ -187,7 +189,9 @@ static void test_json_follows_otlp_mapping(void **st)
 	struct sc_arena a;
 	sc_arena_init(&a, 0);
 	size_t np;
-	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, NULL, 2000, &np);
+	struct sc_metrics_cursor cur = { 0 };
+	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, NULL, 2000, 0, &cur, &np);
+	assert_true(cur.done);
 	struct sc_buf out;
 	sc_buf_init(&out, 0);
 	assert_int_equal(sc_otlp_json(&req->base, &out), 0);
@@ -285,11 +289,12 @@ static void test_delta_counters_subtract_previous_export(void **st)
 	struct sc_arena a;
 	sc_arena_init(&a, 0);
 	size_t np;
-	sc_metrics_req *r1 = sc_otlp_build_metrics(&a, s, &did, NULL, 1, &np);
+	struct sc_metrics_cursor c1 = { 0 }, c2 = { 0 };
+	sc_metrics_req *r1 = sc_otlp_build_metrics(&a, s, &did, NULL, 1, 0, &c1, &np);
 	const Metric *m = find_metric(r1, "jobs.enqueued");
 	assert_int_equal(m->sum->aggregation_temporality, 1);
 	assert_int_equal(m->sum->data_points[0]->as_int, 42);
-	sc_metrics_req *r2 = sc_otlp_build_metrics(&a, s, &did, NULL, 2, &np);
+	sc_metrics_req *r2 = sc_otlp_build_metrics(&a, s, &did, NULL, 2, 0, &c2, &np);
 	m = find_metric(r2, "jobs.enqueued");
 	assert_int_equal(m->sum->data_points[0]->as_int, 0);
 	assert_int_equal(m->sum->data_points[0]->start_time_unix_nano, 1700000000000000001ull);
@@ -297,6 +302,59 @@ static void test_delta_counters_subtract_previous_export(void **st)
 	assert_int_equal(m->exponential_histogram->data_points[0]->count, 0);
 	assert_int_equal(m->exponential_histogram->data_points[0]->min__case, 0); /* unknown for a delta */
 	sc_arena_free(&a);
+	sc_store_free(s);
+}
+
+static void test_requests_are_split_at_max_points(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	/* A second agent, so a request boundary also falls between agents. */
+	Jobq__Agent__Hello h = JOBQ__AGENT__HELLO__INIT;
+	h.agent_id = "ag2";
+	h.agent_start_unix_ns = 1;
+	int slot = sc_store_hello(s, &h);
+	Jobq__Agent__SeriesKey k[3] = { JOBQ__AGENT__SERIES_KEY__INIT, JOBQ__AGENT__SERIES_KEY__INIT,
+					 JOBQ__AGENT__SERIES_KEY__INIT };
+	Jobq__Agent__Counter c[3], *cp[3];
+	const char *tn[3] = { "x", "y", "z" };
+	for (int i = 0; i < 3; i++) {
+		k[i].tenant = (char *)tn[i];
+		jobq__agent__counter__init(&c[i]);
+		c[i].name = "jobs.enqueued";
+		c[i].key = &k[i];
+		c[i].value = (uint64_t)i + 1;
+		cp[i] = &c[i];
+	}
+	Jobq__Agent__MetricSnapshot m = JOBQ__AGENT__METRIC_SNAPSHOT__INIT;
+	m.counters = cp;
+	m.n_counters = 3;
+	assert_int_equal(sc_store_apply(s, slot, &m), 0);
+
+	struct sc_metrics_cursor cur = { 0 };
+	size_t total = 0, requests = 0, np;
+	uint64_t sum_enqueued = 0;
+	while (!cur.done) {
+		struct sc_arena a;
+		sc_arena_init(&a, 0);
+		sc_metrics_req *r = sc_otlp_build_metrics(&a, s, &id, NULL, 5, 2, &cur, &np);
+		assert_non_null(r);
+		assert_true(np <= 2);
+		total += np;
+		requests++;
+		for (size_t i = 0; i < r->n_resource_metrics; i++)
+			for (size_t j = 0; j < r->resource_metrics[i]->scope_metrics[0]->n_metrics; j++) {
+				const Metric *mt = r->resource_metrics[i]->scope_metrics[0]->metrics[j];
+				if (!strcmp(mt->name, "jobs.enqueued"))
+					for (size_t p = 0; p < mt->sum->n_data_points; p++)
+						sum_enqueued += (uint64_t)mt->sum->data_points[p]->as_int;
+			}
+		sc_arena_free(&a);
+		assert_true(requests < 10);
+	}
+	assert_int_equal(total, 4 + 3); /* every point exactly once */
+	assert_int_equal(requests, 4);
+	assert_int_equal(sum_enqueued, 42 + 1 + 2 + 3);
 	sc_store_free(s);
 }
 
@@ -357,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_starvation_lists_sorted_unique_tenants),
 		cmocka_unit_test(test_prometheus_text),
 		cmocka_unit_test(test_delta_counters_subtract_previous_export),
+		cmocka_unit_test(test_requests_are_split_at_max_points),
 		cmocka_unit_test(test_response_parsing),
 		cmocka_unit_test(test_gzip_round_trip),
 	};

@@ -162,13 +162,13 @@ static void test_histogram_count_identity_enforced(void **st)
 	const struct sc_series *se = s->agents[slot].series[mi];
 	assert_non_null(se);
 	/* Empty edge buckets trimmed: offset moves, identity holds. */
-	assert_int_equal(se->cur.hist.offset, 5);
-	assert_int_equal(se->cur.hist.nbuckets, 2);
-	assert_int_equal(se->cur.hist.count, 6);
+	assert_int_equal(se->cur.hist->offset, 5);
+	assert_int_equal(se->cur.hist->nbuckets, 2);
+	assert_int_equal(se->cur.hist->count, 6);
 	w.count = 7; /* broken identity: dropped and counted */
 	assert_int_equal(sc_store_apply(s, slot, &m), 0);
 	assert_int_equal(s->dropped_points_invalid, 1);
-	assert_int_equal(se->cur.hist.count, 6);
+	assert_int_equal(se->cur.hist->count, 6);
 	sc_store_free(s);
 }
 
@@ -204,6 +204,24 @@ static void test_hist_merge_downscales(void **st)
 	sc_hist_free(&b);
 }
 
+static void test_hist_merge_negative_indexes_floor(void **st)
+{
+	(void)st;
+	/* Scale 1 buckets -3..-1 at scale 0 are floor(i/2): -2, -1, -1. */
+	uint64_t b1[] = { 1, 2, 4 }, b2[] = { 8 };
+	struct sc_hist a = { 0 };
+	struct sc_hist s1 = { .count = 7, .scale = 1, .offset = -3, .nbuckets = 3, .buckets = b1 };
+	struct sc_hist s0 = { .count = 8, .scale = 0, .offset = -1, .nbuckets = 1, .buckets = b2 };
+	assert_int_equal(sc_hist_merge(&a, &s1), 0);
+	assert_int_equal(sc_hist_merge(&a, &s0), 0);
+	assert_int_equal(a.scale, 0);
+	assert_int_equal(a.offset, -2);
+	assert_int_equal(a.nbuckets, 2);
+	assert_int_equal(a.buckets[0], 1);
+	assert_int_equal(a.buckets[1], 2 + 4 + 8);
+	sc_hist_free(&a);
+}
+
 static void test_kind_mismatch_and_bad_names_are_dropped(void **st)
 {
 	(void)st;
@@ -234,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8_key_is_repaired),
 		cmocka_unit_test(test_histogram_count_identity_enforced),
 		cmocka_unit_test(test_hist_merge_downscales),
+		cmocka_unit_test(test_hist_merge_negative_indexes_floor),
 		cmocka_unit_test(test_kind_mismatch_and_bad_names_are_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
