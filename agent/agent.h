@@ -67,6 +67,8 @@ void agent_sidecar_metrics(struct agent *a);
 /* Sends finished spans (kept, bounded, while the sidecar is down). */
 void agent_sidecar_spans(struct agent *a);
 void agent_sidecar_flush(struct agent *a);
+/* Sleeps up to ms, writing queued frames whenever the socket takes them. */
+void agent_sidecar_wait(struct agent *a, long ms);
 void agent_sidecar_close(struct agent *a);
 
 /* top.c */

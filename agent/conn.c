@@ -97,6 +97,14 @@ static int try_connect(struct conn *c, uint64_t now_ms)
 		c->backoff_ms = c->backoff_ms * 2 > 5000 ? 5000 : c->backoff_ms * 2;
 		return 0;
 	}
+	/* A deep socket buffer rides out the sidecar's scheduling hiccups;
+	 * as root the wmem_max cap does not apply (best effort either way). */
+	{
+		int sz = 8 << 20;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) != 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
 	c->fd = fd;
 	c->backoff_ms = 100;
 	c->err[0] = '\0';
@@ -161,6 +169,11 @@ int conn_send(struct conn *c, uint8_t *buf, size_t len, size_t nspans)
 	c->queued += len;
 	flush(c);
 	return 0;
+}
+
+int conn_fd(const struct conn *c)
+{
+	return c->fd;
 }
 
 size_t conn_queued(const struct conn *c)

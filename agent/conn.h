@@ -32,6 +32,9 @@ int conn_is_up(const struct conn *c);
  */
 int conn_send(struct conn *c, uint8_t *buf, size_t len, size_t nspans);
 
+/* The socket, or -1 when down: poll it for POLLOUT while conn_queued(). */
+int conn_fd(const struct conn *c);
+
 /* Bytes queued and not yet written. */
 size_t conn_queued(const struct conn *c);
 

@@ -3,6 +3,7 @@
  * programs never wake us per record) into the span builder.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -15,15 +16,32 @@
 #include "bpf/jobq.skel.h"
 
 #define PENDING_STARTS 65536 /* jobs running at once, per agent */
-#define QUEUED_SPANS 16384   /* finished spans waiting for the sidecar */
+#define QUEUED_SPANS 32768   /* finished spans waiting for the sidecar (~13 MB) */
 
+_Static_assert(offsetof(struct jobq_event, s) == offsetof(struct jobq_finish_rec, error),
+	       "ring-buffer records must share their header");
+
+/* Rebuilds a whole struct jobq_event from a (smaller) ring-buffer record. */
 static int on_event(void *ctx, void *data, size_t size)
 {
+	const struct jobq_finish_rec *f = data;
 	struct agent *a = ctx;
+	struct jobq_event e;
 
-	if (size < sizeof(struct jobq_event))
+	if (size < offsetof(struct jobq_finish_rec, error))
 		return 0; /* not ours: ignore rather than stop draining */
-	span_builder_add(a->spans, data, a->offset_ns);
+	memset(&e, 0, sizeof(e));
+	if (f->kind == JOBQ_EV_FINISH) {
+		if (size < sizeof(*f))
+			return 0;
+		memcpy(&e, f, offsetof(struct jobq_finish_rec, error));
+		memcpy(e.error, f->error, sizeof(e.error));
+	} else {
+		if (size < JOBQ_EVENT_REC_SIZE)
+			return 0;
+		memcpy(&e, data, JOBQ_EVENT_REC_SIZE);
+	}
+	span_builder_add(a->spans, &e, a->offset_ns);
 	return 0;
 }
 

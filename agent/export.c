@@ -5,6 +5,8 @@
  * are cumulative (the next one carries everything), spans wait in the
  * builder's bounded queue, and what is dropped is counted.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,30 @@ void agent_sidecar_flush(struct agent *a)
 
 		conn_tick(a->sc, agent_now_ns(CLOCK_MONOTONIC) / 1000000);
 		nanosleep(&ts, NULL);
+	}
+}
+
+void agent_sidecar_wait(struct agent *a, long ms)
+{
+	uint64_t end = agent_now_ns(CLOCK_MONOTONIC) + (uint64_t)ms * 1000000ull;
+
+	for (;;) {
+		uint64_t now = agent_now_ns(CLOCK_MONOTONIC);
+		struct pollfd p = { .fd = a->sc ? conn_fd(a->sc) : -1, .events = POLLOUT };
+		int timeout;
+
+		if (now >= end)
+			return;
+		timeout = (int)((end - now + 999999) / 1000000);
+		if (p.fd < 0 || !conn_queued(a->sc))
+			p.fd = -1; /* nothing to write: just sleep */
+		if (poll(&p, 1, timeout) < 0) {
+			if (errno == EINTR)
+				return; /* a signal: let the loop look at it */
+			continue;
+		}
+		if (p.revents)
+			conn_tick(a->sc, now / 1000000);
 	}
 }
 

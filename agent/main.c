@@ -40,7 +40,7 @@ _Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
 		       JOBQ_ARGC_DEPTH == JOBQ_PROBE_ARGC_DEPTH,
 	       "bpf/jobq.h argument counts disagree with queue/jobq_probes.h");
 
-#define TICK_MS 100 /* ring-buffer drain period: never a wakeup per record */
+#define TICK_MS 50 /* ring-buffer drain period: never a wakeup per record */
 
 static volatile sig_atomic_t stop_signal;
 
@@ -416,7 +416,10 @@ static int run(struct agent *a)
 	while (!stop_signal) {
 		uint64_t now;
 
-		sleep_ms(TICK_MS);
+		if (a->sc)
+			agent_sidecar_wait(a, TICK_MS);
+		else
+			sleep_ms(TICK_MS);
 		now = agent_now_ns(CLOCK_MONOTONIC);
 		if (a->opts.spans)
 			agent_spans_poll(a);

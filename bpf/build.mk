@@ -108,6 +108,14 @@ $(BUILD)/tests/bpf/agent_sidecar_test: tests/bpf/agent_sidecar_test.py $(BPF_PY_
 	$(PY_TEST_LAUNCHER)
 INTEG_TESTS += $(BUILD)/tests/bpf/agent_sidecar_test
 
+# Against real `jobq worker` processes and redis-server (queue/ on main).
+ifneq ($(wildcard queue/build.mk),)
+$(BUILD)/tests/bpf/agent_worker_test: tests/bpf/agent_worker_test.py $(BPF_PY_DEPS) \
+		$(BUILD)/jobq $(BUILD)/libjobq.so
+	$(PY_TEST_LAUNCHER)
+INTEG_TESTS += $(BUILD)/tests/bpf/agent_worker_test
+endif
+
 # ---- benchmark (make bench) -------------------------------------------------
 $(BUILD)/bench/trap_attach.o: $(BUILD)/bpf/bench_trap.skel.h
 $(BUILD)/bench/trap_attach: $(BUILD)/bench/trap_attach.o

@@ -86,7 +86,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
+	__uint(max_entries, 32 << 20);
 } events SEC(".maps");
 
 static __always_inline void loss(__u32 reason)
@@ -212,7 +212,8 @@ static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 
 						    const struct jobq_series *s,
 						    const char *queue)
 {
-	struct jobq_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	/* Only the record's size is reserved: no e->error here. */
+	struct jobq_event *e = bpf_ringbuf_reserve(&events, JOBQ_EVENT_REC_SIZE, 0);
 
 	if (!e) {
 		loss(JOBQ_LOSS_RINGBUF_FULL);
@@ -225,11 +226,10 @@ static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 
 	e->kind = kind;
 	__builtin_memcpy(&e->s, s, sizeof(e->s));
 	read_str(e->queue, sizeof(e->queue), queue);
-	e->error[0] = '\0';
 	return e;
 }
 
-static __always_inline void event_send(struct jobq_event *e)
+static __always_inline void event_send(void *e)
 {
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
@@ -380,7 +380,6 @@ int jobq_finish(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH], start;
 	struct jobq_series s;
-	struct jobq_event *e;
 	int sid, status;
 	__s64 dur;
 
@@ -389,13 +388,25 @@ int jobq_finish(struct pt_regs *ctx)
 	status = (int)a[5];
 	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_FINISH, now, a[3], &s, STR(a[0])))) {
-		e->priority = a[4];
-		e->status = status;
-		e->attempt = a[6];
-		if (status != JOBQ_STATUS_SUCCESS)
-			read_str(e->error, sizeof(e->error), STR(a[7]));
-		event_send(e);
+	if (emit_events) {
+		struct jobq_finish_rec *f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
+
+		if (f) {
+			__builtin_memset(f, 0, offsetof(struct jobq_finish_rec, error));
+			f->ktime_ns = now;
+			f->job_id = a[3];
+			f->tgid = bpf_get_current_pid_tgid() >> 32;
+			f->kind = JOBQ_EV_FINISH;
+			f->priority = a[4];
+			f->status = status;
+			f->attempt = a[6];
+			f->error[0] = '\0';
+			if (status != JOBQ_STATUS_SUCCESS)
+				read_str(f->error, sizeof(f->error), STR(a[7]));
+			event_send(f);
+		} else {
+			loss(JOBQ_LOSS_RINGBUF_FULL);
+		}
 	}
 	start = inflight_finish(bpf_get_current_pid_tgid() >> 32, a[3]);
 	sid = series_id(&s);

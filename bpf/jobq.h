@@ -164,26 +164,44 @@ enum jobq_event_kind {
 	JOBQ_EV_FINISH = 3,
 };
 
-/* Ring-buffer record for span building. Strings are NUL-terminated; the
- * series carries the real tenant even beyond the tenant cap. */
+/* Common head of every ring-buffer record (64 bytes). */
+#define JOBQ_EVENT_HEADER                                                      \
+	__u64 ktime_ns;                                                        \
+	__u64 job_id;                                                          \
+	__u64 enqueued_unix_ns; /* enqueue, start */                           \
+	__u64 trace_hi;         /* enqueue, start: the enqueue span's context */ \
+	__u64 trace_lo;                                                        \
+	__u64 span_id;                                                         \
+	__u32 tgid;                                                            \
+	__u32 attempt;          /* start, finish */                            \
+	__u8 kind;              /* enum jobq_event_kind */                     \
+	__u8 priority;                                                         \
+	__u8 status;            /* finish */                                   \
+	__u8 trace_flags;       /* start */                                    \
+	__u8 pad0[4]
+
+/*
+ * A span-building event as the agent handles it. In the ring buffer an
+ * enqueue or start record is its first JOBQ_EVENT_REC_SIZE bytes (no
+ * error text); a finish record is a struct jobq_finish_rec (no strings but
+ * the error: the agent takes them from the start). Smaller records keep
+ * the ring buffer's headroom for bursts. Strings are NUL-terminated; the
+ * series carries the real tenant even beyond the tenant cap.
+ */
 struct jobq_event {
-	__u64 ktime_ns;
-	__u64 job_id;
-	__u64 enqueued_unix_ns; /* enqueue, start */
-	__u64 trace_hi;         /* enqueue, start: the enqueue span's context */
-	__u64 trace_lo;
-	__u64 span_id;
-	__u32 tgid;
-	__u32 attempt;          /* start, finish */
-	__u8 kind;              /* enum jobq_event_kind */
-	__u8 priority;
-	__u8 status;            /* finish */
-	__u8 trace_flags;       /* start */
-	__u8 pad0[4];
+	JOBQ_EVENT_HEADER;
 	struct jobq_series s;
 	char queue[JOBQ_STR_QUEUE];
 	char error[JOBQ_STR_ERROR]; /* finish; "" on success */
 	__u8 pad1[6];
+};
+
+#define JOBQ_EVENT_REC_SIZE offsetof(struct jobq_event, error)
+
+struct jobq_finish_rec {
+	JOBQ_EVENT_HEADER;
+	char error[JOBQ_STR_ERROR];
+	__u8 pad1[7];
 };
 
 #endif /* JOBQ_BPF_H */

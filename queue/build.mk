@@ -97,3 +97,15 @@ INTEG_TESTS += $(patsubst %,$(QT)/test_%,$(QUEUE_INTEG_C)) \
 $(patsubst %,$(QT)/test_%,$(QUEUE_INTEG_C)): $(QT)/test_%: $(BUILD)/tests/queue/test_%.o \
 		$(BUILD)/tests/queue/qtest.o $(REDIS_FIXTURE_OBJ) $(JOBQ_A) | $(JOBQ_CLI) $(WITH_REDIS)
 	$(CC) -o $@ $(filter %.o,$^) $(JOBQ_A) $(JOBQ_LDLIBS) $(CMOCKA) -lm
+
+# ---- bench (`make bench`; not a test: prints figures) -------------------
+QBENCH := $(BUILD)/bench/queue_bench
+QBENCH_NP := $(BUILD)/bench/queue_bench_noprobes
+$(QBENCH): $(BUILD)/bench/queue_bench.o $(JOBQ_A)
+	$(CC) -o $@ $< $(JOBQ_A) $(JOBQ_LDLIBS) -lm
+$(QBENCH_NP): $(BUILD)/bench/queue_bench.o $(JOBQ_NP_A)
+	$(CC) -o $@ $< $(JOBQ_NP_A) $(JOBQ_LDLIBS) -lm
+.PHONY: bench-queue
+bench: bench-queue
+bench-queue: $(QBENCH) $(QBENCH_NP) $(WITH_REDIS) $(JOBQ_CLI)
+	@BUILD=$(BUILD) bench/queue_bench.sh

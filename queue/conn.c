@@ -50,6 +50,29 @@ int jobq__fail(struct jobq *q, int code, const char *fmt, ...)
 	return code;
 }
 
+void jobq__sigpipe_block(struct jobq__sigpipe *s)
+{
+	sigset_t pipe, pending;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	s->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &s->old);
+}
+
+void jobq__sigpipe_restore(struct jobq__sigpipe *s)
+{
+	sigset_t pipe, pending;
+	struct timespec zero = { 0, 0 };
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	if (!s->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+		while (sigtimedwait(&pipe, NULL, &zero) > 0)
+			;
+	pthread_sigmask(SIG_SETMASK, &s->old, NULL);
+}
+
 uint64_t jobq__now_unix_ns(void)
 {
 	struct timespec ts;
@@ -134,7 +157,12 @@ void jobq__disconnect(struct jobq *q)
 static int simple_cmd(struct jobq *q, const char *what, int argc, const char **argv,
 		      const size_t *lens, redisReply **out)
 {
-	redisReply *r = redisCommandArgv(q->c, argc, argv, lens);
+	struct jobq__sigpipe sp;
+	redisReply *r;
+
+	jobq__sigpipe_block(&sp);
+	r = redisCommandArgv(q->c, argc, argv, lens);
+	jobq__sigpipe_restore(&sp);
 
 	if (!r) {
 		int rc = jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, q->c->errstr);
@@ -340,12 +368,18 @@ int jobq__append_eval(struct jobq *q, enum jobq_script_id s, int argc, const cha
 
 int jobq__read(struct jobq *q, redisReply **r)
 {
+	struct jobq__sigpipe sp;
 	void *reply = NULL;
+	int ok;
 
 	*r = NULL;
 	if (!q->c)
 		return jobq__fail(q, JOBQ_EREDIS, "not connected");
-	if (redisGetReply(q->c, &reply) != REDIS_OK || !reply) {
+	/* redisGetReply first flushes the pipelined commands (writes). */
+	jobq__sigpipe_block(&sp);
+	ok = redisGetReply(q->c, &reply) == REDIS_OK && reply;
+	jobq__sigpipe_restore(&sp);
+	if (!ok) {
 		int rc = jobq__fail(q, JOBQ_EREDIS, "redis: %s",
 				    q->c->errstr[0] ? q->c->errstr : "connection lost");
 

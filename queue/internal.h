@@ -3,6 +3,7 @@
 #define JOBQ_INTERNAL_H
 
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <stdarg.h>
 
 #include "queue/jobq.h"
@@ -56,6 +57,17 @@ void jobq__log(enum jobq_log_level lvl, const char *fmt, ...) __attribute__((for
 int jobq__reply_str(const redisReply *r, char *buf, size_t cap);
 int jobq__reply_u64(const redisReply *r, uint64_t *out);
 int jobq__reply_double(const redisReply *r, double *out);
+
+/* hiredis writes with write(2): a peer that went away raises SIGPIPE,
+ * which would kill the caller's process. Socket I/O runs with SIGPIPE
+ * blocked in the calling thread (EPIPE is then reported as an error), and
+ * a SIGPIPE it caused is consumed before the mask is restored. */
+struct jobq__sigpipe {
+	sigset_t old;
+	int was_pending;
+};
+void jobq__sigpipe_block(struct jobq__sigpipe *s);
+void jobq__sigpipe_restore(struct jobq__sigpipe *s);
 
 uint64_t jobq__now_unix_ns(void);
 uint64_t jobq__mono_ms(void);

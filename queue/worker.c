@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,6 +70,7 @@ void jobq_worker_opts_init(struct jobq_worker_opts *o)
 	o->depth_report_ms = 1000;
 	o->reap_interval_ms = 1000;
 	o->release_on_stop = 1;
+	o->prefetch = o->batch;
 }
 
 int jobq_worker_new(const struct jobq_worker_opts *o, struct jobq_worker **out, char *err,
@@ -83,6 +85,10 @@ int jobq_worker_new(const struct jobq_worker_opts *o, struct jobq_worker **out, 
 	}
 	if (o->batch < 1 || o->batch > 1024) {
 		snprintf(err, errlen, "batch must be 1..1024");
+		return JOBQ_EINVAL;
+	}
+	if (o->prefetch > 4096) {
+		snprintf(err, errlen, "prefetch must be 0..4096");
 		return JOBQ_EINVAL;
 	}
 	if (o->lease_ms < 100) {
@@ -284,6 +290,17 @@ static void *handler_main(void *arg)
 }
 
 /* The waker: BLPOP on the wake list while the dispatcher wants work. */
+static void block_sigpipe_in_this_thread(void)
+{
+	sigset_t pipe;
+
+	/* Our own threads never want SIGPIPE: the waker's socket is shut
+	 * down under it at stop, and EPIPE is an ordinary error here. */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+}
+
 static void *waker_main(void *arg)
 {
 	struct jobq_worker *w = arg;
@@ -292,6 +309,7 @@ static void *waker_main(void *arg)
 	char wake_key[JOBQ_PREFIX_MAX + 8];
 
 	co.command_timeout_ms = WAKE_MAX_MS + 5000; /* longer than any BLPOP */
+	block_sigpipe_in_this_thread();
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		char tmo[16];
@@ -396,7 +414,7 @@ static int redis_down(struct disp *d, int rc)
 /* One pipelined round trip. Returns JOBQ_OK, or an error (connection
  * errors are JOBQ_EREDIS; the caller backs off and retries). *got: jobs
  * leased; *want: jobs asked for. */
-static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got)
+static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, size_t *settled)
 {
 	struct jobq_worker *w = d->w;
 	struct jobq *q = d->q;
@@ -408,6 +426,7 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got)
 
 	*got = 0;
 	*want = 0;
+	*settled = 0;
 	for (struct jobq_lease *l = d->unsettled; l; l = l->next) {
 		struct jobq_settle *s = &d->settle[ns++];
 
@@ -418,8 +437,10 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got)
 		memcpy(s->error, l->error, sizeof(s->error));
 		s->result = JOBQ_SETTLED_PENDING;
 	}
-	if (!stopping && d->nheld < d->limit) {
-		*want = d->limit - d->nheld;
+	/* Settling runs first in the pipeline, so its slots are free by the
+	 * time the lease runs: ack + next batch in one round trip. */
+	if (!stopping && d->nheld - ns < d->limit) {
+		*want = d->limit - (d->nheld - ns);
 		if (*want > w->o.batch)
 			*want = w->o.batch;
 		lp.max = (uint32_t)*want;
@@ -467,6 +488,7 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got)
 			jobq_lease_free(d->settle[i].l);
 		}
 		d->unsettled = NULL;
+		*settled = ns;
 	}
 	if (*want) {
 		int64_t due;
@@ -594,7 +616,7 @@ static int dispatch(struct disp *d)
 
 	for (;;) {
 		int stopping = atomic_load(&w->stop);
-		size_t want, got, busy;
+		size_t want, got, busy, settled;
 		uint64_t now;
 		int timeout;
 
@@ -643,15 +665,15 @@ static int dispatch(struct disp *d)
 			jobq__log(JOBQ_LOG_ERROR, "worker: %s", w->err);
 			break;
 		}
-		rc = round_trip(d, stopping, &want, &got);
+		rc = round_trip(d, stopping, &want, &got, &settled);
 		now = jobq__mono_ms();
 		if (rc) {
 			dispatcher_wait(d, (int)d->backoff_ms, 0);
 			rc = JOBQ_OK;
 			continue;
 		}
-		if (want && got == want)
-			continue; /* maybe more ready */
+		if ((want && got == want) || (settled && !want && !stopping))
+			continue; /* maybe more ready, or room was just made */
 		pthread_mutex_lock(&w->mu);
 		timeout = w->done_head ? 0 : -1;
 		pthread_mutex_unlock(&w->mu);
@@ -689,7 +711,7 @@ int jobq_worker_run(struct jobq_worker *w)
 		snprintf(w->err, sizeof(w->err), "%s", err);
 		return rc;
 	}
-	d.limit = (size_t)w->o.concurrency + w->o.batch;
+	d.limit = (size_t)w->o.concurrency + w->o.prefetch;
 	d.held = calloc(d.limit, sizeof(*d.held));
 	d.settle = calloc(d.limit, sizeof(*d.settle));
 	d.fresh = calloc(w->o.batch, sizeof(*d.fresh));

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_MIN (64 * 1024)
+#define CHUNK_MIN (256 * 1024)
 
 struct sc_arena_chunk {
 	struct sc_arena_chunk *next;
@@ -65,4 +65,22 @@ void sc_arena_free(struct sc_arena *a)
 	}
 	a->head = NULL;
 	a->used = 0;
+}
+
+static void *pb_alloc(void *data, size_t n)
+{
+	return sc_arena_alloc(data, n);
+}
+
+static void pb_free(void *data, void *p)
+{
+	(void)data;
+	(void)p;
+}
+
+void sc_arena_pb_allocator(struct sc_arena *a, ProtobufCAllocator *out)
+{
+	out->alloc = pb_alloc;
+	out->free = pb_free;
+	out->allocator_data = a;
 }

@@ -24,4 +24,9 @@ void *sc_arena_alloc(struct sc_arena *a, size_t n);
 char *sc_arena_strndup(struct sc_arena *a, const char *s, size_t n);
 void sc_arena_free(struct sc_arena *a);
 
+/* A protobuf-c allocator over an arena (free is a no-op): decoding a frame
+ * then costs a few large blocks that go back to the system together. */
+#include <protobuf-c/protobuf-c.h>
+void sc_arena_pb_allocator(struct sc_arena *a, ProtobufCAllocator *out);
+
 #endif

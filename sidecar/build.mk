@@ -37,13 +37,19 @@ SC_SAN_OBJ := $(SC_MODULES:%=$(BUILD)/san/sidecar/%.o)
 SC_LIBS := -lprotobuf-c -lcurl -lz -lm -lpthread
 
 # Everything in sidecar/ sees the generated headers; they must exist first.
-$(SC_OBJ) $(SC_SAN_OBJ) $(BUILD)/sidecar/main.o: CFLAGS_ALL += $(SC_CFLAGS)
-$(SC_OBJ) $(SC_SAN_OBJ) $(BUILD)/sidecar/main.o: | $(SC_PROTO_H) $(PROTO_GEN)
+SC_ALL_OBJ := $(SC_OBJ) $(SC_SAN_OBJ) $(BUILD)/sidecar/main.o $(BUILD)/san/sidecar/main.o
+$(SC_ALL_OBJ): CFLAGS_ALL += $(SC_CFLAGS)
+$(SC_ALL_OBJ): | $(SC_PROTO_H) $(PROTO_GEN)
 
 $(BUILD)/jobq-sidecar: $(BUILD)/sidecar/main.o $(SC_OBJ) $(SC_PROTO_OBJ) $(AGENT_PROTO_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(SC_LIBS) $(LDLIBS_ALL)
 
 BINS += $(BUILD)/jobq-sidecar
+
+# The same binary under ASan+UBSan, for running the integration tests with
+# JOBQ_SIDECAR_BIN=$(BUILD)/san/jobq-sidecar (see docs/sidecar.md).
+$(BUILD)/san/jobq-sidecar: $(BUILD)/san/sidecar/main.o $(SC_SAN_OBJ) $(SC_PROTO_SAN_OBJ) $(AGENT_PROTO_SAN_OBJ)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(SC_LIBS) $(LDLIBS_ALL)
 
 include tests/sidecar/build.mk
 include bench/sidecar_bench.mk

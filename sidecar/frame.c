@@ -5,6 +5,7 @@
 #include <string.h>
 
 #define READ_CHUNK 65536
+#define SHRINK_ABOVE (1u << 20)
 
 void sc_frame_reader_init(struct sc_frame_reader *r, size_t max_frame)
 {
@@ -82,4 +83,17 @@ int sc_frame_next(struct sc_frame_reader *r, const uint8_t **frame, size_t *n)
 	*n = flen;
 	r->consumed = 4 + (size_t)flen;
 	return SC_FRAME_READY;
+}
+
+void sc_frame_shrink(struct sc_frame_reader *r)
+{
+	compact(r);
+	/* After a big frame, do not keep its buffer for the connection's life. */
+	if (r->cap > SHRINK_ABOVE && r->len <= READ_CHUNK) {
+		uint8_t *p = realloc(r->buf, READ_CHUNK);
+		if (p) {
+			r->buf = p;
+			r->cap = READ_CHUNK;
+		}
+	}
 }

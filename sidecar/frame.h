@@ -30,5 +30,8 @@ void sc_frame_commit(struct sc_frame_reader *r, size_t n);
 /* SC_FRAME_READY sets *frame and *n (valid until the next call); SC_FRAME_ERROR
  * on a length of 0 or above max (the connection must be closed). */
 int sc_frame_next(struct sc_frame_reader *r, const uint8_t **frame, size_t *n);
+/* Frees a large buffer once no big frame is pending (call after next()
+ * returned NEED_MORE). */
+void sc_frame_shrink(struct sc_frame_reader *r);
 
 #endif

@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -389,6 +390,15 @@ static void export_all(struct sidecar *sc, bool with_metrics)
 	}
 	export_traces(sc, check ? &check : NULL, check ? 1 : 0, &a);
 	sc_arena_free(&a);
+	if (with_metrics) {
+		/* The build's memory is free again: return it, and do not keep a
+		 * JSON buffer sized for the largest request ever made. */
+		if (sc->json.cap > (1u << 20)) {
+			sc_buf_free(&sc->json);
+			sc_buf_init(&sc->json, SC_MAX_REQUEST + 1);
+		}
+		malloc_trim(0);
+	}
 }
 
 static int run(struct sidecar *sc)

@@ -53,14 +53,29 @@ static char *str_utf8(struct sc_arena *a, const char *s)
 	return out;
 }
 
+/* A KeyValue and its AnyValue in one allocation. */
+struct kv_pair {
+	KV kv;
+	AnyValue v;
+};
+
+static KV *kv_new_raw(struct sc_arena *a, char *key)
+{
+	struct kv_pair *p = sc_arena_alloc(a, sizeof(*p));
+	if (!p || !key)
+		return NULL;
+	KV kv = OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+	AnyValue v = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+	p->kv = kv;
+	p->v = v;
+	p->kv.key = key;
+	p->kv.value = &p->v;
+	return &p->kv;
+}
+
 static KV *kv_new(struct sc_arena *a, const char *k)
 {
-	KV *kv = NEW(a, KV, OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT);
-	AnyValue *v = NEW(a, AnyValue, OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT);
-	if (!kv || !v || !(kv->key = str_utf8(a, k)))
-		return NULL;
-	kv->value = v;
-	return kv;
+	return kv_new_raw(a, str_utf8(a, k));
 }
 
 KV *sc_kv_str(struct sc_arena *a, const char *k, const char *val)
@@ -203,9 +218,18 @@ static KV **series_attrs(struct sc_arena *a, const struct sc_series *se, size_t 
 	if (se->overflow) {
 		kvs_add(&l, kv_bool(a, "otel.metric.overflow", true));
 	} else {
-		for (int i = 0; i < SC_ATTR_COUNT; i++)
-			if (se->attr[i][0])
-				kvs_add(&l, sc_kv_str(a, sc_attr_names[i], se->attr[i]));
+		/* Store strings are valid UTF-8 already and outlive the request:
+		 * point at them instead of copying (the hot path of an export). */
+		for (int i = 0; i < SC_ATTR_COUNT; i++) {
+			if (!se->attr[i][0])
+				continue;
+			KV *kv = kv_new_raw(a, (char *)sc_attr_names[i]);
+			if (kv) {
+				kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+				kv->value->string_value = (char *)se->attr[i];
+			}
+			kvs_add(&l, kv);
+		}
 	}
 	*n = l.n;
 	return l.failed ? NULL : l.v;
@@ -329,13 +353,15 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
 			if (m->kind == SC_KIND_GAUGE) {
 				set_double(p, se->cur.gauge);
 			} else if (delta) {
-				if (se->exported && se->cur.counter >= se->prev.counter) {
-					set_int(p, se->cur.counter - se->prev.counter);
+				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
+					return NULL;
+				if (se->exported && se->cur.counter >= se->prev->counter) {
+					set_int(p, se->cur.counter - se->prev->counter);
 					p->start_time_unix_nano = se->last_export_ns;
 				} else {
 					set_int(p, se->cur.counter);
 				}
-				se->prev.counter = se->cur.counter;
+				se->prev->counter = se->cur.counter;
 				se->exported = true;
 				se->last_export_ns = se->time_ns;
 			} else {
@@ -373,11 +399,13 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi)
 			struct sc_hist h = se->cur.hist, d;
 			uint64_t start = se->start_ns;
 			if (b->delta) {
-				if (se->exported && hist_delta(b->a, &se->cur.hist, &se->prev.hist, &d)) {
+				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
+					return NULL;
+				if (se->exported && hist_delta(b->a, &se->cur.hist, &se->prev->hist, &d)) {
 					h = d;
 					start = se->last_export_ns;
 				}
-				if (sc_hist_copy(&se->prev.hist, &se->cur.hist))
+				if (sc_hist_copy(&se->prev->hist, &se->cur.hist))
 					return NULL;
 				se->exported = true;
 				se->last_export_ns = se->time_ns;
@@ -635,8 +663,15 @@ sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 struct sc_spanbatch {
 	struct sc_spanbatch *next;
 	int slot;
-	Jobq__Agent__SpanBatch *batch;
+	Jobq__Agent__SpanBatch *batch; /* lives in arena */
+	struct sc_arena *arena;
 };
+
+static void batch_free(struct sc_arena *arena)
+{
+	sc_arena_free(arena);
+	free(arena);
+}
 
 void sc_spanbuf_init(struct sc_spanbuf *b, size_t limit)
 {
@@ -644,14 +679,16 @@ void sc_spanbuf_init(struct sc_spanbuf *b, size_t limit)
 	b->limit = limit;
 }
 
-size_t sc_spanbuf_add(struct sc_spanbuf *b, int slot, Jobq__Agent__SpanBatch *batch)
+size_t sc_spanbuf_add(struct sc_spanbuf *b, int slot, Jobq__Agent__SpanBatch *batch,
+		      struct sc_arena *arena)
 {
 	size_t n = batch->n_spans;
 	struct sc_spanbatch *e = NULL;
 	if (n == 0 || b->nspans + n > b->limit || !(e = malloc(sizeof(*e)))) {
-		protobuf_c_message_free_unpacked(&batch->base, NULL);
+		batch_free(arena);
 		return n;
 	}
+	e->arena = arena;
 	e->next = NULL;
 	e->slot = slot;
 	e->batch = batch;
@@ -669,7 +706,7 @@ void sc_spanbuf_clear(struct sc_spanbuf *b)
 	struct sc_spanbatch *e = b->head;
 	while (e) {
 		struct sc_spanbatch *next = e->next;
-		protobuf_c_message_free_unpacked(&e->batch->base, NULL);
+		batch_free(e->arena);
 		free(e);
 		e = next;
 	}
@@ -679,6 +716,13 @@ void sc_spanbuf_clear(struct sc_spanbuf *b)
 
 static KV *kv_from_agent(struct sc_arena *a, const Jobq__Agent__KeyValue *in)
 {
+	/* Semantic conventions: messaging.message.id is a string. */
+	if (in->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE && in->key &&
+	    !strcmp(in->key, "messaging.message.id")) {
+		char buf[32];
+		snprintf(buf, sizeof(buf), "%lld", (long long)in->int_value);
+		return sc_kv_str(a, in->key, buf);
+	}
 	switch (in->value_case) {
 	case JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE:
 		return sc_kv_str(a, in->key, in->string_value ? in->string_value : "");

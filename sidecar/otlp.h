@@ -68,9 +68,11 @@ struct sc_spanbuf {
 	size_t nspans, limit;
 };
 void sc_spanbuf_init(struct sc_spanbuf *b, size_t limit);
-/* Takes ownership of batch (freed with protobuf_c_message_free_unpacked).
- * Returns the number of spans it refused (then freed it). */
-size_t sc_spanbuf_add(struct sc_spanbuf *b, int agent_slot, Jobq__Agent__SpanBatch *batch);
+/* Takes ownership of batch and of the heap-allocated arena it was decoded
+ * into (both freed when the spans are exported or refused). Returns the
+ * number of spans it refused. */
+size_t sc_spanbuf_add(struct sc_spanbuf *b, int agent_slot, Jobq__Agent__SpanBatch *batch,
+		      struct sc_arena *arena);
 void sc_spanbuf_clear(struct sc_spanbuf *b);
 
 /* Builds the traces request from every pending span (the buffer is then

@@ -8,19 +8,21 @@
 
 static void put_key(struct sc_buf *o, const char *snake)
 {
-	sc_buf_append(o, "\"", 1);
-	for (const char *p = snake; *p; p++) {
+	char k[128];
+	size_t n = 0;
+	k[n++] = '"';
+	for (const char *p = snake; *p && n < sizeof(k) - 3; p++) {
 		if (*p == '_' && p[1] && p[1] != '_') {
 			char c = p[1];
-			if (c >= 'a' && c <= 'z')
-				c = (char)(c - 'a' + 'A');
-			sc_buf_append(o, &c, 1);
+			k[n++] = (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
 			p++;
 		} else if (*p != '_') {
-			sc_buf_append(o, p, 1);
+			k[n++] = *p;
 		}
 	}
-	sc_buf_append(o, "\":", 2);
+	k[n++] = '"';
+	k[n++] = ':';
+	sc_buf_append(o, k, n);
 }
 
 static void put_string(struct sc_buf *o, const char *s)

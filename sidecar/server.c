@@ -2,6 +2,8 @@
 #include "sidecar/server.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -101,11 +103,23 @@ static void conn_close(struct sc_server *s, struct sc_conn *c)
 
 int sc_server_dispatch(struct sc_server *s, struct sc_conn *c, const uint8_t *buf, size_t n)
 {
-	Jobq__Agent__Frame *f = jobq__agent__frame__unpack(NULL, n, buf);
+	/* Decode into an arena: a snapshot is ~10^5 small structs, and one
+	 * arena returns them to the system at once (glibc would keep them). */
+	struct sc_arena *arena = malloc(sizeof(*arena));
+	ProtobufCAllocator alloc;
+	if (!arena) {
+		s->log("agent connection: out of memory decoding a frame; closing it");
+		return -1;
+	}
+	sc_arena_init(arena, 8 * (size_t)s->max_frame + (1u << 20));
+	sc_arena_pb_allocator(arena, &alloc);
+	Jobq__Agent__Frame *f = jobq__agent__frame__unpack(&alloc, n, buf);
 	int rc = 0;
 	if (!f) {
 		s->log("agent connection: undecodable frame of %zu bytes; closing it", n);
 		atomic_fetch_add(&s->st->agent_frames_rejected, 1);
+		sc_arena_free(arena);
+		free(arena);
 		return -1;
 	}
 	if (f->version != SC_AGENT_PROTO_VERSION) {
@@ -134,20 +148,24 @@ int sc_server_dispatch(struct sc_server *s, struct sc_conn *c, const uint8_t *bu
 	} else if (f->body_case == JOBQ__AGENT__FRAME__BODY_SPANS) {
 		Jobq__Agent__SpanBatch *b = f->spans;
 		sc_store_span_losses(s->store, c->slot, b->dropped_spans);
-		/* Detach the batch: the span buffer owns it from now on. */
-		f->spans = NULL;
-		f->body_case = JOBQ__AGENT__FRAME__BODY__NOT_SET;
-		size_t refused = sc_spanbuf_add(s->spans, c->slot, b);
+		/* The span buffer owns the batch and its arena from now on. */
+		size_t refused = sc_spanbuf_add(s->spans, c->slot, b, arena);
 		if (refused)
 			atomic_fetch_add(&s->st->dropped[SC_SIGNAL_TRACES][SC_DROP_BUFFER_FULL], refused);
+		return rc;
 	}
-	protobuf_c_message_free_unpacked(&f->base, NULL);
+	sc_arena_free(arena);
+	free(arena);
+	if (n > (1u << 20))
+		malloc_trim(0); /* give a big snapshot's transient memory back */
 	return rc;
 }
 
 static void conn_read(struct sc_server *s, struct sc_conn *c)
 {
-	for (;;) {
+	/* A bounded number of reads per wakeup, so one busy agent cannot
+	 * starve the others or the export timers. */
+	for (int rounds = 0; rounds < 64; rounds++) {
 		size_t avail;
 		uint8_t *p = sc_frame_space(&c->rd, &avail);
 		if (!p) {
@@ -174,6 +192,8 @@ static void conn_read(struct sc_server *s, struct sc_conn *c)
 				return;
 			}
 		}
+		if (st == SC_FRAME_NEED_MORE)
+			sc_frame_shrink(&c->rd);
 		if (st == SC_FRAME_ERROR) {
 			s->log("agent connection: frame length outside 1..%zu; closing it", s->max_frame);
 			atomic_fetch_add(&s->st->agent_frames_rejected, 1);

@@ -32,7 +32,8 @@ size_t sc_starvation_find(const struct sc_store *s, double threshold_ms, char *c
 			if (se->cur.gauge > threshold_ms && se->attr[SC_ATTR_TENANT][0])
 				t[n++] = se->attr[SC_ATTR_TENANT];
 	}
-	qsort(t, n, sizeof(*t), cmp_str);
+	if (n)
+		qsort(t, n, sizeof(*t), cmp_str);
 	size_t uniq = 0, len = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (i && !strcmp(t[i], t[i - 1]))

@@ -19,6 +19,9 @@ static const struct sc_metric known[] = {
 	{ "jobs.started", SC_KIND_COUNTER, "1", "Number of jobs started", true, false },
 	{ "jobs.processed", SC_KIND_COUNTER, "1", "Number of jobs processed", true, false },
 	{ "jobs.reaped", SC_KIND_COUNTER, "1", "Number of expired leases returned to the queue", true, false },
+	{ "jobs.retried", SC_KIND_COUNTER, "1", "Number of failed jobs scheduled again", true, false },
+	{ "jobs.dead_lettered", SC_KIND_COUNTER, "1", "Number of jobs moved to the dead-letter list", true, false },
+	{ "jobs.released", SC_KIND_COUNTER, "1", "Number of jobs given back unfinished at shutdown", true, false },
 	{ "jobs.queue_depth", SC_KIND_GAUGE, "1", "Current number of jobs in queue per tenant", false, true },
 	{ "jobs.oldest_job_age", SC_KIND_GAUGE, "ms", "Age of the oldest waiting job per tenant", false, false },
 	{ "jobs.in_flight", SC_KIND_GAUGE, "1", "Jobs being processed", false, false },
@@ -53,8 +56,10 @@ static void series_free(struct sc_series *se, enum sc_kind kind)
 {
 	if (kind == SC_KIND_HISTOGRAM) {
 		sc_hist_free(&se->cur.hist);
-		sc_hist_free(&se->prev.hist);
+		if (se->prev)
+			sc_hist_free(&se->prev->hist);
 	}
+	free(se->prev);
 	free(se);
 }
 
@@ -289,10 +294,12 @@ static int grow_table(struct sc_store *s)
 
 static struct sc_series *series_new(const char *v[SC_ATTR_COUNT])
 {
+	/* Valid text (the normal case) is stored once; only a repaired string
+	 * also keeps its raw bytes for lookups. */
 	size_t total = 0;
 	for (int i = 0; i < SC_ATTR_COUNT; i++) {
 		size_t n = strlen(v[i]);
-		total += SC_UTF8_REPAIR_MAX(n) + 1 + n + 1;
+		total += sc_utf8_valid(v[i], n) ? n + 1 : SC_UTF8_REPAIR_MAX(n) + 1 + n + 1;
 	}
 	struct series_alloc *sa = calloc(1, sizeof(*sa) + total);
 	if (!sa)
@@ -301,6 +308,12 @@ static struct sc_series *series_new(const char *v[SC_ATTR_COUNT])
 	for (int i = 0; i < SC_ATTR_COUNT; i++) {
 		size_t n = strlen(v[i]);
 		sa->se.attr[i] = p;
+		if (sc_utf8_valid(v[i], n)) {
+			memcpy(p, v[i], n + 1);
+			sa->raw[i] = p;
+			p += n + 1;
+			continue;
+		}
 		p += sc_utf8_repair(v[i], n, p);
 		*p++ = '\0';
 		sa->raw[i] = p;

@@ -56,10 +56,11 @@ struct sc_series {
 	bool overflow;
 	uint64_t start_ns, time_ns;
 	union sc_value cur;
-	/* Delta temporality: what was exported last and when. */
+	/* Delta temporality: what was exported last and when (allocated on
+	 * the first delta export, so cumulative export pays nothing). */
 	bool exported;
 	uint64_t last_export_ns;
-	union sc_value prev;
+	union sc_value *prev;
 };
 
 struct sc_metric {

@@ -45,34 +45,66 @@ local function level(t, p, id)
 	return p - math.floor((now - ens / 1e6) / aging)
 end
 
+-- Per-tenant state is read once per call and written back at the end
+-- (scripts are atomic, so nobody else sees the intermediate values).
+local defcap = num(redis.call('HGET', P .. 'cfg', 'default_cap'), 0)
+local vtime0 = num(redis.call('GET', P .. 'vtime'), 0)
+local vtime = vtime0
+local tc, touched = {}, {}
+local function tstate(t)
+	local s = tc[t]
+	if s then return s end
+	local f = redis.call('HMGET', tkey(t), 'weight', 'cost', 'cap', 'inflight')
+	s = { w = num(f[1], 1), cost = num(f[2], defcost), cap = num(f[3], 0), inflight = num(f[4], 0) }
+	if s.w <= 0 then s.w = 1 end
+	if s.cap <= 0 then s.cap = defcap end
+	tc[t] = s
+	touched[#touched + 1] = t
+	return s
+end
+
+local leases = {}
 local n, guard = 0, 0
 while n < max and guard < max * 4 do
 	guard = guard + 1
-	local top = redis.call('ZRANGE', P .. 'ready', 0, 0, 'WITHSCORES')
+	-- The tenant with the smallest virtual start time, and the runner-up:
+	-- t is served until its pass exceeds the runner-up's (one ZADD per run
+	-- of jobs instead of one per job).
+	local top = redis.call('ZRANGE', P .. 'ready', 0, 1, 'WITHSCORES')
 	if #top == 0 then break end
 	local t, S = top[1], tonumber(top[2])
-	local pick, best
-	for p = 0, 2 do
-		local id = redis.call('LINDEX', qkey(t, p), 0)
-		if id then
-			local l = level(t, p, id)
-			if pick == nil or l < best then pick, best = p, l end
-			-- Without aging nothing below a non-empty high list can win.
-			if p == 0 and aging <= 0 then break end
+	local S2 = top[4] and tonumber(top[4]) or math.huge
+	local s = tstate(t)
+	local eligible = false
+	-- Heads of the three priority lists, read once per run: nothing is
+	-- pushed while the script runs, so only the popped list changes.
+	local heads = {}
+	for p = 0, 2 do heads[p] = redis.call('LINDEX', qkey(t, p), 0) end
+	repeat
+		local pick, nonempty = nil, 0
+		for p = 0, 2 do
+			if heads[p] then
+				nonempty = nonempty + 1
+				if pick == nil then pick = p end
+			end
 		end
-	end
-	local tk = tkey(t)
-	if pick == nil then
-		redis.call('ZREM', P .. 'ready', t)
-	else
+		-- Levels (aging) matter only when more than one list has work.
+		if nonempty > 1 and aging > 0 then
+			local best
+			pick = nil
+			for p = 0, 2 do
+				if heads[p] then
+					local l = level(t, p, heads[p])
+					if pick == nil or l < best then pick, best = p, l end
+				end
+			end
+		end
+		if pick == nil then break end
 		local id = redis.call('LPOP', qkey(t, pick))
 		local jk = jkey(id)
-		if S > num(redis.call('GET', P .. 'vtime'), 0) then redis.call('SET', P .. 'vtime', S) end
-		local w = num(redis.call('HGET', tk, 'weight'), 1)
-		if w <= 0 then w = 1 end
-		local cost = num(redis.call('HGET', tk, 'cost'), defcost)
-		local pass = S + cost / w
-		redis.call('HSET', tk, 'pass', pass)
+		if S > vtime then vtime = S end
+		S = S + s.cost / s.w
+		s.pass = S
 		local f = redis.call('HMGET', jk, 'tenant_id', 'type', 'payload', 'priority',
 			'enqueued_at_ns', 'attempt', 'max_attempts', 'trace_id', 'span_id', 'trace_flags')
 		local why
@@ -84,32 +116,45 @@ while n < max and guard < max * 4 do
 		elseif num(f[7], 0) < 1 then why = 'malformed job document (max_attempts)'
 		elseif f[6] and tonumber(f[6]) == nil then why = 'malformed job document (attempt)'
 		end
-		local inflight = num(redis.call('HGET', tk, 'inflight'), 0)
 		if why then
 			bury(id, why, now)
 			for _, v in ipairs({ 'd', id, f[1] or '?', f[2] or '?', num(f[6], 0), why }) do
 				out[#out + 1] = v
 			end
 		else
-			inflight = redis.call('HINCRBY', tk, 'inflight', 1)
+			s.inflight = s.inflight + 1
+			s.dirty = true
 			local attempt = num(f[6], 0) + 1
 			local token = prefix .. ':' .. n
-			redis.call('HSET', jk, 'attempt', attempt, 'lease', token, 'cost_est', cost)
-			redis.call('ZADD', P .. 'leases', now + lease_ms, id)
+			redis.call('HSET', jk, 'attempt', attempt, 'lease', token, 'cost_est', s.cost)
+			leases[#leases + 1] = now + lease_ms
+			leases[#leases + 1] = id
 			for _, v in ipairs({ 'j', id, token, t, f[2], f[3], f[4], f[5], attempt, f[7],
 				f[8] or '', f[9] or '', f[10] or '00' }) do
 				out[#out + 1] = v
 			end
 			n = n + 1
 		end
-		local cap = cap_of(t)
-		if depth(t) > 0 and (cap <= 0 or inflight < cap) then
-			redis.call('ZADD', P .. 'ready', pass, t)
-		else
-			redis.call('ZREM', P .. 'ready', t)
-		end
+		heads[pick] = redis.call('LINDEX', qkey(t, pick), 0)
+		local more = heads[0] or heads[1] or heads[2]
+		eligible = more and (s.cap <= 0 or s.inflight < s.cap)
+	until not eligible or n >= max or S > S2
+	if eligible then
+		redis.call('ZADD', P .. 'ready', S, t)
+	else
+		redis.call('ZREM', P .. 'ready', t)
 	end
 end
+if #leases > 0 then redis.call('ZADD', P .. 'leases', unpack(leases)) end
+for _, t in ipairs(touched) do
+	local s = tc[t]
+	if s.dirty then
+		redis.call('HSET', tkey(t), 'pass', s.pass, 'inflight', s.inflight)
+	else
+		redis.call('HSET', tkey(t), 'pass', s.pass)
+	end
+end
+if vtime > vtime0 then redis.call('SET', P .. 'vtime', vtime) end
 
 local nd = redis.call('ZRANGE', P .. 'delayed', 0, 0, 'WITHSCORES')
 if #nd > 0 then

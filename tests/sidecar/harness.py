@@ -20,7 +20,8 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 BUILD = os.path.abspath(os.environ.get('BUILD', os.path.join(ROOT, 'build')))
-SIDECAR = os.path.join(BUILD, 'jobq-sidecar')
+# JOBQ_SIDECAR_BIN runs the tests against another build, e.g. build/san/jobq-sidecar.
+SIDECAR = os.environ.get('JOBQ_SIDECAR_BIN') or os.path.join(BUILD, 'jobq-sidecar')
 FAKE_AGENT = os.path.join(BUILD, 'tests', 'sidecar', 'fake_agent')
 PEER = os.path.join(ROOT, 'tests', 'sidecar', 'peer', 'peer.js')
 
@@ -84,12 +85,13 @@ def eq(got, want, what):
 class Peer:
     """The loopback OTLP/HTTP peer; records() are the decoded requests."""
 
-    def __init__(self, name, script=None, port=None):
+    def __init__(self, name, script=None, port=None, tls=None):
         self.dir = os.path.join(TMP, name)
         os.makedirs(self.dir, exist_ok=True)
         self.out = os.path.join(self.dir, 'requests.jsonl')
         self.script = script
         self.port = port
+        self.tls = tls  # (cert, key) files: serve HTTPS
         self.proc = None
         self.start()
 
@@ -107,6 +109,8 @@ class Peer:
             args += ['--script', sf]
         if self.port:
             args += ['--port', str(self.port)]
+        if self.tls:
+            args += ['--tls-cert', self.tls[0], '--tls-key', self.tls[1]]
         self.proc = subprocess.Popen(args)
         _procs.append(self.proc)
         wait_until(lambda: os.path.exists(portfile), 20, 'the OTLP peer to listen')
@@ -120,7 +124,7 @@ class Peer:
 
     @property
     def url(self):
-        return 'http://127.0.0.1:%d' % self.port
+        return '%s://127.0.0.1:%d' % ('https' if self.tls else 'http', self.port)
 
     def records(self, path=None):
         if not os.path.exists(self.out):
@@ -140,6 +144,9 @@ class Sidecar:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith('OTEL_')}
         self.env['OTEL_METRIC_EXPORT_INTERVAL'] = str(interval_ms)
         self.env['OTEL_BSP_SCHEDULE_DELAY'] = '200'
+        # Under ASan (JOBQ_SIDECAR_BIN=build/san/...), a small quarantine keeps
+        # the RSS bounds meaningful; the normal build ignores this.
+        self.env.setdefault('ASAN_OPTIONS', 'quarantine_size_mb=4')
         if peer:
             self.env['OTEL_EXPORTER_OTLP_ENDPOINT'] = peer.url
         self.env.update(env or {})
@@ -163,9 +170,14 @@ class Sidecar:
             raise AssertionError('sidecar exited early (%d): %s' % (self.proc.returncode, self.logtext()))
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops it; a clean exit (0, no sanitizer report) is part of every test."""
         self.proc.send_signal(sig)
         rc = self.proc.wait(timeout)
         self.logf.close()
+        log = self.logtext()
+        for bad in ('AddressSanitizer', 'LeakSanitizer', 'runtime error:'):
+            check(bad not in log, 'sanitizer report in the sidecar log:\n' + log[-3000:])
+        check(rc == 0, 'sidecar exit status %d, log:\n%s' % (rc, log[-2000:]))
         return rc
 
     def logtext(self):

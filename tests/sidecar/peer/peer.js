@@ -5,6 +5,7 @@
 // pinned in package.json) -- independent of the sidecar's own .proto files.
 //
 // usage: peer.js --port-file F --out F [--script F] [--port N]
+//                [--tls-cert F --tls-key F]   (HTTPS instead of HTTP)
 //   --out:    one JSON line per request: {path, contentType, contentEncoding,
 //             receivedMs, status, body} where body is the decoded request
 //             (64-bit integers as decimal strings, enums as numbers, ids as
@@ -15,6 +16,7 @@
 //              delayMs, close: true, json: true}
 'use strict';
 const http = require('http');
+const https = require('https');
 const fs = require('fs');
 const zlib = require('zlib');
 const { isUtf8 } = require('buffer');
@@ -61,7 +63,7 @@ function fromOtlpJson(Type, text) {
 
 const toObj = { longs: String, enums: Number, bytes: String, defaults: false, arrays: true, oneofs: false };
 
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -119,7 +121,10 @@ const server = http.createServer((req, res) => {
     };
     if (a.delayMs) setTimeout(answer, a.delayMs); else answer();
   });
-});
+};
+const server = args['tls-cert']
+  ? https.createServer({ cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']) }, handler)
+  : http.createServer(handler);
 
 function varint(n) {
   const b = [];

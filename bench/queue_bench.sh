@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make bench` for queue/: figures from one run on this machine against a
+# private local redis-server (started by tests/lib via with-redis).
+#   1. no-op jobs/s through one worker process (median of 3 runs of 100,000
+#      pre-filled jobs, batch 128, 4 handler threads), probes compiled in
+#      with nobody attached vs a -DJOBQ_NO_PROBES build (runs alternate);
+#   2. redis-benchmark EVALSHA of a trivial script, same server, and the
+#      ratio of (1) to it;
+#   3. the fairness scenario: small-tenant p99 wait with and without a
+#      flood, and Jain's index over weight-normalised worker time.
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BUILD
+exec "$BUILD/tests/with-redis" bash -c '
+set -eu
+B=$BUILD/bench
+median() { sort -n | awk "{ v[NR] = \$1 } END { print v[int((NR + 1) / 2)] }"; }
+run() { "$1" throughput "$JOBQ_REDIS_URL" 100000 128 4 | awk "/jobs_per_sec/ { print \$2 }"; }
+echo "== jobq queue benchmark ($(nproc) vCPUs, $(redis-server --version | cut -d" " -f3), $(date -u +%FT%TZ))"
+p="" n=""
+for i in 1 2 3; do
+	p="$p $(run "$B/queue_bench")"
+	n="$n $(run "$B/queue_bench_noprobes")"
+done
+P=$(echo $p | tr " " "\n" | median)
+N=$(echo $n | tr " " "\n" | median)
+echo "no-op jobs/s, one worker process (runs:$p): $P (target >= 30000)"
+echo "no-op jobs/s, JOBQ_NO_PROBES build  (runs:$n): $N"
+awk -v p="$P" -v n="$N" "BEGIN { printf \"probes compiled in, no agent / no probes: %.3f\n\", p / n }"
+sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "return 1")
+E=$(redis-benchmark -p "$REDIS_PORT" -n 200000 -q EVALSHA "$sha" 0 2>/dev/null | tr "\r" "\n" |
+	sed -n "s/.*: \([0-9.]*\) requests per second.*/\1/p" | tail -1)
+echo "redis-benchmark EVALSHA (trivial script, 50 clients) ops/s: $E"
+awk -v p="$P" -v e="$E" "BEGIN { printf \"worker jobs/s / redis-benchmark EVALSHA ops/s: %.3f\n\", p / e }"
+"$B/queue_bench" fairness "$JOBQ_REDIS_URL"
+'
