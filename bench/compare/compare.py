@@ -211,7 +211,7 @@ def run_logged(cfg, rd, peer, mode, flood, logdir):
     path = os.path.join(logdir, "%s-%s-%s.log" % (peer.name, mode, "flood" if flood else "base"))
     if os.path.exists(path):
         os.unlink(path)
-    procs = peer.start(q, cfg.concurrency, job_log=path)
+    procs = peer.start(q, cfg.concurrency, job_log=path, **peer.noisy_opts)
     try:
         time.sleep(cfg.warmup)  # let every worker connect before the plan starts
         peer.enqueue(plan, q)
@@ -334,7 +334,7 @@ def scaling(cfg, rd):
             r0 = rd.cpu()
             out = subprocess.run([drv, "worker", "--redis", rd.url, "--queue", "bench",
                                   "--concurrency", str(cfg.concurrency),
-                                  "--expect", str(n)] + peers.Jobq.WORKER_ARGS, capture_output=True, text=True,
+                                  "--expect", str(n)], capture_output=True, text=True,
                                  timeout=cfg.timeout)
             if out.returncode != 0:
                 raise RuntimeError("jobq_driver worker: %s" % out.stderr.strip())
@@ -355,7 +355,7 @@ def log(msg):
 SIZES = {
     # name: jobs, runs, noisy_secs, noisy_rate, overhead_jobs, tenant_counts, scale_jobs
     "full": (100000, 3, 10, 5, 50000, (10, 100, 1000, 10000, 100000), 20000),
-    "quick": (20000, 3, 6, 5, 20000, (10, 1000, 100000), 10000),
+    "quick": (20000, 3, 6, 5, 20000, (10, 1000, 10000, 100000), 10000),
     "smoke": (3000, 1, 1.5, 4, 3000, (10, 1000), 2000),
 }
 

@@ -33,6 +33,7 @@ def _env(extra):
 class Peer:
     name = "?"
     modes = ("fifo",)      # noisy-neighbour layouts this peer supports
+    noisy_opts = {}        # extra start() options for the noisy-neighbour scenario
     note = ""
 
     def __init__(self, build, url):
@@ -62,7 +63,7 @@ class Jobq(Peer):
     name = "jobq"
     modes = ("fair",)
     note = ("one queue, weighted fair queuing across tenants (built in); one worker process "
-            "with C handler threads, --batch 1 --prefetch 0")
+            "with C handler threads; defaults, but --prefetch 0 in the noisy-neighbour scenario")
 
     def missing(self):
         drv = os.path.join(self.build, "bench", "compare", "jobq_driver")
@@ -72,16 +73,16 @@ class Jobq(Peer):
         return _run_enqueue([os.path.join(self.build, "bench", "compare", "jobq_driver"),
                              "enqueue", "--redis", self.url, "--queue", queues[0]], plan)
 
-    # --batch 1 --prefetch 0: lease only for free slots, one job per lease,
-    # so a small tenant's job never queues behind flood jobs this worker
-    # already holds. (It is also the setting that avoids the ~1 s dispatcher
-    # stalls libjobq 0.1.0 shows with batch > 1; see bench/README.md.)
-    WORKER_ARGS = ["--batch", "1", "--prefetch", "0"]
+    # Noisy neighbour: --prefetch 0 leases only for free handler slots, so a
+    # small tenant's job never queues behind flood jobs this worker already
+    # holds. Elsewhere the defaults (batch 16, prefetch 16).
+    noisy_opts = {"prefetch": 0}
 
-    def start(self, queues, conc, job_log=None, otel=None):
+    def start(self, queues, conc, job_log=None, otel=None, prefetch=None):
         argv = [os.path.join(self.build, "bench", "compare", "jobq_driver"), "worker",
-                "--redis", self.url, "--queue", queues[0], "--concurrency", str(conc)] + \
-            self.WORKER_ARGS
+                "--redis", self.url, "--queue", queues[0], "--concurrency", str(conc)]
+        if prefetch is not None:
+            argv += ["--prefetch", str(prefetch)]
         if job_log:
             argv += ["--job-log", job_log]
         return [subprocess.Popen(argv, stdout=subprocess.DEVNULL)]
