@@ -46,7 +46,8 @@ def otlp_summary(path):
     the latest cumulative point of every series (an agent's series may stop
     before the file ends): per tenant jobs.processed and the merged
     jobs.wait_time exponential histogram (index -> count, scale)."""
-    spans, linked = {}, 0
+    spans, links = {}, []
+    enqueue_ids = set()  # (traceId, spanId) of every job.enqueue span
     latest = {}  # (metric, instance, attrs) -> (time, datapoint)
     try:
         f = open(path)
@@ -62,7 +63,7 @@ def otlp_summary(path):
                 inst = attrs(rm.get("resource", {})).get("service.instance.id")
                 for sm in rm.get("scopeMetrics", []):
                     for m in sm.get("metrics", []):
-                        if m["name"] not in ("jobs.processed", "jobs.wait_time"):
+                        if m["name"] not in LATEST_METRICS:
                             continue
                         body = m.get("sum") or m.get("exponentialHistogram") or {}
                         for dp in body.get("dataPoints", []):
@@ -74,11 +75,24 @@ def otlp_summary(path):
                 for ss in rs.get("scopeSpans", []):
                     for s in ss.get("spans", []):
                         spans[s["name"]] = spans.get(s["name"], 0) + 1
-                        if s["name"] == "job.process" and s.get("links"):
-                            linked += 1
-    processed, waits, scale = {}, {}, None
+                        if s["name"] == "job.enqueue":
+                            enqueue_ids.add((s.get("traceId"), s.get("spanId")))
+                        elif s["name"] == "job.process":
+                            links.append([(l.get("traceId"), l.get("spanId"))
+                                          for l in s.get("links", [])])
+    # A link counts only when the span it points to was exported too.
+    linked = sum(1 for ls in links if any(l in enqueue_ids for l in ls))
+    unlinked = len(links) - linked
+    processed, waits, scale, losses = {}, {}, None, {}
     for (name, _, _), (_, dp) in latest.items():
         t = attrs(dp).get("tenant.id")
+        if name in ("jobq.agent.lost", "jobq.sidecar.dropped.spans",
+                    "jobq.sidecar.dropped.points"):
+            n = int(dp.get("asInt", 0))
+            if n:
+                k = "%s{reason=%s}" % (name, attrs(dp).get("reason"))
+                losses[k] = losses.get(k, 0) + n
+            continue
         if name == "jobs.processed":
             processed[t] = processed.get(t, 0) + int(dp.get("asInt", 0))
             continue
@@ -91,7 +105,26 @@ def otlp_summary(path):
         off = pos.get("offset", 0)
         for i, c in enumerate(pos.get("bucketCounts", [])):
             h["b"][off + i] = h["b"].get(off + i, 0) + int(c)
-    return spans, linked, processed, waits, scale
+    return {"spans": spans, "linked": linked, "unlinked": unlinked, "processed": processed,
+            "waits": waits, "scale": scale, "losses": losses}
+
+
+LATEST_METRICS = ("jobs.processed", "jobs.wait_time", "jobq.agent.lost",
+                  "jobq.sidecar.dropped.spans", "jobq.sidecar.dropped.points")
+
+
+def read_enqueued(path, flood_tenant, flood):
+    """Jobs enqueued per tenant: the load generator's summary plus the flood."""
+    out = {}
+    if path:
+        try:
+            with open(path) as f:
+                out = {t: int(n) for t, n in json.load(f).items()}
+        except (OSError, ValueError):
+            pass
+    if flood_tenant and flood:
+        out[flood_tenant] = out.get(flood_tenant, 0) + flood
+    return out
 
 
 def exp_quantile(h, scale, q):
@@ -114,7 +147,11 @@ def main():
     ap.add_argument("--job-logs", nargs="*", default=[])
     ap.add_argument("--otlp")
     ap.add_argument("--starvation-s", type=float, default=300)
+    ap.add_argument("--enqueued", help="load generator summary: {tenant: jobs enqueued}")
+    ap.add_argument("--flood-tenant")
+    ap.add_argument("--flood", type=int, default=0, help="jobs the flood tenant enqueued")
     a = ap.parse_args()
+    enqueued = read_enqueued(a.enqueued, a.flood_tenant, a.flood)
     jobs = read_jobs(a.job_logs)
     otlp = otlp_summary(a.otlp) if a.otlp else None
     if not jobs:
@@ -138,18 +175,26 @@ def main():
         ok = sum(1 for j in js if j["status"] == "ok")
         o_runs, o_p99 = "-", "-"
         if otlp:
-            _, _, processed, owaits, scale = otlp
-            if t in processed:
-                o_runs = str(processed[t])
-            if t in owaits:
-                o_p99 = "<=%.1fms" % exp_quantile(owaits[t], scale, 0.99)
+            if t in otlp["processed"]:
+                o_runs = str(otlp["processed"][t])
+            if t in otlp["waits"]:
+                o_p99 = "<=%.1fms" % exp_quantile(otlp["waits"][t], otlp["scale"], 0.99)
         print("%-11s %6d %6d %6d %7.1fms %7.1fms %7.1fms | %9s %10s" % (
             t, len(js), ok, len(js) - ok, sum(waits) / len(waits),
             pct(waits, 0.99), waits[-1], o_runs, o_p99))
 
     print()
-    print("Which tenants generate the most jobs? " +
-          ", ".join("%s (%d)" % (t, len(js)) for t, js in rows[:3]))
+    if enqueued:
+        top = sorted(enqueued.items(), key=lambda kv: (-kv[1], kv[0]))
+        rest = ""
+        if len(top) > 3:
+            rest = "; the other %d tenants %s each" % (
+                len(top) - 3, "-".join(str(n) for n in sorted({top[3][1], top[-1][1]})))
+        print("Which tenants generate the most jobs? " +
+              ", ".join("%s (%d enqueued)" % kv for kv in top[:3]) + rest)
+    else:
+        print("Which tenants generate the most jobs? (handler runs) " +
+              ", ".join("%s (%d)" % (t, len(js)) for t, js in rows[:3]))
     small = [t for t, _ in rows[1:]] if len(rows) > 1 else []
     if small:
         sw = sorted((j["start"] - j["enq"]) / 1e6 for t in small for j in by_t[t]
@@ -163,21 +208,39 @@ def main():
         w = [(j["start"] - j["enq"]) / 1e6 for j in jobs
              if j["priority"] == p and j["tenant"] in small]
         if w:
-            print("    %-6s %8.1f ms over %d jobs (small tenants)" % (p, sum(w) / len(w), len(w)))
-    starving = [t for t, js in by_t.items()
-                if max(j["start"] - j["enq"] for j in js) / 1e9 > a.starvation_s]
-    print("Did any tenant starve (a job waited > %gs)? %s" % (
-        a.starvation_s, ", ".join(starving) if starving else "no"))
+            print("    %-6s %8.1f ms over %d runs (small tenants)" % (p, sum(w) / len(w), len(w)))
+    # A tenant whose oldest job waited past the threshold is flagged (as the
+    # seed's check does); it is starved by others only if it also got less
+    # than an equal share of worker time while it waited. A flooder waiting
+    # behind its own backlog gets its share and more.
+    busy = {t: sum(j["end"] - j["start"] for j in js) for t, js in by_t.items()}
+    total_busy = sum(busy.values()) or 1
+    fair = 1.0 / len(by_t)
+    over = sorted(t for t, js in by_t.items()
+                  if max(j["start"] - j["enq"] for j in js) / 1e9 > a.starvation_s)
+    starved = [t for t in over if busy[t] / total_busy < fair]
+    print("Did any tenant starve (a job waited > %gs with less than an equal share of "
+          "worker time)? %s" % (a.starvation_s, ", ".join(starved) if starved else "no"))
+    for t in over:
+        share = busy[t] / total_busy
+        verdict = ("starved by other tenants" if t in starved else
+                   "waits behind its own backlog, not starved by others")
+        print("    %s: oldest wait %.1f s, %.0f%% of worker time (an equal share is %.0f%%): %s"
+              % (t, max(j["start"] - j["enq"] for j in by_t[t]) / 1e9, 100 * share,
+                 100 * fair, verdict))
 
     if a.otlp:
         print()
         if otlp is None:
             print("OTLP: no file at %s (was the agent attached?)" % a.otlp)
         else:
-            spans, linked = otlp[0], otlp[1]
             print("Spans exported: " +
-                  (", ".join("%s %d" % kv for kv in sorted(spans.items())) or "none") +
-                  "; job.process spans linked to their job.enqueue: %d" % linked)
+                  (", ".join("%s %d" % kv for kv in sorted(otlp["spans"].items())) or "none"))
+            print("job.process spans linked to an exported job.enqueue span: %d of %d"
+                  % (otlp["linked"], otlp["linked"] + otlp["unlinked"]))
+            print("Losses on the way (agent and sidecar counters): " +
+                  (", ".join("%s %d" % kv for kv in sorted(otlp["losses"].items()))
+                   if otlp["losses"] else "none"))
     return 0
 
 

@@ -9,7 +9,9 @@
 #   JOBQ_DEMO_WORKERS   worker processes (default 3)
 #   JOBQ_DEMO_HEADLESS  1: no live table (for tests)
 #   JOBQ_DEMO_OUT       directory for logs and the OTLP file (default: a temp dir)
-#   JOBQ_REDIS_URL      use this Redis instead of starting one
+#   JOBQ_REDIS_URL      use this Redis instead of starting one: the demo then
+#                       runs on a queue of its own (demo-<time>-<pid>) and
+#                       deletes that queue's keys when it ends
 #   OTEL_EXPORTER_OTLP_ENDPOINT  also export to this collector
 set -euo pipefail
 
@@ -21,6 +23,7 @@ headless=${JOBQ_DEMO_HEADLESS:-0}
 out=${JOBQ_DEMO_OUT:-$(mktemp -d /tmp/jobq-demo.XXXXXX)}
 mkdir -p "$out"
 queue=demo
+flood=${JOBQ_DEMO_FLOOD:-3000}
 
 log() { printf 'demo: %s\n' "$*" >&2; }
 
@@ -37,6 +40,7 @@ stop_pids() {
 	done
 }
 load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
+own_redis=0 queue_dropped=0
 cleanup() {
 	stop_pids "${load_pids[@]}"
 	stop_pids "${worker_pids[@]}"
@@ -45,7 +49,7 @@ cleanup() {
 	stop_pids "${redis_pids[@]}"
 	load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
 }
-trap 'cleanup; exit 130' INT TERM
+trap 'cleanup; drop_queue; exit 130' INT TERM
 trap cleanup EXIT
 
 free_port() {
@@ -59,6 +63,7 @@ if [ -z "${JOBQ_REDIS_URL:-}" ]; then
 	redis-server --port "$port" --bind 127.0.0.1 --dir "$out/redis" --save '' \
 		--appendonly no --daemonize no >"$out/redis.log" 2>&1 &
 	redis_pids+=($!)
+	own_redis=1
 	export JOBQ_REDIS_URL="redis://127.0.0.1:$port"
 	for _ in $(seq 100); do
 		redis-cli -p "$port" ping >/dev/null 2>&1 && break
@@ -66,8 +71,26 @@ if [ -z "${JOBQ_REDIS_URL:-}" ]; then
 	done
 	log "started redis-server on 127.0.0.1:$port (data in $out/redis)"
 else
-	log "using Redis at $JOBQ_REDIS_URL"
+	# Someone else's Redis: a fresh queue, so neither old jobs nor old
+	# tenant settings leak into the scenario, removed at the end.
+	queue="demo-$(date +%s)-$$"
+	command -v redis-cli >/dev/null || { log "redis-cli is needed with JOBQ_REDIS_URL"; exit 1; }
+	log "using Redis at $(printf %s "$JOBQ_REDIS_URL" | sed -E 's#//[^@/]*@#//***@#'), queue $queue"
 fi
+drop_queue() {
+	# Only for an external Redis; our own redis-server dies with its data.
+	[ "$own_redis" = 0 ] && [ "$queue_dropped" = 0 ] || return 0
+	queue_dropped=1
+	local n cli=(redis-cli -u "$JOBQ_REDIS_URL")
+	case $JOBQ_REDIS_URL in unix://*)
+		local path=${JOBQ_REDIS_URL#unix://}
+		cli=(redis-cli -s "${path%%\?*}") ;;
+	esac
+	n=$("${cli[@]}" --scan --pattern "jobq:{$queue}:*" 2>/dev/null |
+		xargs -r -n 500 "${cli[@]}" unlink 2>/dev/null |
+		awk '{ s += $1 } END { print s + 0 }')
+	log "deleted the $n keys of queue $queue"
+}
 jobq() { "$B/jobq" --queue "$queue" "$@"; }
 
 # --- sidecar -------------------------------------------------------------
@@ -128,7 +151,7 @@ fi
 # --- load ----------------------------------------------------------------
 small=(acme globex initech umbrella hooli stark wayne wonka tyrell cyberdyne)
 log "bigcorp enqueues a massive export; ${#small[@]} small tenants send steady traffic for ${secs}s"
-jobq enqueue --tenant bigcorp --type export --priority low --count "${JOBQ_DEMO_FLOOD:-3000}" >/dev/null
+jobq enqueue --tenant bigcorp --type export --priority low --count "$flood" >/dev/null
 python3 "$here/demo/load.py" --seconds "$secs" --tenants "${small[@]}" \
 	--jobq "$B/jobq" --queue "$queue" --summary "$out/enqueued.json" >"$out/load.log" 2>&1 &
 load_pid=$!
@@ -155,8 +178,10 @@ for _ in $(seq 100); do
 done
 sleep 2 # one more agent interval and sidecar export
 cleanup
+drop_queue
 python3 "$here/demo/report.py" --job-logs "$out"/jobs-*.log ${otlp_file:+--otlp "$otlp_file"} \
-	--starvation-s "${JOBQ_DEMO_STARVATION_S:-20}"
+	--starvation-s "${JOBQ_DEMO_STARVATION_S:-20}" \
+	--enqueued "$out/enqueued.json" --flood-tenant bigcorp --flood "$flood"
 log "logs, job logs and the OTLP export are in $out"
 [ -z "$otlp_file" ] || log "OTLP JSON lines (what the sidecar would send to a collector): $otlp_file"
 log "Prometheus text was served at http://127.0.0.1:$prom_port/metrics while the demo ran"
