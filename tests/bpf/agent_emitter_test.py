@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, check, check_quantiles, counter_map, main,
-                      our_links, parse_truth, run_agent_once, truth_counters)
+                      links_left, parse_truth, run_agent_once, truth_counters)
 
 GROUPS = [
     "acme,email,0,40,3000,50,4",     # 40 jobs, 3 ms handler, waited 50 ms, every 4th fails
@@ -164,15 +164,18 @@ def test_tenant_cap_sends_new_tenants_to_overflow_series():
     check(snap["losses"]["tenant_overflow"] > 0, "tenant_overflow not counted")
 
 
-def test_detach_on_sigint_leaves_no_uprobe():
-    em = emitter(["a,b,1,1,0,5,0"])
-    ag = Agent(["--pid", str(em.pid), "--json"])
-    ag.wait_attached()
-    check(len(our_links()) >= 7, "expected our 7 links while attached, saw %s" % our_links())
-    finish(em)
-    rc, _, err = ag.stop(signal.SIGTERM)
-    check(rc == 0, "agent exit %d: %s" % (rc, err))
-    check(our_links() == [], "links left after SIGTERM: %s" % our_links())
+def test_detach_on_sigint_and_sigterm_leaves_no_uprobe():
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        em = emitter(["a,b,1,1,0,5,0"])
+        ag = Agent(["--pid", str(em.pid), "--json"])
+        ag.wait_attached()
+        ids = ag.link_ids()
+        check(len(ids) >= 7, "expected our 7 links while attached, saw %s" % sorted(ids))
+        finish(em)
+        rc, _, err = ag.stop(sig)
+        check(rc == 0, "agent exit %d after signal %d: %s" % (rc, sig, err))
+        check(links_left(ids, timeout=0) == [], "links left after signal %d: %s" %
+              (sig, links_left(ids)))
 
 
 def test_agent_sigkill_leaves_worker_running():
@@ -180,12 +183,14 @@ def test_agent_sigkill_leaves_worker_running():
     ag = Agent(["--pid", str(em.pid), "--json"])
     ag.wait_attached()
     time.sleep(0.3)
+    ids = ag.link_ids()
+    check(len(ids) >= 7, "expected our 7 links while attached, saw %s" % sorted(ids))
     ag.p.kill()
     ag.p.wait()
     truth = finish(em)
     jobs, _ = parse_truth(truth)
     check(len(jobs) == 150, "emitter finished %d of 150 jobs after agent SIGKILL" % len(jobs))
-    check(our_links() == [], "links left after SIGKILL: %s" % our_links())
+    check(links_left(ids) == [], "links left after SIGKILL: %s" % links_left(ids))
 
 
 def test_target_without_jobq_probes_lists_what_it_found():
@@ -222,7 +227,7 @@ if __name__ == "__main__":
         test_attach_by_pid_finds_probes_in_mapped_library,
         test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
-        test_detach_on_sigint_leaves_no_uprobe,
+        test_detach_on_sigint_and_sigterm_leaves_no_uprobe,
         test_agent_sigkill_leaves_worker_running,
         test_target_without_jobq_probes_lists_what_it_found,
         test_missing_pid_is_a_clear_error,
