@@ -164,6 +164,29 @@ def test_tenant_cap_sends_new_tenants_to_overflow_series():
     check(snap["losses"]["tenant_overflow"] > 0, "tenant_overflow not counted")
 
 
+def test_full_series_table_goes_to_overflow_series_counted():
+    # More (tenant, type) series than the kernel's table holds (1024, one of
+    # them the overflow series) with a tenant cap that is not reached: the
+    # series beyond the table must land in the overflow series (map_full
+    # counted), not vanish.
+    n = 1030
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "5000"])
+    ag.wait_attached()
+    finish(emitter(["s%04d,t,1,1,0,5,0" % i for i in range(n)]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    started = [c for c in snap["counters"] if c["name"] == "jobs.started"]
+    total = sum(c["value"] for c in started)
+    over = sum(c["value"] for c in started if c["overflow"])
+    named = {c["tenant"] for c in started if not c["overflow"]}
+    check(total == n, "jobs.started adds up to %d, want %d (data lost)" % (total, n))
+    check(len(named) == 1023 and over == n - 1023,
+          "%d named series, %d jobs in overflow; want 1023 and %d" % (len(named), over, n - 1023))
+    check(snap["losses"]["map_full"] > 0, "map_full not counted")
+    check(snap["losses"]["tenant_overflow"] == 0, "tenant cap was not reached")
+
+
 def test_detach_on_sigint_and_sigterm_leaves_no_uprobe():
     for sig in (signal.SIGINT, signal.SIGTERM):
         em = emitter(["a,b,1,1,0,5,0"])
@@ -227,6 +250,7 @@ if __name__ == "__main__":
         test_attach_by_pid_finds_probes_in_mapped_library,
         test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
+        test_full_series_table_goes_to_overflow_series_counted,
         test_detach_on_sigint_and_sigterm_leaves_no_uprobe,
         test_agent_sigkill_leaves_worker_running,
         test_target_without_jobq_probes_lists_what_it_found,
