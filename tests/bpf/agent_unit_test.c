@@ -179,6 +179,60 @@ static void full_queue_drops_oldest_and_counts(void **state)
 	span_builder_free(b);
 }
 
+/* A full start table evicts its oldest sixteenth in one go (one scan of
+ * the table per max_pend/16 starts, not one per start); the newer starts
+ * still pair. */
+static void full_start_table_evicts_oldest_in_batches(void **state)
+{
+	enum { P = 1024, EXTRA = 50000 };
+	struct span_builder *b = span_builder_new(P, 4, 5);
+	struct span s;
+
+	(void)state;
+	for (uint64_t id = 0; id < P; id++) {
+		struct jobq_event e = ev(JOBQ_EV_START, 9, id, id);
+
+		span_builder_add(b, &e, 0);
+	}
+	assert_int_equal(span_builder_dropped(b), 0);
+	{
+		struct jobq_event e = ev(JOBQ_EV_START, 9, P, P);
+
+		span_builder_add(b, &e, 0);
+	}
+	assert_int_equal(span_builder_dropped(b), P / 16); /* ids 0 .. P/16-1 */
+	{
+		struct jobq_event old = ev(JOBQ_EV_FINISH, 9, P / 16 - 1, P + 1);
+		struct jobq_event kept = ev(JOBQ_EV_FINISH, 9, P / 16, P + 2);
+
+		span_builder_add(b, &old, 0); /* evicted: counted, no span */
+		assert_int_equal(span_builder_dropped(b), P / 16 + 1);
+		span_builder_add(b, &kept, 0);
+		assert_int_equal(span_builder_take(b, &s, 1), 1);
+		assert_int_equal(s.job_id, P / 16);
+	}
+	/* Starts that never finish, far more than the table: every one beyond
+	 * the table's size is eventually dropped and counted, none is lost
+	 * track of, and the newest still pairs. */
+	for (uint64_t id = P + 1; id < P + 1 + EXTRA; id++) {
+		struct jobq_event e = ev(JOBQ_EV_START, 9, id, id);
+
+		span_builder_add(b, &e, 0);
+	}
+	{
+		struct jobq_event fin = ev(JOBQ_EV_FINISH, 9, P + EXTRA, P + EXTRA + 5);
+		uint64_t before = span_builder_dropped(b);
+
+		span_builder_add(b, &fin, 0);
+		assert_int_equal(span_builder_dropped(b), before);
+		assert_int_equal(span_builder_take(b, &s, 1), 1);
+		assert_int_equal(s.job_id, P + EXTRA);
+		/* starts seen = P + 1 + EXTRA; 2 finished, the rest dropped or pending */
+		assert_true(span_builder_dropped(b) >= (uint64_t)(P + 1 + EXTRA) - 2 - P);
+	}
+	span_builder_free(b);
+}
+
 /* Interleaved starts and finishes across the hash table's wrap-around and
  * deletions: every pair must still match. */
 static void many_interleaved_jobs_all_pair(void **state)
@@ -339,6 +393,7 @@ int main(void)
 		cmocka_unit_test(start_and_finish_make_linked_consumer_span),
 		cmocka_unit_test(finish_without_start_is_counted_not_built),
 		cmocka_unit_test(full_queue_drops_oldest_and_counts),
+		cmocka_unit_test(full_start_table_evicts_oldest_in_batches),
 		cmocka_unit_test(many_interleaved_jobs_all_pair),
 		cmocka_unit_test(process_span_encodes_link_error_and_attributes),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
