@@ -344,6 +344,9 @@ int agent_snapshot(struct agent *a)
 	};
 	char err[256];
 
+	/* In every snapshot, so span losses are seen even when no SpanBatch
+	 * (which carries the same count) follows them. */
+	a->agent_losses[JOBQ_LOSS_SPANS_DROPPED] = a->spans_dropped;
 	if (snapshot_read(&a->snap, &m, a->offset_ns, a->agent_losses, err, sizeof(err))) {
 		fprintf(stderr, "jobq-agent: %s\n", err);
 		return -1;

@@ -149,6 +149,7 @@ enum jobq_loss {
 	JOBQ_LOSS_KERNEL_COUNT,
 	/* counted by the agent, not in the kernel array */
 	JOBQ_LOSS_EXPIRED_INFLIGHT = JOBQ_LOSS_KERNEL_COUNT,
+	JOBQ_LOSS_SPANS_DROPPED,     /* spans not built or not delivered (= SpanBatch.dropped_spans) */
 	JOBQ_LOSS_COUNT,
 };
 

@@ -13,6 +13,12 @@
 
 #include <cmocka.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/conn.h"
 #include "agent/encode.h"
 #include "agent/spans.h"
 #include "agent/top.h"
@@ -264,6 +270,128 @@ static void many_interleaved_jobs_all_pair(void **state)
 	span_builder_free(b);
 }
 
+/* ---- conn ---------------------------------------------------------------- */
+
+/* A listening socket standing in for the sidecar, and a connected conn. */
+struct peer {
+	char dir[64], path[128];
+	int lfd, fd;
+	struct conn *c;
+};
+
+static void peer_open(struct peer *p)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	strcpy(p->dir, "/tmp/jobq-conn-test-XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	snprintf(p->path, sizeof(p->path), "%s/s", p->dir);
+	strcpy(sa.sun_path, p->path);
+	p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(p->lfd >= 0);
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(p->lfd, 4), 0);
+	p->c = conn_new(p->path, 1 << 20);
+	assert_non_null(p->c);
+	assert_int_equal(conn_tick(p->c, 0), 1); /* connected */
+	p->fd = accept(p->lfd, NULL, NULL);
+	assert_true(p->fd >= 0);
+}
+
+static void peer_close(struct peer *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	close(p->lfd);
+	conn_free(p->c);
+	unlink(p->path);
+	rmdir(p->dir);
+}
+
+static void send_frames(struct conn *c, size_t n, size_t len, size_t spans_each)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *buf = malloc(len);
+
+		assert_non_null(buf);
+		memset(buf, (int)i, len);
+		assert_int_equal(conn_send(c, buf, len, spans_each), 0);
+	}
+	assert_int_equal(conn_queued(c), 0); /* all in the socket buffer */
+}
+
+/* Spans written into the socket but never read by a sidecar that then
+ * exits are counted as lost, not forgotten. */
+static void sidecar_dying_with_unread_spans_counts_them(void **state)
+{
+	struct peer p;
+
+	(void)state;
+	peer_open(&p);
+	send_frames(p.c, 3, 4096, 10);
+	conn_tick(p.c, 1);
+	assert_int_equal(conn_take_lost_spans(p.c), 0);
+	close(p.fd); /* dies without reading */
+	p.fd = -1;
+	conn_tick(p.c, 2);
+	assert_int_equal(conn_take_lost_spans(p.c), 30);
+	peer_close(&p);
+}
+
+/* A sidecar that read everything before closing lost nothing; its going
+ * away is noticed before anything else is handed to the connection. */
+static void sidecar_reading_all_then_closing_loses_nothing(void **state)
+{
+	uint8_t buf[3 * 4096];
+	size_t got = 0;
+	struct peer p;
+
+	(void)state;
+	peer_open(&p);
+	send_frames(p.c, 3, 4096, 10);
+	while (got < sizeof(buf)) {
+		ssize_t n = read(p.fd, buf + got, sizeof(buf) - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	conn_tick(p.c, 1);
+	close(p.fd);
+	p.fd = -1;
+	/* Noticed without a send, and reconnected (the listener is still
+	 * there: a restarted sidecar). */
+	assert_int_equal(conn_tick(p.c, 2), 1);
+	assert_int_equal(conn_take_lost_spans(p.c), 0);
+	peer_close(&p);
+}
+
+/* Read in part: the spans of the unread frames are counted (SIOCOUTQ
+ * over-estimates unread bytes, so at most the partly confirmed frame more). */
+static void sidecar_dying_mid_stream_counts_unread_frames(void **state)
+{
+	uint8_t buf[4096];
+	size_t got = 0;
+	struct peer p;
+	uint64_t lost;
+
+	(void)state;
+	peer_open(&p);
+	send_frames(p.c, 4, 4096, 10);
+	while (got < sizeof(buf)) { /* exactly the first frame */
+		ssize_t n = read(p.fd, buf + got, sizeof(buf) - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	conn_tick(p.c, 1);
+	close(p.fd);
+	p.fd = -1;
+	conn_tick(p.c, 2);
+	lost = conn_take_lost_spans(p.c);
+	assert_true(lost >= 30 && lost <= 40);
+	peer_close(&p);
+}
+
 /* ---- encode -------------------------------------------------------------- */
 
 static void process_span_encodes_link_error_and_attributes(void **state)
@@ -395,6 +523,9 @@ int main(void)
 		cmocka_unit_test(full_queue_drops_oldest_and_counts),
 		cmocka_unit_test(full_start_table_evicts_oldest_in_batches),
 		cmocka_unit_test(many_interleaved_jobs_all_pair),
+		cmocka_unit_test(sidecar_dying_with_unread_spans_counts_them),
+		cmocka_unit_test(sidecar_reading_all_then_closing_loses_nothing),
+		cmocka_unit_test(sidecar_dying_mid_stream_counts_unread_frames),
 		cmocka_unit_test(process_span_encodes_link_error_and_attributes),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
