@@ -187,6 +187,26 @@ def test_full_series_table_goes_to_overflow_series_counted():
     check(snap["losses"]["tenant_overflow"] == 0, "tenant cap was not reached")
 
 
+def test_enqueue_time_in_the_future_is_clamped_and_counted():
+    # A producer whose clock runs 10 s ahead: wait would be negative. It is
+    # recorded as 0 (zero bucket) and counted as negative_delta, never as a
+    # huge unsigned value.
+    ag = Agent(["--bin", EMITTER, "--json"])
+    ag.wait_attached()
+    finish(emitter(["skew,a,1,6,0,-10000,0", "fine,a,1,4,0,20,0"]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    check(snap["losses"]["negative_delta"] == 6, "negative_delta %d, want 6" %
+          snap["losses"]["negative_delta"])
+    check(snap["losses"]["histogram_clamp"] == 0, "a negative wait was clamped at the top")
+    w = {h["tenant"]: h for h in snap["histograms"] if h["name"] == "jobs.wait_time"}
+    check(w["skew"]["count"] == 6 and w["skew"]["zero_count"] == 6 and w["skew"]["max_ms"] == 0,
+          "skewed waits not recorded as 0: %s" % w["skew"])
+    check(w["fine"]["zero_count"] == 0 and w["fine"]["min_ms"] >= 19,
+          "unskewed waits: %s" % w["fine"])
+
+
 def test_detach_on_sigint_and_sigterm_leaves_no_uprobe():
     for sig in (signal.SIGINT, signal.SIGTERM):
         em = emitter(["a,b,1,1,0,5,0"])
@@ -251,6 +271,7 @@ if __name__ == "__main__":
         test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
         test_full_series_table_goes_to_overflow_series_counted,
+        test_enqueue_time_in_the_future_is_clamped_and_counted,
         test_detach_on_sigint_and_sigterm_leaves_no_uprobe,
         test_agent_sigkill_leaves_worker_running,
         test_target_without_jobq_probes_lists_what_it_found,
