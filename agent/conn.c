@@ -5,9 +5,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -17,13 +20,24 @@ struct frame {
 	uint8_t *buf;
 	size_t len, off; /* off: bytes already written */
 	size_t nspans;
+	uint64_t end; /* in the sent list: stream offset just past the frame */
 };
 
+/*
+ * A frame written to the socket is not yet read by the sidecar: it sits
+ * in the socket buffer (up to 8 MiB) and dies with a sidecar that exits.
+ * Frames carrying spans therefore stay in the sent list (buffer freed,
+ * only their end offset and span count kept) until SIOCOUTQ shows the
+ * peer has read past them; on a disconnect whose peer left data unread
+ * (ECONNRESET), the spans of frames still in the list are counted lost.
+ */
 struct conn {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int fd;
 	uint64_t next_try_ms, backoff_ms;
 	struct frame *head, *tail;
+	struct frame *sent_head, *sent_tail;
+	uint64_t sent_bytes; /* written on this connection */
 	size_t queued, max_queued;
 	uint64_t lost_spans;
 	char err[160];
@@ -59,12 +73,63 @@ static void drop_queue(struct conn *c)
 	c->queued = 0;
 }
 
+/* Forgets sent frames ending at or before upto (read by the peer); with
+ * lost, counts the spans of all of them instead. */
+static void release_sent(struct conn *c, uint64_t upto, int lost)
+{
+	while (c->sent_head && (lost || c->sent_head->end <= upto)) {
+		struct frame *f = c->sent_head;
+
+		c->sent_head = f->next;
+		if (lost)
+			c->lost_spans += f->nspans;
+		free(f);
+	}
+	if (!c->sent_head)
+		c->sent_tail = NULL;
+}
+
+/* Releases the sent frames the peer has read. */
+static void confirm_sent(struct conn *c)
+{
+	struct pollfd p;
+	int outq;
+
+	if (c->fd < 0 || !c->sent_head)
+		return;
+	if (ioctl(c->fd, SIOCOUTQ, &outq) != 0 || outq < 0) {
+		release_sent(c, UINT64_MAX, 0); /* cannot tell: assume read */
+		return;
+	}
+	/* A peer that closed purges what it did not read, which also empties
+	 * our output queue: read the queue first, then make sure the peer was
+	 * still there (it marks us shut down before purging). */
+	p = (struct pollfd){ .fd = c->fd, .events = 0 };
+	if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLHUP | POLLERR))) {
+		/* SIOCOUTQ counts buffer sizes, not bytes: an over-estimate of
+		 * the unread bytes, so this never releases an unread frame. */
+		uint64_t unread = (uint64_t)outq;
+
+		release_sent(c, unread >= c->sent_bytes ? 0 : c->sent_bytes - unread, 0);
+	}
+}
+
 static void disconnect(struct conn *c, const char *what, int err)
 {
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
 	snprintf(c->err, sizeof(c->err), "%s %s: %s", what, c->path, strerror(err));
+	if (c->fd >= 0 && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+		soerr = 0;
+	/* The peer closing with unread data sets ECONNRESET on us (returned by
+	 * the failing send or pending in SO_ERROR); a clean EPIPE means it had
+	 * read everything. Anything else: we cannot tell, count them lost. */
+	release_sent(c, UINT64_MAX, !(err == EPIPE && soerr != ECONNRESET));
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	c->sent_bytes = 0;
 	/* A half-written frame would desynchronise the stream: a new
 	 * connection starts clean with its own Hello. */
 	drop_queue(c);
@@ -77,6 +142,7 @@ void conn_free(struct conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	drop_queue(c);
+	release_sent(c, UINT64_MAX, 0);
 	free(c);
 }
 
@@ -125,23 +191,47 @@ static void flush(struct conn *c)
 		}
 		f->off += (size_t)n;
 		c->queued -= (size_t)n;
+		c->sent_bytes += (uint64_t)n;
 		if (f->off == f->len) {
 			c->head = f->next;
 			if (!c->head)
 				c->tail = NULL;
 			free(f->buf);
-			free(f);
+			f->buf = NULL;
+			if (!f->nspans) {
+				free(f);
+				continue;
+			}
+			f->next = NULL;
+			f->end = c->sent_bytes;
+			if (c->sent_tail)
+				c->sent_tail->next = f;
+			else
+				c->sent_head = f;
+			c->sent_tail = f;
 		}
 	}
+}
+
+/* The sidecar closed its end (noticed before anything more is handed to
+ * this connection, so unsent data stays with the caller). */
+static int peer_gone(const struct conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = 0 };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
 int conn_tick(struct conn *c, uint64_t now_ms)
 {
 	int fresh = 0;
 
+	if (c->fd >= 0 && peer_gone(c))
+		disconnect(c, "closed by", EPIPE);
 	if (c->fd < 0)
 		fresh = try_connect(c, now_ms);
 	flush(c);
+	confirm_sent(c);
 	return fresh && c->fd >= 0;
 }
 

@@ -344,8 +344,27 @@ int agent_snapshot(struct agent *a)
 	};
 	char err[256];
 
+	/* In every snapshot, so span losses are seen even when no SpanBatch
+	 * (which carries the same count) follows them. */
+	a->agent_losses[JOBQ_LOSS_SPANS_DROPPED] = a->spans_dropped;
 	if (snapshot_read(&a->snap, &m, a->offset_ns, a->agent_losses, err, sizeof(err))) {
 		fprintf(stderr, "jobq-agent: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The overflow series exists before any probe fires, at its fixed id: a
+ * full series table then still has somewhere to put new series' data. */
+static int insert_overflow_series(struct agent *a)
+{
+	struct jobq_series key;
+	__u32 id = JOBQ_OVERFLOW_SERIES_ID;
+
+	memset(&key, 0, sizeof(key));
+	key.overflow = 1;
+	if (bpf_map_update_elem(bpf_map__fd(a->skel->maps.series), &key, &id, BPF_NOEXIST)) {
+		fprintf(stderr, "jobq-agent: create the overflow series: %s\n", strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -385,6 +404,8 @@ static int setup(struct agent *a)
 			verbose ? "" : " (run with -v for the verifier log)");
 		return -1;
 	}
+	if (insert_overflow_series(a))
+		return -1;
 	update_offset(a);
 	/* Bounded: a series has at most a few dozen non-zero counter cells. */
 	if (snapshot_init(&a->snap, (size_t)JOBQ_MAX_SERIES * 32, (size_t)JOBQ_MAX_SERIES * JOBQ_H_COUNT,

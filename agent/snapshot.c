@@ -263,6 +263,7 @@ const char *snap_loss_name(unsigned int reason)
 		[JOBQ_LOSS_TENANT_OVERFLOW] = "tenant_overflow",
 		[JOBQ_LOSS_READ_FAULT] = "read_fault",
 		[JOBQ_LOSS_EXPIRED_INFLIGHT] = "expired_inflight",
+		[JOBQ_LOSS_SPANS_DROPPED] = "spans_dropped",
 	};
 
 	return reason < JOBQ_LOSS_COUNT ? names[reason] : "unknown";

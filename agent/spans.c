@@ -12,9 +12,15 @@ struct pending {
 	uint64_t seq; /* insertion order, to evict the oldest */
 };
 
+struct victim {
+	uint64_t job_id;
+	uint32_t tgid;
+};
+
 struct span_builder {
 	struct pending *pend;   /* open addressing, linear probing */
 	size_t npend, cap_pend, max_pend;
+	struct victim *victims; /* scratch for evict_oldest, max_pend entries */
 	uint64_t seq;
 	struct span *q;         /* ring of finished spans */
 	size_t qhead, qlen, cap_q;
@@ -68,8 +74,9 @@ struct span_builder *span_builder_new(size_t pending, size_t queued, uint64_t se
 	while (b->cap_pend < pending * 2) /* load factor <= 1/2 */
 		b->cap_pend *= 2;
 	b->pend = calloc(b->cap_pend, sizeof(*b->pend));
+	b->victims = calloc(pending, sizeof(*b->victims));
 	b->q = calloc(queued, sizeof(*b->q));
-	if (!b->pend || !b->q)
+	if (!b->pend || !b->victims || !b->q)
 		goto fail;
 	b->cap_q = queued;
 	b->rng[0] = splitmix(&seed);
@@ -85,6 +92,7 @@ void span_builder_free(struct span_builder *b)
 	if (!b)
 		return;
 	free(b->pend);
+	free(b->victims);
 	free(b->q);
 	free(b);
 }
@@ -133,16 +141,32 @@ static void remove_at(struct span_builder *b, struct pending *p)
 	}
 }
 
+/*
+ * The table is full (starts whose finish never came: a killed worker, a
+ * finish record lost to a full ring buffer). Evicts, oldest first, every
+ * start not among the newest max_pend - max_pend/16 insertions: at least
+ * one and usually max_pend/16 entries per scan of the table, so a full
+ * table costs O(1) amortised per start, not a whole scan per start (which
+ * was ~1 ms at 65536 entries, a rate no worker fleet would survive).
+ */
 static void evict_oldest(struct span_builder *b)
 {
-	struct pending *old = NULL;
+	size_t batch = b->max_pend / 16 ? b->max_pend / 16 : 1, n = 0;
+	uint64_t keep = b->max_pend - batch, cut = b->seq > keep ? b->seq - keep : 0;
 
-	for (size_t i = 0; i < b->cap_pend; i++)
-		if (b->pend[i].used && (!old || b->pend[i].seq < old->seq))
-			old = &b->pend[i];
-	if (old) {
-		remove_at(b, old);
-		b->dropped++;
+	/* Distinct seqs all below b->seq: at most keep entries have seq >= cut. */
+	for (size_t i = 0; i < b->cap_pend && n < b->max_pend; i++)
+		if (b->pend[i].used && b->pend[i].seq < cut)
+			b->victims[n++] = (struct victim){ b->pend[i].start.job_id,
+							   b->pend[i].start.tgid };
+	/* Removal shifts entries, so look each victim up again. */
+	for (size_t i = 0; i < n; i++) {
+		struct pending *p = find(b, b->victims[i].tgid, b->victims[i].job_id);
+
+		if (p) {
+			remove_at(b, p);
+			b->dropped++;
+		}
 	}
 }
 

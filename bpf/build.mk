@@ -51,7 +51,7 @@ UNIT_TESTS += $(BUILD)/tests/bpf/hist_test
 AGENT_PURE_SAN := $(AGENT_PURE:%.c=$(BUILD)/san/%.o)
 $(AGENT_PURE_SAN) $(BUILD)/san/tests/bpf/agent_unit_test.o: $(PROTO_GEN)
 $(BUILD)/tests/bpf/agent_unit_test: $(BUILD)/san/tests/bpf/agent_unit_test.o $(AGENT_PURE_SAN) \
-		$(AGENT_PROTO_SAN_OBJ)
+		$(BUILD)/san/agent/conn.o $(AGENT_PROTO_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -o $@ $^ -lcmocka -lprotobuf-c -lbpf -lm
 UNIT_TESTS += $(BUILD)/tests/bpf/agent_unit_test

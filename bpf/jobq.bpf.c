@@ -23,7 +23,7 @@ const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries 
 /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by the agent
  * (bss is mmap'd), so wait = ktime + offset - enqueued_unix_ns. */
 volatile __u64 realtime_offset_ns;
-__u32 next_series_id;
+__u32 next_series_id = JOBQ_OVERFLOW_SERIES_ID + 1; /* id 0: the overflow series */
 
 /* (tenant, type) -> series id, the index into counters and hists. */
 struct {
@@ -122,8 +122,10 @@ static __always_inline void admit_tenant(char *tenant, char *type, __u8 *overflo
 
 /*
  * The id of series s, created on first sight (tenant cap applied then:
- * s may become the overflow series). Returns -1 (counted) when the series
- * table is full.
+ * s may become the overflow series). The overflow series has the fixed
+ * id JOBQ_OVERFLOW_SERIES_ID, inserted by the agent before attach, so it
+ * always exists: when the series table is full, a new series' data goes
+ * there too (counted as map_full) instead of being dropped.
  */
 static __always_inline int series_id(struct jobq_series *s)
 {
@@ -133,23 +135,27 @@ static __always_inline int series_id(struct jobq_series *s)
 	if (idp)
 		return *idp;
 	admit_tenant(s->tenant, s->type, &s->overflow);
-	if (s->overflow && (idp = bpf_map_lookup_elem(&series, s)))
-		return *idp;
+	if (s->overflow)
+		return JOBQ_OVERFLOW_SERIES_ID;
+	/* Check before taking an id: a full table must not keep advancing the
+	 * counter (it would wrap and hand out ids of live series). */
+	if (next_series_id >= max_series)
+		goto full;
 	id = __sync_fetch_and_add(&next_series_id, 1);
-	if (id >= max_series) {
-		loss(JOBQ_LOSS_MAP_FULL);
-		return -1;
-	}
+	if (id >= max_series)
+		goto full;
 	err = bpf_map_update_elem(&series, s, &id, BPF_NOEXIST);
 	if (err == -17) { /* another CPU created it: use its id (ours is wasted) */
 		idp = bpf_map_lookup_elem(&series, s);
-		return idp ? (int)*idp : -1;
+		if (idp)
+			return *idp;
 	}
-	if (err) {
-		loss(JOBQ_LOSS_MAP_FULL);
-		return -1;
-	}
+	if (err)
+		goto full;
 	return id;
+full:
+	loss(JOBQ_LOSS_MAP_FULL);
+	return JOBQ_OVERFLOW_SERIES_ID;
 }
 
 static __always_inline void count(int sid, __u32 metric, __u32 prio, __u32 status)

@@ -27,6 +27,9 @@
 /* Default map sizes; the agent may change them before load. */
 #define JOBQ_DEFAULT_TENANT_CAP 1024
 #define JOBQ_MAX_SERIES 1024   /* (tenant, type) pairs, incl. the overflow one */
+/* The overflow series (tenant and type "", overflow = 1) has this id; the
+ * agent inserts it into the series map before attaching. */
+#define JOBQ_OVERFLOW_SERIES_ID 0
 #define JOBQ_MAX_DEPTHS 4096
 #define JOBQ_MAX_INFLIGHT 65536
 
@@ -146,6 +149,7 @@ enum jobq_loss {
 	JOBQ_LOSS_KERNEL_COUNT,
 	/* counted by the agent, not in the kernel array */
 	JOBQ_LOSS_EXPIRED_INFLIGHT = JOBQ_LOSS_KERNEL_COUNT,
+	JOBQ_LOSS_SPANS_DROPPED,     /* spans not built or not delivered (= SpanBatch.dropped_spans) */
 	JOBQ_LOSS_COUNT,
 };
 

@@ -60,11 +60,16 @@ static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, const int 
 
 		if (a->arg_type == BPF_USDT_ARG_CONST) {
 			v = a->val_off;
-		} else {
+		} else if (a->arg_type == BPF_USDT_ARG_REG ||
+			   a->arg_type == BPF_USDT_ARG_REG_DEREF) {
 			v = regs->r[((__u32)a->reg_off / 8) & 31];
 			if (a->arg_type == BPF_USDT_ARG_REG_DEREF &&
 			    bpf_probe_read_user(&v, sizeof(v), (void *)(v + a->val_off)))
 				return -1;
+		} else {
+			/* A kind this decoder does not know (newer libbpf: e.g.
+			 * base+index*scale): fail (counted), never a wrong value. */
+			return -1;
 		}
 		v <<= a->arg_bitshift;
 		if (a->arg_signed)

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, check, check_quantiles, counter_map, main,
-                      our_links, parse_truth, run_agent_once, truth_counters)
+                      links_left, parse_truth, run_agent_once, truth_counters)
 
 GROUPS = [
     "acme,email,0,40,3000,50,4",     # 40 jobs, 3 ms handler, waited 50 ms, every 4th fails
@@ -164,15 +164,61 @@ def test_tenant_cap_sends_new_tenants_to_overflow_series():
     check(snap["losses"]["tenant_overflow"] > 0, "tenant_overflow not counted")
 
 
-def test_detach_on_sigint_leaves_no_uprobe():
-    em = emitter(["a,b,1,1,0,5,0"])
-    ag = Agent(["--pid", str(em.pid), "--json"])
+def test_full_series_table_goes_to_overflow_series_counted():
+    # More (tenant, type) series than the kernel's table holds (1024, one of
+    # them the overflow series) with a tenant cap that is not reached: the
+    # series beyond the table must land in the overflow series (map_full
+    # counted), not vanish.
+    n = 1030
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "5000"])
     ag.wait_attached()
-    check(len(our_links()) >= 7, "expected our 7 links while attached, saw %s" % our_links())
-    finish(em)
-    rc, _, err = ag.stop(signal.SIGTERM)
+    finish(emitter(["s%04d,t,1,1,0,5,0" % i for i in range(n)]))
+    rc, out, err = ag.stop()
     check(rc == 0, "agent exit %d: %s" % (rc, err))
-    check(our_links() == [], "links left after SIGTERM: %s" % our_links())
+    snap = json.loads(out)
+    started = [c for c in snap["counters"] if c["name"] == "jobs.started"]
+    total = sum(c["value"] for c in started)
+    over = sum(c["value"] for c in started if c["overflow"])
+    named = {c["tenant"] for c in started if not c["overflow"]}
+    check(total == n, "jobs.started adds up to %d, want %d (data lost)" % (total, n))
+    check(len(named) == 1023 and over == n - 1023,
+          "%d named series, %d jobs in overflow; want 1023 and %d" % (len(named), over, n - 1023))
+    check(snap["losses"]["map_full"] > 0, "map_full not counted")
+    check(snap["losses"]["tenant_overflow"] == 0, "tenant cap was not reached")
+
+
+def test_enqueue_time_in_the_future_is_clamped_and_counted():
+    # A producer whose clock runs 10 s ahead: wait would be negative. It is
+    # recorded as 0 (zero bucket) and counted as negative_delta, never as a
+    # huge unsigned value.
+    ag = Agent(["--bin", EMITTER, "--json"])
+    ag.wait_attached()
+    finish(emitter(["skew,a,1,6,0,-10000,0", "fine,a,1,4,0,20,0"]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    check(snap["losses"]["negative_delta"] == 6, "negative_delta %d, want 6" %
+          snap["losses"]["negative_delta"])
+    check(snap["losses"]["histogram_clamp"] == 0, "a negative wait was clamped at the top")
+    w = {h["tenant"]: h for h in snap["histograms"] if h["name"] == "jobs.wait_time"}
+    check(w["skew"]["count"] == 6 and w["skew"]["zero_count"] == 6 and w["skew"]["max_ms"] == 0,
+          "skewed waits not recorded as 0: %s" % w["skew"])
+    check(w["fine"]["zero_count"] == 0 and w["fine"]["min_ms"] >= 19,
+          "unskewed waits: %s" % w["fine"])
+
+
+def test_detach_on_sigint_and_sigterm_leaves_no_uprobe():
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        em = emitter(["a,b,1,1,0,5,0"])
+        ag = Agent(["--pid", str(em.pid), "--json"])
+        ag.wait_attached()
+        ids = ag.link_ids()
+        check(len(ids) >= 7, "expected our 7 links while attached, saw %s" % sorted(ids))
+        finish(em)
+        rc, _, err = ag.stop(sig)
+        check(rc == 0, "agent exit %d after signal %d: %s" % (rc, sig, err))
+        check(links_left(ids, timeout=0) == [], "links left after signal %d: %s" %
+              (sig, links_left(ids)))
 
 
 def test_agent_sigkill_leaves_worker_running():
@@ -180,12 +226,14 @@ def test_agent_sigkill_leaves_worker_running():
     ag = Agent(["--pid", str(em.pid), "--json"])
     ag.wait_attached()
     time.sleep(0.3)
+    ids = ag.link_ids()
+    check(len(ids) >= 7, "expected our 7 links while attached, saw %s" % sorted(ids))
     ag.p.kill()
     ag.p.wait()
     truth = finish(em)
     jobs, _ = parse_truth(truth)
     check(len(jobs) == 150, "emitter finished %d of 150 jobs after agent SIGKILL" % len(jobs))
-    check(our_links() == [], "links left after SIGKILL: %s" % our_links())
+    check(links_left(ids) == [], "links left after SIGKILL: %s" % links_left(ids))
 
 
 def test_target_without_jobq_probes_lists_what_it_found():
@@ -222,7 +270,9 @@ if __name__ == "__main__":
         test_attach_by_pid_finds_probes_in_mapped_library,
         test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
-        test_detach_on_sigint_leaves_no_uprobe,
+        test_full_series_table_goes_to_overflow_series_counted,
+        test_enqueue_time_in_the_future_is_clamped_and_counted,
+        test_detach_on_sigint_and_sigterm_leaves_no_uprobe,
         test_agent_sigkill_leaves_worker_running,
         test_target_without_jobq_probes_lists_what_it_found,
         test_missing_pid_is_a_clear_error,

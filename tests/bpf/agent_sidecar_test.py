@@ -7,6 +7,7 @@ job.enqueue + one linked job.process span per job, ERROR on failures.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -157,6 +158,61 @@ def test_sidecar_down_at_start_gets_everything_once_up():
         shutil.rmtree(tmp)
 
 
+def test_sidecar_dying_with_unread_spans_counts_them_and_reconnects():
+    # A sidecar stops reading (hung, or slow), spans pile up in the socket
+    # buffer, then it is killed and restarted. The spans it never read are
+    # gone with it: they must come back as dropped_spans (and the
+    # spans_dropped loss), never vanish; the new sidecar gets a Hello and
+    # everything after.
+    tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
+    try:
+        sock = os.path.join(tmp, "sidecar.sock")
+        rd1 = Reader(sock)
+        ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
+        ag.wait_attached()
+        a = run_emitter(["acme,email,0,20,0,5,0"])
+        time.sleep(1.0)  # all of A read and printed
+        rd1.p.send_signal(signal.SIGSTOP)
+        b = subprocess.run([EMITTER, "--wait-attach-ms", "20000", "--first-id", "1001",
+                            "globex,report,1,30,0,5,0"], capture_output=True, text=True,
+                           timeout=60).stdout
+        time.sleep(0.5)  # B's spans sit unread in the socket
+        rd1.p.kill()
+        rd1.p.wait()
+        rd1.out.seek(0)
+        frames1 = [json.loads(l) for l in rd1.out.read().splitlines()]
+        rd1.out.close()
+        rd2 = Reader(sock)
+        time.sleep(1.0)  # reconnect
+        c = subprocess.run([EMITTER, "--wait-attach-ms", "20000", "--first-id", "2001",
+                            "initech,email,2,10,0,5,0"], capture_output=True, text=True,
+                           timeout=60).stdout
+        time.sleep(0.6)
+        rc, _, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        frames2, _ = rd2.stop()
+
+        jobs = {n: parse_truth(t)[0] for n, t in (("a", a), ("b", b), ("c", c))}
+        want = 2 * sum(len(j) for j in jobs.values())
+        got = [s for f in frames1 + frames2 if f["type"] == "spans" for s in f["spans"]]
+        ids = {s["attributes"]["job.id"] for s in got}
+        check(ids == {j["id"] for n in ("a", "c") for j in jobs[n]},
+              "spans received for jobs %s" % sorted(ids))
+        kinds = [f["type"] for f in frames2]
+        check(kinds[:2] == ["connect", "hello"], "restarted sidecar got %s first" % kinds[:3])
+        dropped = [f["dropped_spans"] for f in frames2 if f["type"] == "spans"]
+        check(dropped and dropped[-1] == want - len(got),
+              "%d of %d spans received, dropped_spans %s: lost silently" %
+              (len(got), want, dropped[-1:]))
+        metrics = [f for f in frames2 if f["type"] == "metrics"]
+        check(metrics[-1]["losses"].get("spans_dropped") == want - len(got),
+              "spans_dropped loss %s, want %d" % (metrics[-1]["losses"].get("spans_dropped"),
+                                                  want - len(got)))
+    finally:
+        shutil.rmtree(tmp)
+
+
 if __name__ == "__main__":
     main([test_spans_and_metrics_reach_sidecar,
-          test_sidecar_down_at_start_gets_everything_once_up])
+          test_sidecar_down_at_start_gets_everything_once_up,
+          test_sidecar_dying_with_unread_spans_counts_them_and_reconnects])

@@ -13,6 +13,12 @@
 
 #include <cmocka.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/conn.h"
 #include "agent/encode.h"
 #include "agent/spans.h"
 #include "agent/top.h"
@@ -179,6 +185,60 @@ static void full_queue_drops_oldest_and_counts(void **state)
 	span_builder_free(b);
 }
 
+/* A full start table evicts its oldest sixteenth in one go (one scan of
+ * the table per max_pend/16 starts, not one per start); the newer starts
+ * still pair. */
+static void full_start_table_evicts_oldest_in_batches(void **state)
+{
+	enum { P = 1024, EXTRA = 50000 };
+	struct span_builder *b = span_builder_new(P, 4, 5);
+	struct span s;
+
+	(void)state;
+	for (uint64_t id = 0; id < P; id++) {
+		struct jobq_event e = ev(JOBQ_EV_START, 9, id, id);
+
+		span_builder_add(b, &e, 0);
+	}
+	assert_int_equal(span_builder_dropped(b), 0);
+	{
+		struct jobq_event e = ev(JOBQ_EV_START, 9, P, P);
+
+		span_builder_add(b, &e, 0);
+	}
+	assert_int_equal(span_builder_dropped(b), P / 16); /* ids 0 .. P/16-1 */
+	{
+		struct jobq_event old = ev(JOBQ_EV_FINISH, 9, P / 16 - 1, P + 1);
+		struct jobq_event kept = ev(JOBQ_EV_FINISH, 9, P / 16, P + 2);
+
+		span_builder_add(b, &old, 0); /* evicted: counted, no span */
+		assert_int_equal(span_builder_dropped(b), P / 16 + 1);
+		span_builder_add(b, &kept, 0);
+		assert_int_equal(span_builder_take(b, &s, 1), 1);
+		assert_int_equal(s.job_id, P / 16);
+	}
+	/* Starts that never finish, far more than the table: every one beyond
+	 * the table's size is eventually dropped and counted, none is lost
+	 * track of, and the newest still pairs. */
+	for (uint64_t id = P + 1; id < P + 1 + EXTRA; id++) {
+		struct jobq_event e = ev(JOBQ_EV_START, 9, id, id);
+
+		span_builder_add(b, &e, 0);
+	}
+	{
+		struct jobq_event fin = ev(JOBQ_EV_FINISH, 9, P + EXTRA, P + EXTRA + 5);
+		uint64_t before = span_builder_dropped(b);
+
+		span_builder_add(b, &fin, 0);
+		assert_int_equal(span_builder_dropped(b), before);
+		assert_int_equal(span_builder_take(b, &s, 1), 1);
+		assert_int_equal(s.job_id, P + EXTRA);
+		/* starts seen = P + 1 + EXTRA; 2 finished, the rest dropped or pending */
+		assert_true(span_builder_dropped(b) >= (uint64_t)(P + 1 + EXTRA) - 2 - P);
+	}
+	span_builder_free(b);
+}
+
 /* Interleaved starts and finishes across the hash table's wrap-around and
  * deletions: every pair must still match. */
 static void many_interleaved_jobs_all_pair(void **state)
@@ -208,6 +268,128 @@ static void many_interleaved_jobs_all_pair(void **state)
 		assert_int_equal(out[j].end_unix_ns - out[j].start_unix_ns, WINDOW + 1);
 	}
 	span_builder_free(b);
+}
+
+/* ---- conn ---------------------------------------------------------------- */
+
+/* A listening socket standing in for the sidecar, and a connected conn. */
+struct peer {
+	char dir[64], path[128];
+	int lfd, fd;
+	struct conn *c;
+};
+
+static void peer_open(struct peer *p)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	strcpy(p->dir, "/tmp/jobq-conn-test-XXXXXX");
+	assert_non_null(mkdtemp(p->dir));
+	snprintf(p->path, sizeof(p->path), "%s/s", p->dir);
+	strcpy(sa.sun_path, p->path);
+	p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(p->lfd >= 0);
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(p->lfd, 4), 0);
+	p->c = conn_new(p->path, 1 << 20);
+	assert_non_null(p->c);
+	assert_int_equal(conn_tick(p->c, 0), 1); /* connected */
+	p->fd = accept(p->lfd, NULL, NULL);
+	assert_true(p->fd >= 0);
+}
+
+static void peer_close(struct peer *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	close(p->lfd);
+	conn_free(p->c);
+	unlink(p->path);
+	rmdir(p->dir);
+}
+
+static void send_frames(struct conn *c, size_t n, size_t len, size_t spans_each)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *buf = malloc(len);
+
+		assert_non_null(buf);
+		memset(buf, (int)i, len);
+		assert_int_equal(conn_send(c, buf, len, spans_each), 0);
+	}
+	assert_int_equal(conn_queued(c), 0); /* all in the socket buffer */
+}
+
+/* Spans written into the socket but never read by a sidecar that then
+ * exits are counted as lost, not forgotten. */
+static void sidecar_dying_with_unread_spans_counts_them(void **state)
+{
+	struct peer p;
+
+	(void)state;
+	peer_open(&p);
+	send_frames(p.c, 3, 4096, 10);
+	conn_tick(p.c, 1);
+	assert_int_equal(conn_take_lost_spans(p.c), 0);
+	close(p.fd); /* dies without reading */
+	p.fd = -1;
+	conn_tick(p.c, 2);
+	assert_int_equal(conn_take_lost_spans(p.c), 30);
+	peer_close(&p);
+}
+
+/* A sidecar that read everything before closing lost nothing; its going
+ * away is noticed before anything else is handed to the connection. */
+static void sidecar_reading_all_then_closing_loses_nothing(void **state)
+{
+	uint8_t buf[3 * 4096];
+	size_t got = 0;
+	struct peer p;
+
+	(void)state;
+	peer_open(&p);
+	send_frames(p.c, 3, 4096, 10);
+	while (got < sizeof(buf)) {
+		ssize_t n = read(p.fd, buf + got, sizeof(buf) - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	conn_tick(p.c, 1);
+	close(p.fd);
+	p.fd = -1;
+	/* Noticed without a send, and reconnected (the listener is still
+	 * there: a restarted sidecar). */
+	assert_int_equal(conn_tick(p.c, 2), 1);
+	assert_int_equal(conn_take_lost_spans(p.c), 0);
+	peer_close(&p);
+}
+
+/* Read in part: the spans of the unread frames are counted (SIOCOUTQ
+ * over-estimates unread bytes, so at most the partly confirmed frame more). */
+static void sidecar_dying_mid_stream_counts_unread_frames(void **state)
+{
+	uint8_t buf[4096];
+	size_t got = 0;
+	struct peer p;
+	uint64_t lost;
+
+	(void)state;
+	peer_open(&p);
+	send_frames(p.c, 4, 4096, 10);
+	while (got < sizeof(buf)) { /* exactly the first frame */
+		ssize_t n = read(p.fd, buf + got, sizeof(buf) - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	conn_tick(p.c, 1);
+	close(p.fd);
+	p.fd = -1;
+	conn_tick(p.c, 2);
+	lost = conn_take_lost_spans(p.c);
+	assert_true(lost >= 30 && lost <= 40);
+	peer_close(&p);
 }
 
 /* ---- encode -------------------------------------------------------------- */
@@ -339,7 +521,11 @@ int main(void)
 		cmocka_unit_test(start_and_finish_make_linked_consumer_span),
 		cmocka_unit_test(finish_without_start_is_counted_not_built),
 		cmocka_unit_test(full_queue_drops_oldest_and_counts),
+		cmocka_unit_test(full_start_table_evicts_oldest_in_batches),
 		cmocka_unit_test(many_interleaved_jobs_all_pair),
+		cmocka_unit_test(sidecar_dying_with_unread_spans_counts_them),
+		cmocka_unit_test(sidecar_reading_all_then_closing_loses_nothing),
+		cmocka_unit_test(sidecar_dying_mid_stream_counts_unread_frames),
 		cmocka_unit_test(process_span_encodes_link_error_and_attributes),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),

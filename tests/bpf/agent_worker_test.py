@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from agentlib import (BUILD, Agent, Failure, check, check_quantiles, main, our_links)
+from agentlib import (BUILD, Agent, Failure, check, check_quantiles, links_left, main)
 
 JOBQ = os.path.join(BUILD, "jobq")
 LIBJOBQ = os.path.join(BUILD, "libjobq.so")
@@ -285,12 +285,14 @@ def test_pid_attach_and_agent_sigkill_leaves_workers_processing():
         more = [("acme", "email", "high", 40, 5)]
         enqueue_all(env, more)
         time.sleep(0.1)
+        ids = ag.link_ids()
+        check(len(ids) >= 7, "expected the agent's links while attached, saw %s" % sorted(ids))
         ag.p.kill()
         ag.p.wait()
         total = [("acme", "email", "high", 70, 5), ("globex", "report", "low", 6, 5)]
         runs = env.wait_done(total)
         check(w.poll() is None, "worker died after the agent was SIGKILLed")
-        check(our_links() == [], "links left after agent SIGKILL: %s" % our_links())
+        check(links_left(ids) == [], "links left after agent SIGKILL: %s" % links_left(ids))
         check(len({r["id"] for r in runs}) == 76, "jobs lost after agent SIGKILL")
     finally:
         env.close()

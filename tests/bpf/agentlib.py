@@ -187,6 +187,9 @@ class Agent:
         self.p.kill()
         raise Failure("agent did not attach: %s" % "".join(lines))
 
+    def link_ids(self):
+        return link_ids_of(self.p.pid)
+
     def stop(self, sig=signal.SIGINT, timeout=30):
         self.p.send_signal(sig)
         try:
@@ -203,16 +206,41 @@ def run_agent_once(args, timeout=30, cmd_prefix=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def our_links():
-    """Names of BPF programs with live links whose name starts with jobq_."""
+def link_ids_of(pid):
+    """Ids of the BPF links process pid holds open (from /proc/PID/fdinfo):
+    exactly this agent's links, whatever else runs on the machine."""
+    ids = set()
+    d = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                for line in f:
+                    if line.startswith("link_id:"):
+                        ids.add(int(line.split()[1]))
+        except OSError:
+            pass  # fd closed meanwhile
+    return ids
+
+
+def live_link_ids():
+    """Ids of every BPF link in the kernel (bpftool link list)."""
     p = subprocess.run(["bpftool", "-j", "link", "list"], capture_output=True, text=True)
     if p.returncode != 0:
         raise Failure("bpftool link list: %s" % p.stderr)
-    links = json.loads(p.stdout or "[]")
-    progs = subprocess.run(["bpftool", "-j", "prog", "list"], capture_output=True, text=True)
-    names = {pr["id"]: pr.get("name", "") for pr in json.loads(progs.stdout or "[]")}
-    return [names.get(l.get("prog_id"), "") for l in links
-            if names.get(l.get("prog_id"), "").startswith("jobq_")]
+    return {l["id"] for l in json.loads(p.stdout or "[]")}
+
+
+def links_left(ids, timeout=5):
+    """Those of ids still alive, after up to timeout s for the kernel to
+    release them. Only the agent's own links are looked at: other jobq
+    agents (other tests, other users of a shared machine) may be attached
+    at the same time."""
+    deadline = time.time() + timeout
+    while True:
+        left = ids & live_link_ids()
+        if not left or time.time() > deadline:
+            return sorted(left)
+        time.sleep(0.1)
 
 
 def main(tests):

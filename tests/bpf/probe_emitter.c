@@ -9,7 +9,9 @@
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
  *     fail_every > 0 and the job's number in its group is a multiple of
  *     it, then retry and dead_letter alternately). enqueued_unix_ns is
- *     wall-clock now - wait_ms. Per group: one reap and one depth report.
+ *     wall-clock now - wait_ms (a negative wait_ms: an enqueue time in the
+ *     future, as a producer with a skewed clock makes; its truth lines
+ *     then carry wait 0). Per group: one reap and one depth report.
  *   probe_emitter --bench N [--rate JOBS_PER_S] [--wait-attach-ms N]
  *     N no-op jobs (start + finish probes only), as fast as possible or
  *     paced to --rate; prints
@@ -119,7 +121,7 @@ static int parse_group(const char *s, struct group *g)
 		   &g->sleep_us, &g->wait_ms, &g->fail_every, &n) != 7 ||
 	    s[n] != '\0' || strlen(t) > JOBQ_TENANT_MAX || strlen(ty) > JOBQ_TYPE_MAX ||
 	    g->prio < 0 || g->prio >= JOBQ_PRIO_COUNT || g->count < 0 || g->sleep_us < 0 ||
-	    g->wait_ms < 0 || g->fail_every < 0) {
+	    g->fail_every < 0) {
 		fprintf(stderr, "probe_emitter: bad group '%s' "
 				"(want tenant,type,priority,count,sleep_us,wait_ms,fail_every)\n", s);
 		return -1;
@@ -141,9 +143,10 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 		int status = failed ? JOBQ_STATUS_FAILED : JOBQ_STATUS_SUCCESS;
 		const char *err = failed ? "boom: handler failed" : "";
 		uint64_t s0, s1, f0, f1, r1;
-		uint64_t wait_ns = (uint64_t)g->wait_ms * UINT64_C(1000000);
+		uint64_t wait_ns = g->wait_ms > 0 ? (uint64_t)g->wait_ms * UINT64_C(1000000) : 0;
 
-		enq_ns = now_ns(CLOCK_REALTIME) - wait_ns;
+		enq_ns = g->wait_ms >= 0 ? now_ns(CLOCK_REALTIME) - wait_ns
+					 : now_ns(CLOCK_REALTIME) + (uint64_t)-g->wait_ms * UINT64_C(1000000);
 		if (JOBQ_PROBE_ENABLED(enqueue))
 			JOBQ_PROBE_ENQUEUE(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp);
 		s0 = now_ns(CLOCK_MONOTONIC);
