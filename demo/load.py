@@ -31,11 +31,18 @@ def main():
     ap.add_argument("--rate", type=float, default=3.0, help="jobs/s per tenant")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--summary", help="write {tenant: jobs enqueued} as JSON here")
+    ap.add_argument("--urgent-tenant",
+                    help="also send this tenant's high-priority jobs (one type, every tick): "
+                         "they queue behind its own backlog, so priority has work to reorder")
+    ap.add_argument("--urgent-type", default="email")
+    ap.add_argument("--urgent-rate", type=float, default=2.0, help="jobs/s")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     end = time.monotonic() + a.seconds
     sent = 0
     per_tenant = {t: 0 for t in a.tenants}
+    if a.urgent_tenant:
+        per_tenant.setdefault(a.urgent_tenant, 0)
     while time.monotonic() < end:
         tick = time.monotonic()
         lines = []
@@ -47,6 +54,13 @@ def main():
                                          "payload": {"n": sent}}))
                 sent += 1
                 per_tenant[t] += 1
+        if a.urgent_tenant:
+            n = int(a.urgent_rate) + (1 if rng.random() < a.urgent_rate - int(a.urgent_rate) else 0)
+            for _ in range(n):
+                lines.append(json.dumps({"tenant_id": a.urgent_tenant, "type": a.urgent_type,
+                                         "priority": "high", "payload": {"n": sent}}))
+                sent += 1
+                per_tenant[a.urgent_tenant] += 1
         r = subprocess.run([a.jobq, "--queue", a.queue, "enqueue", "--stdin"],
                            input="\n".join(lines) + "\n", text=True,
                            capture_output=True)
@@ -54,7 +68,7 @@ def main():
             print("load: enqueue failed: %s" % r.stderr.strip(), file=sys.stderr)
             return 1
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
-    print("load: enqueued %d jobs for %d tenants" % (sent, len(a.tenants)))
+    print("load: enqueued %d jobs for %d tenants" % (sent, len(per_tenant)))
     if a.summary:
         with open(a.summary, "w") as f:
             json.dump(per_tenant, f)

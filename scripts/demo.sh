@@ -150,10 +150,11 @@ fi
 
 # --- load ----------------------------------------------------------------
 small=(acme globex initech umbrella hooli stark wayne wonka tyrell cyberdyne)
-log "bigcorp enqueues a massive export; ${#small[@]} small tenants send steady traffic for ${secs}s"
+log "bigcorp enqueues a massive export (and a few urgent high-priority jobs); ${#small[@]} small tenants send steady traffic for ${secs}s"
 jobq enqueue --tenant bigcorp --type export --priority low --count "$flood" >/dev/null
 python3 "$here/demo/load.py" --seconds "$secs" --tenants "${small[@]}" \
-	--jobq "$B/jobq" --queue "$queue" --summary "$out/enqueued.json" >"$out/load.log" 2>&1 &
+	--urgent-tenant bigcorp --jobq "$B/jobq" --queue "$queue" --summary "$out/enqueued.json" \
+	>"$out/load.log" 2>&1 &
 load_pid=$!
 load_pids+=("$load_pid")
 
@@ -183,5 +184,9 @@ python3 "$here/demo/report.py" --job-logs "$out"/jobs-*.log ${otlp_file:+--otlp 
 	--starvation-s "${JOBQ_DEMO_STARVATION_S:-20}" \
 	--enqueued "$out/enqueued.json" --flood-tenant bigcorp --flood "$flood"
 log "logs, job logs and the OTLP export are in $out"
-[ -z "$otlp_file" ] || log "OTLP JSON lines (what the sidecar would send to a collector): $otlp_file"
+if [ -n "$otlp_file" ]; then
+	log "OTLP JSON lines (what the sidecar would send to a collector): $otlp_file"
+else
+	log "metrics and spans were exported to the collector at $OTEL_EXPORTER_OTLP_ENDPOINT"
+fi
 log "Prometheus text was served at http://127.0.0.1:$prom_port/metrics while the demo ran"
