@@ -398,9 +398,16 @@ static void export_all(struct sidecar *sc, bool with_metrics)
 		random_bytes(ids, sizeof(ids));
 		check = sc_starvation_span(&a, sc->store, sc->o.starvation_threshold_s * 1000.0, t0, now_ns(),
 					   ids, ids + 16);
+	}
+	/* Spans before freeing anything: a disconnected agent's last spans
+	 * still need its resource (identity from its Hello). */
+	export_traces(sc, check ? &check : NULL, check ? 1 : 0, &a);
+	if (with_metrics) {
+		/* Its last metrics and spans are out: now it may go. The span
+		 * buffer is empty here, so no pending span refers to a freed
+		 * slot (which a new agent could reuse). */
 		sc_store_after_export(sc->store);
 	}
-	export_traces(sc, check ? &check : NULL, check ? 1 : 0, &a);
 	sc_arena_free(&a);
 	if (with_metrics) {
 		/* The build's memory is free again: return it, and do not keep a

@@ -172,6 +172,28 @@ def test_spans_kinds_links_status_and_messaging_attributes():
     sc.stop()
 
 
+def test_disconnected_agent_last_spans_keep_its_resource():
+    # Spans wait for the batch delay (5 s) but the metrics export (300 ms)
+    # comes first: the agent, gone by then, must still own its spans.
+    peer = Peer('lastspans')
+    sc = Sidecar('lastspans', peer=peer, interval_ms=300, env={'OTEL_BSP_SCHEDULE_DELAY': '5000'})
+    sc.agent('--agent-id', 'short-lived', '--spans', 1)  # sends, then disconnects at once
+
+    def agent_spans():
+        return [(ra, s) for ra, s in spans_of(peer.records('/v1/traces')) if s['name'].startswith('job.')]
+    wait_until(lambda: len(agent_spans()) >= 2, 15, 'the agent spans')
+    eq(len(agent_spans()), 2, 'agent spans exported once each')
+    for ra, s in agent_spans():
+        eq(ra.get('jobq.agent.id'), 'short-lived', '%s resource: the agent identity' % s['name'])
+        eq(ra.get('host.name'), 'fake-host', '%s resource host.name' % s['name'])
+        check('process.executable.name' not in ra,
+              '%s exported under the sidecar resource: %r' % (s['name'], ra))
+    # Its metrics went out once more, under its resource too.
+    m = metric(peer.records('/v1/metrics'), 'jobs.enqueued', agent_id='short-lived')
+    check(m is not None, 'the disconnected agent\'s final metrics were exported')
+    sc.stop()
+
+
 def test_starvation_check_span_and_event():
     peer = Peer('starve')
     sc = Sidecar('starve', peer=peer, args=['--starvation-threshold-s', '300'])
@@ -359,6 +381,7 @@ if __name__ == '__main__':
     run_tests([
         test_metrics_protobuf_exact_values,
         test_spans_kinds_links_status_and_messaging_attributes,
+        test_disconnected_agent_last_spans_keep_its_resource,
         test_starvation_check_span_and_event,
         test_json_and_gzip_paths_decode_to_the_same_values,
         test_explicit_bucket_histogram_view,
