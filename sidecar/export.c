@@ -338,6 +338,8 @@ static void *run(void *arg)
 		}
 		int64_t deadline = sc_now_mono_ms() + cfg->timeout_ms;
 		bool keep = false;
+		/* When kept: the earliest time to send it again (monotonic). */
+		int64_t not_before = 0;
 		for (int attempt = 1;; attempt++) {
 			if (atomic_load(&e->stopping) && atomic_load(&e->stop_deadline_ms) < deadline)
 				deadline = atomic_load(&e->stop_deadline_ms);
@@ -383,12 +385,19 @@ static void *run(void *arg)
 				break;
 			}
 			if (d.outcome == SC_OUTCOME_GIVE_UP) {
+				/* Not before the delay the policy chose (a server's
+				 * Retry-After may reach past this export's deadline),
+				 * and at least the usual pause between rounds. */
+				int64_t wait = d.delay_ms > e->policy.initial_backoff_ms ? d.delay_ms
+											: e->policy.initial_backoff_ms;
+				not_before = sc_now_mono_ms() + wait;
 				if (status)
-					e->log("%s export to %s: HTTP %ld after %d attempts; keeping the request queued",
-					       sig, cfg->url, status, attempt);
+					e->log("%s export to %s: HTTP %ld after %d attempts; keeping the request queued, next attempt in %lld ms%s",
+					       sig, cfg->url, status, attempt, (long long)wait,
+					       d.server_delay ? " (Retry-After)" : "");
 				else
-					e->log("%s export to %s: %s after %d attempts; keeping the request queued",
-					       sig, cfg->url, errbuf, attempt);
+					e->log("%s export to %s: %s after %d attempts; keeping the request queued, next attempt in %lld ms",
+					       sig, cfg->url, errbuf, attempt, (long long)wait);
 				keep = true;
 				break;
 			}
@@ -397,8 +406,13 @@ static void *run(void *arg)
 		}
 		sc_queue_done(e->q, req, keep);
 		if (keep) {
-			/* The collector is away: wait a little before the next round. */
-			nap(e, e->policy.initial_backoff_ms);
+			/* The collector is away or asked us to wait: the request is
+			 * at the front of the queue again (evictable if the queue
+			 * fills) and nothing is sent before not_before. A stop
+			 * whose deadline comes first ends the wait. */
+			if (!not_before)
+				not_before = sc_now_mono_ms() + e->policy.initial_backoff_ms;
+			nap(e, not_before - sc_now_mono_ms());
 		}
 	}
 	sc_queue_drain_dropped(e->q, SC_DROP_SHUTDOWN);
