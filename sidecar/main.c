@@ -468,6 +468,7 @@ static int run(struct sidecar *sc)
 			sc_server_handle(&sc->srv, fds + 1, nsrv);
 		}
 		now = sc_now_mono_ms();
+		sc_server_report_drops(&sc->srv, now);
 		sc_prom_handle(&sc->prom, fds + 1 + nsrv, rc > 0 ? nprom : 0, sc->store, &sc->st, now);
 
 		if (now >= next_metrics) {
@@ -519,6 +520,7 @@ int main(int argc, char **argv)
 		logmsg("out of memory");
 		return 1;
 	}
+	sc.store->st = &sc.st; /* points it refuses are counted as metrics drops */
 	sc.srv.store = sc.store;
 	sc.srv.spans = &sc.spans;
 	sc.srv.st = &sc.st;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "proto/jobq_agent.pb-c.h"
+#include "sidecar/stats.h"
 
 #define SC_MAX_AGENTS 64
 #define SC_MAX_METRICS 32
@@ -102,9 +103,14 @@ struct sc_store {
 	size_t cardinality_limit;
 	struct sc_series **table;
 	size_t table_size, nseries_total;
-	/* Things the store refused, for self-metrics. */
+	/* Points the store refused. Each is also counted in st (when set) as
+	 * a metrics drop with reason invalid or metric_limit, so it reaches the
+	 * self-metrics and /metrics; last_drop says why the latest one went
+	 * (for a rate-limited log line). */
 	uint64_t dropped_points_metric_limit;
 	uint64_t dropped_points_invalid;
+	char last_drop[256];
+	struct sc_stats *st;
 	uint64_t folded_points; /* values routed into an overflow series */
 };
 

@@ -11,6 +11,7 @@
  *                                                       tenants in --starving, else 1000
  *   histogram jobs.wait_time{tenant,type}  scale 3, zero_count 1 (threshold 0),
  *             offset 10+t, buckets [s+1, 2, 3], sum 100*(s+1), min 0, max 40
+ *             --bad-hist-count: count is one more than zero_count + sum(buckets)
  *   loss      ringbuf_full = 7
  *   spans     per snapshot, --spans pairs: job.enqueue (PRODUCER) and
  *             job.process (CONSUMER, parent-less, linked to the enqueue),
@@ -37,7 +38,7 @@ struct opt {
 	const char *socket, *agent_id, *starving;
 	uint64_t start_ns;
 	int tenants, types, snapshots, interval_ms, spans, version, hold_ms;
-	int bad_utf8, overflow_key, raw_garbage, huge_frame, no_hello;
+	int bad_utf8, overflow_key, raw_garbage, huge_frame, no_hello, bad_hist_count;
 	double starving_ms;
 };
 
@@ -178,7 +179,7 @@ static Jobq__Agent__MetricSnapshot *snapshot(const struct opt *o, int s)
 			h->bucket_counts[0] = (uint64_t)s + 1;
 			h->bucket_counts[1] = 2;
 			h->bucket_counts[2] = 3;
-			h->count = 1 + (uint64_t)s + 1 + 2 + 3;
+			h->count = 1 + (uint64_t)s + 1 + 2 + 3 + (o->bad_hist_count ? 1 : 0);
 			h->sum = 100.0 * (s + 1);
 			h->min = 0;
 			h->max = 40;
@@ -313,7 +314,8 @@ int main(int argc, char **argv)
 		{ "interval-ms", 1, 0, 'i' }, { "spans", 1, 0, 'p' }, { "version", 1, 0, 'v' },
 		{ "hold-ms", 1, 0, 'H' }, { "bad-utf8", 0, 0, 'u' }, { "overflow-key", 0, 0, 'o' },
 		{ "starving", 1, 0, 'x' }, { "starving-ms", 1, 0, 'X' }, { "garbage", 0, 0, 'g' },
-		{ "huge-frame", 0, 0, 'G' }, { "no-hello", 0, 0, 'N' }, { 0, 0, 0, 0 },
+		{ "huge-frame", 0, 0, 'G' }, { "no-hello", 0, 0, 'N' }, { "bad-hist-count", 0, 0, 'B' },
+		{ 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -335,6 +337,7 @@ int main(int argc, char **argv)
 		case 'g': o.raw_garbage = 1; break;
 		case 'G': o.huge_frame = 1; break;
 		case 'N': o.no_hello = 1; break;
+		case 'B': o.bad_hist_count = 1; break;
 		default: fprintf(stderr, "fake_agent: bad option\n"); return 2;
 		}
 	}

@@ -278,6 +278,72 @@ static void test_prometheus_text(void **st)
 	sc_store_free(s);
 }
 
+/* Value of the self-metric point name{signal, reason} in a request, or -1. */
+static int64_t self_point(const sc_metrics_req *r, const char *name, const char *signal, const char *reason)
+{
+	const Metric *m = find_metric(r, name);
+	if (!m)
+		return -1;
+	for (size_t i = 0; i < m->sum->n_data_points; i++) {
+		const Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p = m->sum->data_points[i];
+		int ok = 0;
+		for (size_t j = 0; j < p->n_attributes; j++) {
+			const char *k = p->attributes[j]->key, *v = p->attributes[j]->value->string_value;
+			ok += !strcmp(k, "signal") && !strcmp(v, signal);
+			ok += reason && !strcmp(k, "reason") && !strcmp(v, reason);
+		}
+		if (ok == (reason ? 2 : 1))
+			return p->as_int;
+	}
+	return -1;
+}
+
+static void test_store_drops_are_self_metrics_in_otlp_and_prometheus(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	struct sc_stats stats = { 0 };
+	s->st = &stats;
+	/* An invalid histogram and a counter sent under a gauge's name. */
+	Jobq__Agent__SeriesKey k = JOBQ__AGENT__SERIES_KEY__INIT;
+	uint64_t b[] = { 1 };
+	Jobq__Agent__ExpHistogram w = JOBQ__AGENT__EXP_HISTOGRAM__INIT, *wp = &w;
+	w.name = "jobs.duration";
+	w.key = &k;
+	w.bucket_counts = b;
+	w.n_bucket_counts = 1;
+	w.count = 5;
+	Jobq__Agent__Counter c = JOBQ__AGENT__COUNTER__INIT, *cp = &c;
+	c.name = "jobs.queue_depth";
+	c.key = &k;
+	Jobq__Agent__MetricSnapshot m = JOBQ__AGENT__METRIC_SNAPSHOT__INIT;
+	m.histograms = &wp;
+	m.n_histograms = 1;
+	m.counters = &cp;
+	m.n_counters = 1;
+	assert_int_equal(sc_store_apply(s, 0, &m), 0);
+	atomic_store(&stats.dropped[SC_SIGNAL_METRICS][SC_DROP_METRIC_LIMIT], 3);
+
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	size_t np;
+	struct sc_metrics_cursor cur = { 0 };
+	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, &stats, 2000, 0, &cur, &np);
+	assert_non_null(req);
+	assert_int_equal(self_point(req, "jobq.sidecar.dropped.points", "metrics", "invalid"), 2);
+	assert_int_equal(self_point(req, "jobq.sidecar.dropped.points", "metrics", "metric_limit"), 3);
+	sc_arena_free(&a);
+
+	struct sc_buf out;
+	sc_buf_init(&out, 0);
+	assert_int_equal(sc_prom_render(s, &stats, &out), 0);
+	sc_buf_append(&out, "", 1);
+	assert_non_null(strstr((const char *)out.data, "jobq_sidecar_dropped_total{signal=\"metrics\",reason=\"invalid\"} 2\n"));
+	assert_non_null(strstr((const char *)out.data, "jobq_sidecar_dropped_total{signal=\"metrics\",reason=\"metric_limit\"} 3\n"));
+	sc_buf_free(&out);
+	sc_store_free(s);
+}
+
 static void test_delta_counters_subtract_previous_export(void **st)
 {
 	(void)st;
@@ -414,6 +480,7 @@ int main(void)
 		cmocka_unit_test(test_json_ids_hex_strings_escaped),
 		cmocka_unit_test(test_starvation_lists_sorted_unique_tenants),
 		cmocka_unit_test(test_prometheus_text),
+		cmocka_unit_test(test_store_drops_are_self_metrics_in_otlp_and_prometheus),
 		cmocka_unit_test(test_delta_counters_subtract_previous_export),
 		cmocka_unit_test(test_requests_are_split_at_max_points),
 		cmocka_unit_test(test_response_parsing),

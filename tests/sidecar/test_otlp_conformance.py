@@ -6,6 +6,7 @@ explicit histograms, delta temporality, restarts, cardinality overflow,
 UTF-8 repair, starvation check, env-var precedence and the file output."""
 import json
 import os
+import re
 import time
 
 from harness import (Peer, Sidecar, attrs, check, eq, metrics_of, run_tests, spans_of,
@@ -315,6 +316,43 @@ def test_cardinality_limit_folds_into_one_overflow_series():
     sc.stop()
 
 
+def self_point(recs, name, **labels):
+    """Value of the sidecar self-metric point name{labels} in the last request that has it."""
+    val = None
+    for ra, _, m in metrics_of(recs):
+        if m['name'] != name:
+            continue
+        for p in points(m)[2]:
+            a = attrs(p['attributes'])
+            if all(a.get(k) == v for k, v in labels.items()):
+                val = int(p['asInt'])
+    return val
+
+
+def test_invalid_histograms_are_dropped_counted_and_logged():
+    peer = Peer('badhist')
+    sc = Sidecar('badhist', peer=peer)
+    # 2 snapshots x 4 histograms whose count is zero_count + sum(buckets) + 1.
+    sc.agent('--tenants', 2, '--types', 2, '--snapshots', 2, '--interval-ms', 100, '--bad-hist-count',
+             '--hold-ms', 400)
+    want = 2 * 4
+    wait_until(lambda: self_point(peer.records('/v1/metrics'), 'jobq.sidecar.dropped.points',
+                                  signal='metrics', reason='invalid') == want, 15,
+               'jobq.sidecar.dropped.points{reason=invalid} = %d in OTLP' % want)
+    eq(sc.prom_value('jobq_sidecar_dropped_total', signal='metrics', reason='invalid'), float(want),
+       '/metrics jobq_sidecar_dropped_total{reason="invalid"}')
+    eq(self_point(peer.records('/v1/metrics'), 'jobq.sidecar.dropped.points', signal='metrics',
+                  reason='metric_limit'), 0, 'metric_limit drops')
+    check(metric(peer.records('/v1/metrics'), 'jobs.wait_time') is None, 'an invalid histogram was exported')
+    check(metric(peer.records('/v1/metrics'), 'jobs.enqueued') is not None, 'the valid points still flow')
+    sc.stop()
+    lines = [l for l in sc.logtext().splitlines() if 'agent metric points since the last report' in l]
+    eq(len(lines), 1, 'log lines about the drops within 10 s (rate-limited to one)')
+    # Snapshot 0 (count 8 for 7) or, if both came in one read, snapshot 1 (9 for 8).
+    check(re.search(r'agent fake-agent: jobs\.wait_time: count (8|9) != zero_count \+ sum\(bucket_counts\) = (7|8)$',
+                    lines[0]), 'the reason is logged: ' + lines[0])
+
+
 def test_invalid_utf8_is_repaired_in_protobuf_and_json():
     for proto in ('http/protobuf', 'http/json'):
         tag = proto.replace('/', '_')
@@ -388,6 +426,7 @@ if __name__ == '__main__':
         test_delta_temporality_is_contiguous_and_sums_to_the_cumulative,
         test_restarted_agent_starts_new_series,
         test_cardinality_limit_folds_into_one_overflow_series,
+        test_invalid_histograms_are_dropped_counted_and_logged,
         test_invalid_utf8_is_repaired_in_protobuf_and_json,
         test_env_precedence_per_signal_over_generic,
         test_otlp_file_output_json_lines,
