@@ -114,6 +114,21 @@ def test_partial_success_is_counted_not_retried():
         check('partial success, 3 rejected: three refused' in sc.logtext(), 'partial success logged')
 
 
+def test_zero_timeouts_warn_and_use_the_defaults():
+    # A 0 ms timeout used to be accepted and then nothing was ever sent.
+    peer = Peer('timeout0')
+    sc = Sidecar('timeout0', peer=peer, interval_ms=300,
+                 env={'OTEL_EXPORTER_OTLP_TIMEOUT': '0', 'OTEL_METRIC_EXPORT_TIMEOUT': '0'})
+    sc.agent('--tenants', 1, '--types', 1, '--spans', 1, '--hold-ms', 300)
+    wait_until(lambda: peer.records(M) and peer.records('/v1/traces'), 15, 'metrics and traces delivered')
+    sc.stop()
+    log = sc.logtext()
+    check('OTEL_EXPORTER_OTLP_TIMEOUT="0" is not a positive integer of milliseconds; using 10000' in log,
+          'warning for OTEL_EXPORTER_OTLP_TIMEOUT=0: ' + log[-800:])
+    check('OTEL_METRIC_EXPORT_TIMEOUT="0" is not a positive integer of milliseconds; using 30000' in log,
+          'warning for OTEL_METRIC_EXPORT_TIMEOUT=0: ' + log[-800:])
+
+
 def test_closed_connection_is_retried_with_backoff():
     peer = Peer('closed', script={M: [{'close': True}]})
     sc = Sidecar('closed', peer=peer, interval_ms=5000)
@@ -142,6 +157,7 @@ if __name__ == '__main__':
         test_429_retry_after_http_date_is_honoured,
         test_400_is_not_retried_and_is_counted,
         test_partial_success_is_counted_not_retried,
+        test_zero_timeouts_warn_and_use_the_defaults,
         test_closed_connection_is_retried_with_backoff,
         test_slow_response_times_out_and_request_is_kept,
     ])
