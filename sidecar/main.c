@@ -255,6 +255,7 @@ struct sidecar {
 	struct sc_queue q[SC_SIGNAL_COUNT];
 	struct sc_exporter ex[SC_SIGNAL_COUNT];
 	bool http; /* OTLP/HTTP export running */
+	int64_t stop_at_ms; /* shutdown deadline (monotonic), set at SIGTERM/SIGINT */
 	int file_fd;
 	struct sc_buf json;
 };
@@ -461,7 +462,9 @@ static int run(struct sidecar *sc)
 			if (fds[0].revents) {
 				struct signalfd_siginfo si;
 				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-					logmsg("signal %u: flushing and exiting", si.ssi_signo);
+					logmsg("signal %u: flushing and exiting within %ld ms", si.ssi_signo,
+					       sc->o.shutdown_timeout_ms);
+					sc->stop_at_ms = sc_now_mono_ms() + sc->o.shutdown_timeout_ms;
 					stop = true;
 				}
 			}
@@ -587,7 +590,10 @@ int main(int argc, char **argv)
 
 cleanup:
 	if (sc.http) {
-		int64_t deadline = sc_now_mono_ms() + sc.o.shutdown_timeout_ms;
+		/* The bound runs from the signal (the final flush is inside it). */
+		int64_t deadline = sc.stop_at_ms ? sc.stop_at_ms : sc_now_mono_ms() + sc.o.shutdown_timeout_ms;
+		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
+			sc_exporter_signal_stop(&sc.ex[sig], deadline);
 		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
 			sc_exporter_stop(&sc.ex[sig], deadline);
 		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++) {
