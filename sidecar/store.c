@@ -135,7 +135,7 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 		if (a->start_ns == h->agent_start_unix_ns && !strcmp(a->agent_id, h->agent_id ? h->agent_id : "")) {
 			/* Same agent process reconnecting: keep its series. Compare on
 			 * the raw id; ours is the repaired copy, equal for valid text. */
-			a->connected = true;
+			a->nconn++;
 			return i;
 		}
 	}
@@ -151,7 +151,7 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 		return -1;
 	}
 	a->used = true;
-	a->connected = true;
+	a->nconn = 1;
 	a->pid = h->agent_pid;
 	a->start_ns = h->agent_start_unix_ns;
 	return free_slot;
@@ -159,15 +159,15 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 
 void sc_store_disconnected(struct sc_store *s, int slot)
 {
-	if (slot >= 0 && slot < SC_MAX_AGENTS && s->agents[slot].used)
-		s->agents[slot].connected = false;
+	if (slot >= 0 && slot < SC_MAX_AGENTS && s->agents[slot].used && s->agents[slot].nconn > 0)
+		s->agents[slot].nconn--;
 }
 
 void sc_store_after_export(struct sc_store *s)
 {
 	for (int i = 0; i < SC_MAX_AGENTS; i++) {
 		struct sc_agent *a = &s->agents[i];
-		if (a->used && !a->connected)
+		if (a->used && a->nconn == 0)
 			agent_clear(s, a); /* its last values went out in this export */
 	}
 }

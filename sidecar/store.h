@@ -82,7 +82,11 @@ struct sc_metric {
 };
 
 struct sc_agent {
-	bool used, connected;
+	bool used;
+	/* Connections that sent this agent's Hello and are still open: a
+	 * reconnecting agent may say Hello on its new connection before the
+	 * old one's EOF is read, so a flag would free a live agent. */
+	int nconn;
 	char *agent_id, *host_name, *target, *version;
 	uint32_t pid;
 	uint64_t start_ns;
@@ -120,6 +124,7 @@ void sc_store_free(struct sc_store *s);
 /* Registers (or finds again) the agent of a Hello; returns its slot, or -1
  * if SC_MAX_AGENTS agents are already known. */
 int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h);
+/* One connection of this agent closed (one call per successful Hello). */
 void sc_store_disconnected(struct sc_store *s, int slot);
 /* Applies one complete snapshot; returns 0 or -1 on out of memory. */
 int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *m);
@@ -133,7 +138,8 @@ int sc_store_apply_histogram(struct sc_store *s, int slot, const Jobq__Agent__Ex
 			     uint64_t now);
 int sc_store_apply_loss(struct sc_store *s, int slot, const Jobq__Agent__Loss *l);
 void sc_store_span_losses(struct sc_store *s, int slot, uint64_t cumulative_dropped);
-/* Called after each export: frees agents that have been gone for one. */
+/* Called after each export: frees agents without an open connection (their
+ * last values went out in that export). */
 void sc_store_after_export(struct sc_store *s);
 
 /* Find a metric index by name, -1 if unknown. */

@@ -101,6 +101,30 @@ static void test_same_agent_reconnect_keeps_series_restart_does_not(void **st)
 	sc_store_free(s);
 }
 
+static void test_reconnect_before_the_old_connection_closes_keeps_the_agent(void **st)
+{
+	(void)st;
+	struct sc_store *s = sc_store_new(10);
+	Jobq__Agent__Hello h = hello("a", 100);
+	int a = sc_store_hello(s, &h);
+	const char *t[] = { "acme" };
+	apply_counters(s, a, t, (uint64_t[]){ 3 }, 1, 1);
+	/* The new connection's Hello comes before the old one's EOF. */
+	assert_int_equal(sc_store_hello(s, &h), a);
+	sc_store_disconnected(s, a); /* the old connection closes */
+	sc_store_after_export(s);
+	assert_true(s->agents[a].used);
+	assert_non_null(find(s, a, "acme"));
+	apply_counters(s, a, t, (uint64_t[]){ 4 }, 1, 2);
+	assert_int_equal(find(s, a, "acme")->cur.counter, 4);
+	/* The last connection goes: exported once more, then freed. */
+	sc_store_disconnected(s, a);
+	sc_store_disconnected(s, a); /* a stray extra call does not underflow */
+	sc_store_after_export(s);
+	assert_false(s->agents[a].used);
+	sc_store_free(s);
+}
+
 static void test_cardinality_limit_folds_into_overflow(void **st)
 {
 	(void)st;
@@ -310,6 +334,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counter_values_and_times),
 		cmocka_unit_test(test_same_agent_reconnect_keeps_series_restart_does_not),
+		cmocka_unit_test(test_reconnect_before_the_old_connection_closes_keeps_the_agent),
 		cmocka_unit_test(test_cardinality_limit_folds_into_overflow),
 		cmocka_unit_test(test_invalid_utf8_key_is_repaired),
 		cmocka_unit_test(test_histogram_count_identity_enforced),
