@@ -506,6 +506,7 @@ int main(int argc, char **argv)
 	if (gethostname(sc.id.host_name, sizeof(sc.id.host_name) - 1))
 		snprintf(sc.id.host_name, sizeof(sc.id.host_name), "unknown");
 	sc.st.start_ns = now_ns();
+	sc.id.start_ns = sc.st.start_ns;
 	sc_buf_init(&sc.json, SC_MAX_REQUEST + 1);
 	sc_spanbuf_init(&sc.spans, sc.o.span_queue);
 

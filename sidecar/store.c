@@ -439,7 +439,7 @@ static int32_t shr_floor(int32_t v, int by)
 }
 
 /* Downscale by `by` steps: bucket i becomes bucket floor(i / 2^by). */
-static void hist_downscale(struct sc_hist *h, int by)
+void sc_hist_downscale(struct sc_hist *h, int by)
 {
 	if (by <= 0)
 		return;
@@ -470,8 +470,8 @@ int sc_hist_merge(struct sc_hist *dst, const struct sc_hist *src)
 	if (sc_hist_copy(&s2, src))
 		return -1;
 	int scale = dst->scale < s2.scale ? dst->scale : s2.scale;
-	hist_downscale(dst, dst->scale - scale);
-	hist_downscale(&s2, s2.scale - scale);
+	sc_hist_downscale(dst, dst->scale - scale);
+	sc_hist_downscale(&s2, s2.scale - scale);
 	/* Keep the union of both ranges within SC_MAX_BUCKETS. */
 	for (;;) {
 		int32_t lo = dst->offset, hi = dst->offset + (int32_t)dst->nbuckets - 1;
@@ -502,8 +502,8 @@ int sc_hist_merge(struct sc_hist *dst, const struct sc_hist *src)
 			dst->offset = n ? lo : dst->offset;
 			break;
 		}
-		hist_downscale(dst, 1);
-		hist_downscale(&s2, 1);
+		sc_hist_downscale(dst, 1);
+		sc_hist_downscale(&s2, 1);
 	}
 	if (s2.count) {
 		dst->min = dst->count ? fmin(dst->min, s2.min) : s2.min;
@@ -574,7 +574,7 @@ static int hist_from_wire(struct sc_hist *h, const Jobq__Agent__ExpHistogram *w,
 		int by = 0;
 		while ((h->nbuckets + (1u << by) - 1) >> by > SC_MAX_BUCKETS - 1)
 			by++;
-		hist_downscale(h, by);
+		sc_hist_downscale(h, by);
 	}
 	return 0;
 }

@@ -149,5 +149,8 @@ int sc_store_metric(const struct sc_store *s, const char *name);
 int sc_hist_merge(struct sc_hist *dst, const struct sc_hist *src);
 void sc_hist_free(struct sc_hist *h);
 int sc_hist_copy(struct sc_hist *dst, const struct sc_hist *src);
+/* Lowers h's scale by `by` (>= 0) steps, in place: bucket i becomes bucket
+ * floor(i / 2^by). h must hold at most 2 * SC_MAX_BUCKETS buckets. */
+void sc_hist_downscale(struct sc_hist *h, int by);
 
 #endif

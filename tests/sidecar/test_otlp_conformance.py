@@ -257,10 +257,21 @@ def test_explicit_bucket_histogram_view():
     sc.stop()
 
 
+def delta_points(recs, name='jobs.enqueued'):
+    seq = []
+    for ra, _, m in metrics_of(recs):
+        if m['name'] == name:
+            kind, data, dps = points(m)
+            eq(data.get('aggregationTemporality'), 1, '%s temporality DELTA' % name)
+            seq += dps
+    return seq
+
+
 def test_delta_temporality_is_contiguous_and_sums_to_the_cumulative():
     peer = Peer('delta')
     sc = Sidecar('delta', peer=peer, env={'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE': 'delta'})
-    sc.agent('--start-ns', START, '--tenants', 1, '--types', 1, '--snapshots', 3, '--interval-ms', 500,
+    start = time.time_ns()  # an agent (and series) started after the sidecar
+    sc.agent('--start-ns', start, '--tenants', 1, '--types', 1, '--snapshots', 3, '--interval-ms', 500,
              '--hold-ms', 700)
     time.sleep(0.5)
     seq = []
@@ -274,10 +285,36 @@ def test_delta_temporality_is_contiguous_and_sums_to_the_cumulative():
         if m['name'] == 'jobs.wait_time':
             eq(points(m)[1].get('aggregationTemporality'), 1, 'histogram temporality DELTA')
     check(len(seq) >= 3, 'expected >= 3 delta points, got %d' % len(seq))
-    eq(seq[0]['startTimeUnixNano'], str(START), 'first delta starts at the series start')
+    eq(seq[0]['startTimeUnixNano'], str(start), 'first delta starts at the series start')
     for a, b in zip(seq, seq[1:]):
         eq(b['startTimeUnixNano'], a['timeUnixNano'], 'delta intervals are contiguous')
     eq(sum(int(p.get('asInt', 0)) for p in seq), 3 * 10, 'deltas sum to the final cumulative value')
+    sc.stop()
+
+
+def test_delta_after_a_sidecar_restart_does_not_re_report_the_past():
+    # Series that started before this sidecar (as after a sidecar restart):
+    # what was counted until the first observation was (in part) exported by
+    # the previous sidecar. That observation is only the baseline.
+    peer = Peer('delta-restart')
+    sc = Sidecar('delta-restart', peer=peer, env={'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE': 'delta'})
+    r = sc.agent('--start-ns', START, '--tenants', 1, '--types', 1, '--snapshots', 3, '--interval-ms', 500,
+                 '--hold-ms', 700)
+    times = snapshot_times(r.stdout)
+    time.sleep(0.5)
+    seq = delta_points(peer.records('/v1/metrics'))
+    check(len(seq) >= 2, 'expected >= 2 delta points, got %d' % len(seq))
+    check(all(p['startTimeUnixNano'] != str(START) for p in seq),
+          'a delta point re-reports everything since the series start: %r' % seq[0])
+    first = int(seq[0]['startTimeUnixNano'])
+    check(first in times[:2], 'the first delta starts at an observed snapshot (%d not in %r)' % (first, times))
+    baseline = 10 * (times.index(first) + 1)
+    for a, b in zip(seq, seq[1:]):
+        eq(b['startTimeUnixNano'], a['timeUnixNano'], 'delta intervals are contiguous')
+    eq(sum(int(p.get('asInt', 0)) for p in seq), 30 - baseline, 'deltas sum to the growth after the baseline')
+    hs = delta_points(peer.records('/v1/metrics'), 'jobs.wait_time')
+    check(all(p['startTimeUnixNano'] != str(START) for p in hs), 'a histogram delta re-reports the past')
+    eq(sum(int(p.get('count', 0)) for p in hs), 9 - (7 + times.index(first)), 'histogram deltas after the baseline')
     sc.stop()
 
 
@@ -424,6 +461,7 @@ if __name__ == '__main__':
         test_json_and_gzip_paths_decode_to_the_same_values,
         test_explicit_bucket_histogram_view,
         test_delta_temporality_is_contiguous_and_sums_to_the_cumulative,
+        test_delta_after_a_sidecar_restart_does_not_re_report_the_past,
         test_restarted_agent_starts_new_series,
         test_cardinality_limit_folds_into_one_overflow_series,
         test_invalid_histograms_are_dropped_counted_and_logged,
