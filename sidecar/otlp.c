@@ -561,7 +561,7 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi, struct sc
 
 /* A cumulative monotonic Sum with one point per (label value) -- used for
  * the self-metrics and the agents' loss counters. */
-static Metric *simple_sum(struct mb *b, const char *name, const char *desc, const char *label,
+static Metric *simple_sum(struct mb *b, const char *name, const char *unit, const char *desc, const char *label,
 			  const char *const *values, const uint64_t *counts, size_t n,
 			  const char *label2, const char *value2, uint64_t start, bool monotonic)
 {
@@ -571,7 +571,7 @@ static Metric *simple_sum(struct mb *b, const char *name, const char *desc, cons
 	if (!mt || !sum || !dps)
 		return NULL;
 	mt->name = (char *)name;
-	mt->unit = "1";
+	mt->unit = (char *)unit;
 	mt->description = (char *)desc;
 	for (size_t i = 0; i < n; i++) {
 		NumberDP *p = NEW(b->a, NumberDP, OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__INIT);
@@ -623,7 +623,7 @@ static ResourceMetrics *rm_new(struct mb *b, const struct sc_agent *ag, size_t n
 static ResourceMetrics *self_metrics(struct mb *b, const struct sc_stats *st)
 {
 	Metric **ms;
-	ResourceMetrics *rm = rm_new(b, NULL, 4 * SC_SIGNAL_COUNT, &ms);
+	ResourceMetrics *rm = rm_new(b, NULL, 5 * SC_SIGNAL_COUNT, &ms);
 	if (!rm)
 		return NULL;
 	ScopeMetrics *sm = rm->scope_metrics[0];
@@ -633,19 +633,23 @@ static ResourceMetrics *self_metrics(struct mb *b, const struct sc_stats *st)
 		uint64_t exp = atomic_load(&st->exported[sig]);
 		uint64_t ret = atomic_load(&st->retries[sig]);
 		uint64_t qb = atomic_load(&st->queue_bytes[sig]);
+		uint64_t ql = atomic_load(&st->queue_limit[sig]);
 		uint64_t drops[SC_DROP_COUNT];
 		for (int r = 0; r < SC_DROP_COUNT; r++)
 			drops[r] = atomic_load(&st->dropped[sig][r]);
 		if (!(ms[k++] = simple_sum(b, sig ? "jobq.sidecar.exported.spans" : "jobq.sidecar.exported.points",
-					   "Items the collector accepted", NULL, NULL, &exp, 1, "signal", sn,
+					   "1", "Items the collector accepted", NULL, NULL, &exp, 1, "signal", sn,
 					   st->start_ns, true)) ||
 		    !(ms[k++] = simple_sum(b, sig ? "jobq.sidecar.dropped.spans" : "jobq.sidecar.dropped.points",
-					   "Items given up, by reason", "reason", sc_drop_reason_names, drops,
+					   "1", "Items given up, by reason", "reason", sc_drop_reason_names, drops,
 					   SC_DROP_COUNT, "signal", sn, st->start_ns, true)) ||
-		    !(ms[k++] = simple_sum(b, "jobq.sidecar.retries", "Export attempts retried", NULL, NULL,
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.retries", "1", "Export attempts retried", NULL, NULL,
 					   &ret, 1, "signal", sn, st->start_ns, true)) ||
-		    !(ms[k++] = simple_sum(b, "jobq.sidecar.queue.bytes", "Encoded requests waiting to be sent",
-					   NULL, NULL, &qb, 1, "signal", sn, st->start_ns, false)))
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.queue.bytes", "By", "Encoded requests waiting to be sent",
+					   NULL, NULL, &qb, 1, "signal", sn, st->start_ns, false)) ||
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.queue.limit", "By",
+					   "Configured bound of the request queue (--queue-bytes)", NULL, NULL, &ql, 1,
+					   "signal", sn, st->start_ns, false)))
 			return NULL;
 	}
 	/* Self-metric names repeat per signal: merge the points of equal names
@@ -720,12 +724,12 @@ sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 			    !(rm = rm_new(&b, ag, (size_t)s->nmetrics + 2, &ms)))
 				return NULL;
 			if (ag->nloss &&
-			    !(ms[k++] = simple_sum(&b, "jobq.agent.lost", "Events the kernel side could not record",
+			    !(ms[k++] = simple_sum(&b, "jobq.agent.lost", "1", "Events the kernel side could not record",
 						   "reason", (const char *const *)ag->loss_reason, ag->loss_count,
 						   (size_t)ag->nloss, NULL, NULL, ag->start_ns, true)))
 				return NULL;
 			if (ag->spans_dropped_by_agent &&
-			    !(ms[k++] = simple_sum(&b, "jobq.agent.spans.dropped", "Spans the agent could not build or send",
+			    !(ms[k++] = simple_sum(&b, "jobq.agent.spans.dropped", "1", "Spans the agent could not build or send",
 						   NULL, NULL, &ag->spans_dropped_by_agent, 1, NULL, NULL,
 						   ag->start_ns, true)))
 				return NULL;

@@ -129,10 +129,18 @@ def test_metrics_protobuf_exact_values():
     eq([(attrs(p['attributes']).get('reason'), p['asInt']) for p in dps], [('ringbuf_full', '7')],
        'kernel losses exported by reason')
 
-    names = {m['name'] for _, _, m in metrics_of(recs[-1:])}
+    selfm = {m['name']: m for _, _, m in metrics_of(recs[-1:])}
     for n in ('jobq.sidecar.exported.points', 'jobq.sidecar.dropped.points', 'jobq.sidecar.retries',
-              'jobq.sidecar.queue.bytes'):
-        check(n in names, 'self-metric %s missing from %s' % (n, sorted(names)))
+              'jobq.sidecar.queue.bytes', 'jobq.sidecar.queue.limit'):
+        check(n in selfm, 'self-metric %s missing from %s' % (n, sorted(selfm)))
+    for n in ('jobq.sidecar.queue.bytes', 'jobq.sidecar.queue.limit'):
+        eq(selfm[n].get('unit'), 'By', '%s unit' % n)
+        eq(points(selfm[n])[1].get('isMonotonic', False), False, '%s is an UpDownCounter' % n)
+    for sig in ('metrics', 'traces'):
+        eq(self_point(recs[-1:], 'jobq.sidecar.queue.limit', signal=sig), 16 << 20,
+           'the configured queue limit (default --queue-bytes) for %s' % sig)
+        eq(sc.prom_value('jobq_sidecar_queue_limit_bytes', signal=sig), float(16 << 20),
+           '/metrics jobq_sidecar_queue_limit_bytes{signal="%s"}' % sig)
     eq(sc.stop(), 0, 'sidecar exit status after SIGTERM')
 
 
