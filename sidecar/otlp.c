@@ -166,6 +166,10 @@ static Resource *resource_new(struct sc_arena *a, const struct sc_identity *id,
 		kvs_add(&l, sc_kv_str(a, "host.name", ag->host_name[0] ? ag->host_name : id->host_name));
 		kvs_add(&l, sc_kv_str(a, "service.instance.id", ag->agent_id));
 		kvs_add(&l, sc_kv_str(a, "jobq.agent.id", ag->agent_id));
+		/* Semantic conventions: the producing process, when known
+		 * (jobq.agent.pid stays for existing queries). */
+		if (ag->pid)
+			kvs_add(&l, sc_kv_int(a, "process.pid", ag->pid));
 		kvs_add(&l, sc_kv_int(a, "jobq.agent.pid", ag->pid));
 		kvs_add(&l, sc_kv_str(a, "jobq.agent.target", ag->target));
 		kvs_add(&l, sc_kv_str(a, "jobq.agent.version", ag->version));

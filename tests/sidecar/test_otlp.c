@@ -137,6 +137,18 @@ static void test_metrics_round_trip_through_protobuf(void **st)
 	assert_int_equal(m->sum->data_points[0]->time_unix_nano, 1700000000000000001ull);
 	assert_int_equal(m->sum->data_points[0]->n_attributes, 3);
 
+	/* The agent's resource: process.pid from its Hello (semconv). */
+	const Opentelemetry__Proto__Resource__V1__Resource *res = back->resource_metrics[0]->resource;
+	int64_t pid = -1, agent_pid = -1;
+	for (size_t i = 0; i < res->n_attributes; i++) {
+		if (!strcmp(res->attributes[i]->key, "process.pid"))
+			pid = res->attributes[i]->value->int_value;
+		if (!strcmp(res->attributes[i]->key, "jobq.agent.pid"))
+			agent_pid = res->attributes[i]->value->int_value;
+	}
+	assert_int_equal(pid, 9);
+	assert_int_equal(agent_pid, 9);
+
 	m = find_metric(back, "jobs.queue_depth");
 	assert_int_equal(m->data_case, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM);
 	assert_false(m->sum->is_monotonic);

@@ -62,6 +62,8 @@ def test_metrics_protobuf_exact_values():
     eq(ra.get('host.name'), 'fake-host', 'host.name from Hello')
     eq(ra.get('jobq.agent.id'), 'fake-agent', 'agent identity')
     eq(ra.get('jobq.agent.pid'), 4242, 'agent pid')
+    eq(ra.get('process.pid'), 4242, 'process.pid (semantic conventions) of the agent')
+    check('process.executable.name' not in ra, 'the sidecar\'s own process attributes on an agent resource')
     eq(ra.get('jobq.agent.target'), 'pid:4242', 'agent target')
     eq(scope.get('name'), 'jobq', 'scope name')
     eq(m.get('unit'), '1', 'jobs.enqueued unit')
@@ -194,6 +196,7 @@ def test_disconnected_agent_last_spans_keep_its_resource():
     eq(len(agent_spans()), 2, 'agent spans exported once each')
     for ra, s in agent_spans():
         eq(ra.get('jobq.agent.id'), 'short-lived', '%s resource: the agent identity' % s['name'])
+        eq(ra.get('process.pid'), 4242, '%s resource process.pid' % s['name'])
         eq(ra.get('host.name'), 'fake-host', '%s resource host.name' % s['name'])
         check('process.executable.name' not in ra,
               '%s exported under the sidecar resource: %r' % (s['name'], ra))
