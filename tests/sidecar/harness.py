@@ -24,6 +24,7 @@ BUILD = os.path.abspath(os.environ.get('BUILD', os.path.join(ROOT, 'build')))
 SIDECAR = os.environ.get('JOBQ_SIDECAR_BIN') or os.path.join(BUILD, 'jobq-sidecar')
 FAKE_AGENT = os.path.join(BUILD, 'tests', 'sidecar', 'fake_agent')
 PEER = os.path.join(ROOT, 'tests', 'sidecar', 'peer', 'peer.js')
+JSON_CHECK = os.path.join(ROOT, 'tests', 'sidecar', 'peer', 'otlp_json_check.js')
 
 _procs = []
 TMP = tempfile.mkdtemp(prefix='jobq-sidecar-test-')
@@ -239,12 +240,27 @@ def attrs(kvs):
     return out
 
 
+def check_raw_json(r):
+    """An OTLP/JSON request must keep the encoding rules that the peer's
+    lenient decoder would forgive (see peer/otlp_json_check.js)."""
+    v = r.get('jsonViolations')
+    check(not v, 'OTLP/JSON rules broken in a %s request: %s' % (r['path'], '; '.join((v or [])[:10])))
+
+
+def otlp_json_file_violations(path):
+    """Rule violations in an OTLP JSON lines file (the file exporter)."""
+    r = subprocess.run(['node', JSON_CHECK, path], capture_output=True, text=True, timeout=60)
+    check(r.returncode in (0, 1), 'otlp_json_check.js failed: %s' % r.stderr)
+    return [l for l in r.stdout.splitlines() if l.strip()]
+
+
 def metrics_of(records):
     """All (resource attrs, metric) pairs in decoded metrics requests."""
     res = []
     for r in records:
         body = r['body']
         check('decodeError' not in body, 'peer could not decode a request: %r' % body)
+        check_raw_json(r)
         for rm in body.get('resourceMetrics', []):
             ra = attrs(rm.get('resource', {}).get('attributes'))
             for sm in rm.get('scopeMetrics', []):
@@ -258,6 +274,7 @@ def spans_of(records):
     for r in records:
         body = r['body']
         check('decodeError' not in body, 'peer could not decode a request: %r' % body)
+        check_raw_json(r)
         for rs in body.get('resourceSpans', []):
             ra = attrs(rs.get('resource', {}).get('attributes'))
             for ss in rs.get('scopeSpans', []):

@@ -8,9 +8,10 @@ import json
 import os
 import re
 import time
+import urllib.request
 
-from harness import (Peer, Sidecar, attrs, check, eq, metrics_of, run_tests, spans_of,
-                     wait_until, TMP)
+from harness import (Peer, Sidecar, attrs, check, eq, metrics_of, otlp_json_file_violations, run_tests,
+                     spans_of, wait_until, TMP)
 
 START = 1700000000123456789  # agent start, ns: every cumulative series starts here
 
@@ -240,6 +241,10 @@ def test_json_and_gzip_paths_decode_to_the_same_values():
     rec = peer.records('/v1/metrics')[-1]
     eq(rec['contentType'], 'application/json', 'content type')
     eq(rec['contentEncoding'], 'gzip', 'content encoding')
+    # The raw bodies keep the OTLP/JSON rules (int64 as strings, integer
+    # enums, hex ids, lowerCamelCase keys), which the decoder would forgive.
+    for r in peer.records():
+        eq(r.get('jsonViolations'), [], 'OTLP/JSON rule violations in a %s request' % r['path'])
     _, _, m = metric(peer.records('/v1/metrics'), 'jobs.enqueued')
     vals = sorted(p['asInt'] for p in points(m)[2])
     eq(vals, ['10', '11', '11', '12'], 'jobs.enqueued values over JSON')
@@ -461,6 +466,43 @@ def test_otlp_file_output_json_lines():
     m = [m for l in lines for rm in l.get('resourceMetrics', []) for sm in rm['scopeMetrics']
          for m in sm['metrics'] if m['name'] == 'jobs.enqueued'][0]
     check('aggregationTemporality' in m['sum'] and 'dataPoints' in m['sum'], 'lowerCamelCase keys')
+    # Every line against the official schema's rules, not just a few fields.
+    eq(otlp_json_file_violations(out), [], 'OTLP/JSON rule violations in the file')
+
+
+def test_raw_json_checker_catches_rule_violations():
+    # The checker behind the two tests above must itself see each kind of
+    # violation, in a file and in an HTTP body at the peer.
+    bad = {'resourceSpans': [{'resource': {'attributes': [{'key': 'n', 'value': {'intValue': 5}}]},
+                              'scopeSpans': [{'spans': [{
+                                  'traceId': 'ESIzRFVmd4iZqrvM3e7/AA==', 'spanId': 'ABABABABABABABAB',
+                                  'kind': 'SPAN_KIND_CONSUMER', 'start_time_unix_nano': '1',
+                                  'endTimeUnixNano': 2, 'name': 'x'}]}]}]}
+    want = ['intValue: 64-bit integer must be a decimal string', 'traceId must be 32 lowercase hex digits',
+            'spanId must be 16 lowercase hex digits', 'enum SpanKind must be an integer',
+            '"start_time_unix_nano" is not a lowerCamelCase field of Span',
+            'endTimeUnixNano: 64-bit integer must be a decimal string']
+    path = os.path.join(TMP, 'bad.jsonl')
+    with open(path, 'w') as f:
+        f.write(json.dumps(bad) + '\n')
+    got = otlp_json_file_violations(path)
+    for w in want:
+        check(any(w in g for g in got), 'the checker misses "%s" in a file: %r' % (w, got))
+    eq(len(got), len(want), 'violations found in the file')
+    peer = Peer('rawjson')
+    req = urllib.request.Request(peer.url + '/v1/traces', data=json.dumps(bad).encode(),
+                                 headers={'Content-Type': 'application/json'})
+    urllib.request.urlopen(req, timeout=10).read()
+    rec = peer.records('/v1/traces')[0]
+    for w in want:
+        check(any(w in g for g in rec['jsonViolations']), 'the peer misses "%s": %r' % (w, rec['jsonViolations']))
+    try:
+        spans_of([rec])
+    except AssertionError as e:
+        check('OTLP/JSON rules broken' in str(e), 'unexpected failure: %s' % e)
+    else:
+        raise AssertionError('spans_of accepted a request that breaks the OTLP/JSON rules')
+    peer.stop()
 
 
 if __name__ == '__main__':
@@ -479,4 +521,5 @@ if __name__ == '__main__':
         test_invalid_utf8_is_repaired_in_protobuf_and_json,
         test_env_precedence_per_signal_over_generic,
         test_otlp_file_output_json_lines,
+        test_raw_json_checker_catches_rule_violations,
     ])
