@@ -31,8 +31,19 @@ TMP = tempfile.mkdtemp(prefix='jobq-sidecar-test-')
 
 
 def skip(why):
+    """The whole program cannot run: say why and exit 77 (skipped)."""
     print('SKIP: ' + why, flush=True)
     sys.exit(77)
+
+
+class Skipped(Exception):
+    pass
+
+
+def skip_test(why):
+    """This test cannot run here. It is reported as SKIP, never as ok, and
+    the program then exits 77 (run-tests.sh: skipped) unless a test failed."""
+    raise Skipped(why)
 
 
 def _cleanup():
@@ -289,14 +300,18 @@ def run_tests(tests):
     if only:
         tests = [t for t in tests if t.__name__ in only]
     need_tools()
-    failed = 0
+    failed, skipped = 0, []
     for t in tests:
         start = time.monotonic()
         try:
             t()
             print('ok    %s (%.1fs)' % (t.__name__, time.monotonic() - start), flush=True)
+        except Skipped as e:
+            skipped.append(t.__name__)
+            print('SKIP  %s: %s' % (t.__name__, e), flush=True)
         except AssertionError as e:
             failed += 1
             print('FAIL  %s: %s' % (t.__name__, e), flush=True)
-    print('%d of %d failed' % (failed, len(tests)))
-    sys.exit(1 if failed else 0)
+    print('%d of %d failed, %d skipped%s' % (failed, len(tests), len(skipped),
+                                            ' (%s)' % ', '.join(skipped) if skipped else ''))
+    sys.exit(1 if failed else 77 if skipped else 0)

@@ -9,7 +9,7 @@ import socket
 import stat
 import subprocess
 
-from harness import FAKE_AGENT, SIDECAR, TMP, Sidecar, check, eq, run_tests, wait_until
+from harness import FAKE_AGENT, SIDECAR, TMP, Sidecar, check, eq, run_tests, skip_test, wait_until
 
 
 def test_socket_mode_is_0660():
@@ -100,8 +100,7 @@ def test_reconnect_before_the_old_connection_closes_keeps_the_agent():
 
 def test_drops_root_before_networking():
     if os.geteuid() != 0:
-        print('  (not root: privilege drop not exercised)')
-        return
+        skip_test('not root: the privilege drop is NOT exercised')
     sc = Sidecar('priv')
     with open('/proc/%d/status' % sc.proc.pid) as f:
         uid = [l.split()[1:] for l in f if l.startswith('Uid:')][0]
