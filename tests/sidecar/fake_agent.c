@@ -16,7 +16,8 @@
  *   spans     per snapshot, --spans pairs: job.enqueue (PRODUCER) and
  *             job.process (CONSUMER, parent-less, linked to the enqueue),
  *             the process span of odd pairs has an error status "boom".
- * Priority of tenant t: high, normal, low for t % 3 = 0, 1, 2.
+ * Priority of tenant t: high, normal, low for t % 3 = 0, 1, 2. Tenant t is
+ * named "tenant-<t>", except tenant 0 with --tenant0 NAME (metrics only).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,7 +36,7 @@
 static const char *prio_name[3] = { "high", "normal", "low" };
 
 struct opt {
-	const char *socket, *agent_id, *starving;
+	const char *socket, *agent_id, *starving, *tenant0;
 	uint64_t start_ns;
 	int tenants, types, snapshots, interval_ms, spans, version, hold_ms;
 	int bad_utf8, overflow_key, raw_garbage, huge_frame, no_hello, bad_hist_count;
@@ -93,8 +94,11 @@ static void *xcalloc(size_t n, size_t sz)
 
 static char *tenant_name(const struct opt *o, int t)
 {
-	char buf[64];
-	snprintf(buf, sizeof(buf), "tenant-%d%s", t, o->bad_utf8 && t == 0 ? "\xff" : "");
+	char buf[256];
+	if (t == 0 && o->tenant0)
+		snprintf(buf, sizeof(buf), "%s", o->tenant0);
+	else
+		snprintf(buf, sizeof(buf), "tenant-%d%s", t, o->bad_utf8 && t == 0 ? "\xff" : "");
 	return xstrdup(buf);
 }
 
@@ -315,7 +319,7 @@ int main(int argc, char **argv)
 		{ "hold-ms", 1, 0, 'H' }, { "bad-utf8", 0, 0, 'u' }, { "overflow-key", 0, 0, 'o' },
 		{ "starving", 1, 0, 'x' }, { "starving-ms", 1, 0, 'X' }, { "garbage", 0, 0, 'g' },
 		{ "huge-frame", 0, 0, 'G' }, { "no-hello", 0, 0, 'N' }, { "bad-hist-count", 0, 0, 'B' },
-		{ 0, 0, 0, 0 },
+		{ "tenant0", 1, 0, 'T' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -338,6 +342,7 @@ int main(int argc, char **argv)
 		case 'G': o.huge_frame = 1; break;
 		case 'N': o.no_hello = 1; break;
 		case 'B': o.bad_hist_count = 1; break;
+		case 'T': o.tenant0 = optarg; break;
 		default: fprintf(stderr, "fake_agent: bad option\n"); return 2;
 		}
 	}
