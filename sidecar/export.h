@@ -10,7 +10,9 @@
  *   2xx          exported; a partial_success's rejected items are counted
  *                (reason partial_success) and its error_message logged;
  *   retryable    retried within the deadline, then put back at the front of
- *                the queue for the next round (nothing is lost to a restart);
+ *                the queue for the next round (nothing is lost to a restart),
+ *                which starts no earlier than the delay the policy chose (a
+ *                Retry-After may reach past the deadline) and at least 1 s;
  *   other        dropped, counted (reason rejected), google.rpc.Status
  *                message logged. Never retried.
  * Response bodies are read up to SC_MAX_RESPONSE bytes, the rest discarded.
