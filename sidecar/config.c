@@ -70,6 +70,22 @@ static long parse_ms(struct ctx *x, const char *name, const char *v, long def)
 	return n;
 }
 
+/* A timeout: 0 or less would mean "never send" (the deadline passes
+ * before the first attempt), so it is invalid like any other bad value. */
+static long parse_timeout_ms(struct ctx *x, const char *name, const char *v, long def)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno || end == v || *end || n <= 0) {
+		warnf(x, "%s=\"%s\" is not a positive integer of milliseconds; using %ld", name, v, def);
+		return def;
+	}
+	return n;
+}
+
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -168,7 +184,7 @@ static void load_signal(struct ctx *x, struct sc_signal_config *sc, const char *
 
 	sc->timeout_ms = DEFAULT_TIMEOUT_MS;
 	if ((v = env_signal(x, sig, "TIMEOUT", used, sizeof(used))))
-		sc->timeout_ms = parse_ms(x, used, v, DEFAULT_TIMEOUT_MS);
+		sc->timeout_ms = parse_timeout_ms(x, used, v, DEFAULT_TIMEOUT_MS);
 
 	sc->gzip = false;
 	if ((v = env_signal(x, sig, "COMPRESSION", used, sizeof(used)))) {
@@ -240,7 +256,7 @@ void sc_config_load(struct sc_config *c, sc_getenv_fn get, void *get_ctx,
 	c->metric_export_timeout_ms = DEFAULT_METRIC_TIMEOUT_MS;
 	if ((v = env(&x, "OTEL_METRIC_EXPORT_TIMEOUT")))
 		c->metric_export_timeout_ms =
-			parse_ms(&x, "OTEL_METRIC_EXPORT_TIMEOUT", v, DEFAULT_METRIC_TIMEOUT_MS);
+			parse_timeout_ms(&x, "OTEL_METRIC_EXPORT_TIMEOUT", v, DEFAULT_METRIC_TIMEOUT_MS);
 
 	c->temporality = SC_TEMPORALITY_CUMULATIVE;
 	if ((v = env(&x, "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"))) {

@@ -219,12 +219,84 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 	return len;
 }
 
-/* One POST. Returns the HTTP status, or 0 with errbuf set on a transport
- * failure. */
-static long post_once(CURL *c, struct curl_slist *hdrs, const struct sc_signal_config *cfg,
-		      const struct sc_request *req, long timeout_ms, struct response *resp,
-		      char *errbuf)
+/* A stop whose deadline has come. */
+static bool stop_due(struct sc_exporter *e)
 {
+	return atomic_load(&e->stopping) && sc_now_mono_ms() >= atomic_load(&e->stop_deadline_ms);
+}
+
+/* Runs the transfer of c on the exporter's multi handle, so that a stop
+ * deadline aborts it within milliseconds (a plain curl_easy_perform would
+ * only end at the request's own timeout). Returns the transfer's result;
+ * *aborted is set (and CURLE_ABORTED_BY_CALLBACK returned) when the stop
+ * deadline ended it. */
+static CURLcode perform(struct sc_exporter *e, CURL *c, char *errbuf, bool *aborted)
+{
+	CURLM *m = e->multi;
+	CURLcode result = CURLE_FAILED_INIT;
+	CURLMcode mc = curl_multi_add_handle(m, c);
+	*aborted = false;
+	if (mc != CURLM_OK) {
+		snprintf(errbuf, CURL_ERROR_SIZE, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+		return CURLE_FAILED_INIT;
+	}
+	for (;;) {
+		int running = 0, left;
+		bool done = false;
+		mc = curl_multi_perform(m, &running);
+		if (mc != CURLM_OK) {
+			snprintf(errbuf, CURL_ERROR_SIZE, "curl_multi_perform: %s", curl_multi_strerror(mc));
+			break;
+		}
+		CURLMsg *msg;
+		while ((msg = curl_multi_info_read(m, &left))) {
+			if (msg->msg == CURLMSG_DONE && msg->easy_handle == c) {
+				result = msg->data.result;
+				done = true;
+			}
+		}
+		if (done)
+			break;
+		if (!running) {
+			snprintf(errbuf, CURL_ERROR_SIZE, "transfer ended without a result");
+			break;
+		}
+		if (stop_due(e)) {
+			*aborted = true;
+			result = CURLE_ABORTED_BY_CALLBACK;
+			snprintf(errbuf, CURL_ERROR_SIZE, "aborted at the shutdown deadline");
+			break;
+		}
+		/* Wake at least once a second, and right at a stop deadline;
+		 * sc_exporter_stop() also wakes this poll. */
+		int64_t wait = 1000;
+		if (atomic_load(&e->stopping)) {
+			int64_t until = atomic_load(&e->stop_deadline_ms) - sc_now_mono_ms();
+			wait = until < 0 ? 0 : until < wait ? until : wait;
+		}
+		mc = curl_multi_poll(m, NULL, 0, (int)wait, NULL);
+		if (mc != CURLM_OK) {
+			snprintf(errbuf, CURL_ERROR_SIZE, "curl_multi_poll: %s", curl_multi_strerror(mc));
+			break;
+		}
+	}
+	mc = curl_multi_remove_handle(m, c);
+	if (mc != CURLM_OK) {
+		/* The handle stays attached and could not be reused safely. */
+		e->log("%s exporter: curl_multi_remove_handle: %s", sc_signal_names[e->signal],
+		       curl_multi_strerror(mc));
+		e->broken = true;
+	}
+	return result;
+}
+
+/* One POST. Returns the HTTP status, or 0 with errbuf set on a transport
+ * failure (*aborted: cut short by the stop deadline). */
+static long post_once(struct sc_exporter *e, CURL *c, struct curl_slist *hdrs,
+		      const struct sc_signal_config *cfg, const struct sc_request *req, long timeout_ms,
+		      struct response *resp, char *errbuf, bool *aborted)
+{
+	*aborted = false;
 	sc_buf_reset(&resp->body);
 	resp->retry_after[0] = '\0';
 	resp->json = false;
@@ -259,7 +331,7 @@ static long post_once(CURL *c, struct curl_slist *hdrs, const struct sc_signal_c
 		snprintf(errbuf, CURL_ERROR_SIZE, "curl setup: %s", curl_easy_strerror(rc));
 		return 0;
 	}
-	rc = curl_easy_perform(c);
+	rc = perform(e, c, errbuf, aborted);
 	if (rc != CURLE_OK) {
 		if (!errbuf[0])
 			snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
@@ -286,7 +358,7 @@ static void nap(struct sc_exporter *e, int64_t ms)
 {
 	int64_t until = sc_now_mono_ms() + ms;
 	while (sc_now_mono_ms() < until) {
-		if (atomic_load(&e->stopping) && sc_now_mono_ms() >= atomic_load(&e->stop_deadline_ms))
+		if (stop_due(e))
 			return;
 		int64_t left = until - sc_now_mono_ms();
 		struct timespec ts = { 0, (left > 50 ? 50 : left) * 1000000L };
@@ -331,13 +403,15 @@ static void *run(void *arg)
 				break;
 			continue;
 		}
-		if (!ok) {
+		if (!ok || e->broken) {
 			atomic_fetch_add(&e->st->dropped[e->signal][SC_DROP_REJECTED], req->items);
 			sc_queue_done(e->q, req, false);
 			continue;
 		}
 		int64_t deadline = sc_now_mono_ms() + cfg->timeout_ms;
 		bool keep = false;
+		/* When kept: the earliest time to send it again (monotonic). */
+		int64_t not_before = 0;
 		for (int attempt = 1;; attempt++) {
 			if (atomic_load(&e->stopping) && atomic_load(&e->stop_deadline_ms) < deadline)
 				deadline = atomic_load(&e->stop_deadline_ms);
@@ -347,7 +421,15 @@ static void *run(void *arg)
 				break;
 			}
 			atomic_fetch_add(&e->st->requests_sent[e->signal], 1);
-			long status = post_once(c, hdrs, cfg, req, (long)remaining, &resp, errbuf);
+			bool aborted;
+			long status = post_once(e, c, hdrs, cfg, req, (long)remaining, &resp, errbuf, &aborted);
+			if (aborted) {
+				/* Shutdown deadline: counted below as a shutdown drop. */
+				e->log("%s export to %s: in-flight request of %zu items aborted at the shutdown deadline",
+				       sig, cfg->url, req->items);
+				keep = true;
+				break;
+			}
 			struct sc_attempt at = {
 				.http_status = status,
 				.transport_error = status == 0,
@@ -383,12 +465,19 @@ static void *run(void *arg)
 				break;
 			}
 			if (d.outcome == SC_OUTCOME_GIVE_UP) {
+				/* Not before the delay the policy chose (a server's
+				 * Retry-After may reach past this export's deadline),
+				 * and at least the usual pause between rounds. */
+				int64_t wait = d.delay_ms > e->policy.initial_backoff_ms ? d.delay_ms
+											: e->policy.initial_backoff_ms;
+				not_before = sc_now_mono_ms() + wait;
 				if (status)
-					e->log("%s export to %s: HTTP %ld after %d attempts; keeping the request queued",
-					       sig, cfg->url, status, attempt);
+					e->log("%s export to %s: HTTP %ld after %d attempts; keeping the request queued, next attempt in %lld ms%s",
+					       sig, cfg->url, status, attempt, (long long)wait,
+					       d.server_delay ? " (Retry-After)" : "");
 				else
-					e->log("%s export to %s: %s after %d attempts; keeping the request queued",
-					       sig, cfg->url, errbuf, attempt);
+					e->log("%s export to %s: %s after %d attempts; keeping the request queued, next attempt in %lld ms",
+					       sig, cfg->url, errbuf, attempt, (long long)wait);
 				keep = true;
 				break;
 			}
@@ -397,8 +486,13 @@ static void *run(void *arg)
 		}
 		sc_queue_done(e->q, req, keep);
 		if (keep) {
-			/* The collector is away: wait a little before the next round. */
-			nap(e, e->policy.initial_backoff_ms);
+			/* The collector is away or asked us to wait: the request is
+			 * at the front of the queue again (evictable if the queue
+			 * fills) and nothing is sent before not_before. A stop
+			 * whose deadline comes first ends the wait. */
+			if (!not_before)
+				not_before = sc_now_mono_ms() + e->policy.initial_backoff_ms;
+			nap(e, not_before - sc_now_mono_ms());
 		}
 	}
 	sc_queue_drain_dropped(e->q, SC_DROP_SHUTDOWN);
@@ -413,8 +507,16 @@ int sc_exporter_start(struct sc_exporter *e)
 {
 	atomic_store(&e->stopping, false);
 	atomic_store(&e->stop_deadline_ms, INT64_MAX);
+	e->broken = false;
+	/* Created here, not in the thread: sc_exporter_stop() wakes it. */
+	if (!(e->multi = curl_multi_init())) {
+		errno = ENOMEM;
+		return -1;
+	}
 	int rc = pthread_create(&e->thread, NULL, run, e);
 	if (rc) {
+		curl_multi_cleanup(e->multi);
+		e->multi = NULL;
 		errno = rc;
 		return -1;
 	}
@@ -422,13 +524,27 @@ int sc_exporter_start(struct sc_exporter *e)
 	return 0;
 }
 
-void sc_exporter_stop(struct sc_exporter *e, int64_t deadline_ms)
+void sc_exporter_signal_stop(struct sc_exporter *e, int64_t deadline_ms)
 {
 	if (!e->started)
 		return;
 	atomic_store(&e->stop_deadline_ms, deadline_ms);
 	atomic_store(&e->stopping, true);
 	sc_queue_close(e->q);
+	CURLMcode mc = curl_multi_wakeup(e->multi);
+	if (mc != CURLM_OK) /* it still sees the deadline within a second */
+		e->log("%s exporter: curl_multi_wakeup: %s", sc_signal_names[e->signal], curl_multi_strerror(mc));
+}
+
+void sc_exporter_stop(struct sc_exporter *e, int64_t deadline_ms)
+{
+	if (!e->started)
+		return;
+	sc_exporter_signal_stop(e, deadline_ms);
 	pthread_join(e->thread, NULL);
+	CURLMcode mc = curl_multi_cleanup(e->multi);
+	if (mc != CURLM_OK)
+		e->log("%s exporter: curl_multi_cleanup: %s", sc_signal_names[e->signal], curl_multi_strerror(mc));
+	e->multi = NULL;
 	e->started = false;
 }

@@ -10,10 +10,15 @@
  *   2xx          exported; a partial_success's rejected items are counted
  *                (reason partial_success) and its error_message logged;
  *   retryable    retried within the deadline, then put back at the front of
- *                the queue for the next round (nothing is lost to a restart);
+ *                the queue for the next round (nothing is lost to a restart),
+ *                which starts no earlier than the delay the policy chose (a
+ *                Retry-After may reach past the deadline) and at least 1 s;
  *   other        dropped, counted (reason rejected), google.rpc.Status
  *                message logged. Never retried.
  * Response bodies are read up to SC_MAX_RESPONSE bytes, the rest discarded.
+ * Shutdown is bounded: at the stop deadline an in-flight transfer is
+ * aborted (it runs on a curl multi handle polled at least once a second
+ * and woken by the stop), never waited for until its own timeout.
  */
 #ifndef SC_EXPORT_H
 #define SC_EXPORT_H
@@ -46,6 +51,8 @@ struct sc_exporter {
 	atomic_bool stopping;
 	_Atomic int64_t stop_deadline_ms; /* monotonic; valid once stopping */
 	bool started;
+	void *multi;  /* CURLM: transfers run on it so a stop deadline can cut them */
+	bool broken;  /* libcurl state unusable: requests are dropped, counted */
 };
 
 /* gzip (RFC 1952) of in; returns 0 and a malloc'd *out, or -1. */
@@ -58,8 +65,11 @@ int sc_parse_partial_success(int signal, bool json, const uint8_t *body, size_t 
 int sc_parse_status_message(bool json, const uint8_t *body, size_t len, char *msg, size_t msgsz);
 
 int sc_exporter_start(struct sc_exporter *e);
-/* Lets the thread deliver what is queued until deadline_ms (monotonic ms),
- * then counts the rest as shutdown drops and joins it. */
+/* Lets the thread deliver what is queued until deadline_ms (monotonic ms);
+ * at the deadline a request in flight is aborted, and it and the rest of
+ * the queue are counted as shutdown drops. signal_stop only tells the
+ * thread (so several exporters share one deadline); stop also joins it. */
+void sc_exporter_signal_stop(struct sc_exporter *e, int64_t deadline_ms);
 void sc_exporter_stop(struct sc_exporter *e, int64_t deadline_ms);
 
 int64_t sc_now_mono_ms(void);

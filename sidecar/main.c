@@ -255,6 +255,7 @@ struct sidecar {
 	struct sc_queue q[SC_SIGNAL_COUNT];
 	struct sc_exporter ex[SC_SIGNAL_COUNT];
 	bool http; /* OTLP/HTTP export running */
+	int64_t stop_at_ms; /* shutdown deadline (monotonic), set at SIGTERM/SIGINT */
 	int file_fd;
 	struct sc_buf json;
 };
@@ -398,9 +399,16 @@ static void export_all(struct sidecar *sc, bool with_metrics)
 		random_bytes(ids, sizeof(ids));
 		check = sc_starvation_span(&a, sc->store, sc->o.starvation_threshold_s * 1000.0, t0, now_ns(),
 					   ids, ids + 16);
+	}
+	/* Spans before freeing anything: a disconnected agent's last spans
+	 * still need its resource (identity from its Hello). */
+	export_traces(sc, check ? &check : NULL, check ? 1 : 0, &a);
+	if (with_metrics) {
+		/* Its last metrics and spans are out: now it may go. The span
+		 * buffer is empty here, so no pending span refers to a freed
+		 * slot (which a new agent could reuse). */
 		sc_store_after_export(sc->store);
 	}
-	export_traces(sc, check ? &check : NULL, check ? 1 : 0, &a);
 	sc_arena_free(&a);
 	if (with_metrics) {
 		/* The build's memory is free again: return it, and do not keep a
@@ -454,13 +462,16 @@ static int run(struct sidecar *sc)
 			if (fds[0].revents) {
 				struct signalfd_siginfo si;
 				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-					logmsg("signal %u: flushing and exiting", si.ssi_signo);
+					logmsg("signal %u: flushing and exiting within %ld ms", si.ssi_signo,
+					       sc->o.shutdown_timeout_ms);
+					sc->stop_at_ms = sc_now_mono_ms() + sc->o.shutdown_timeout_ms;
 					stop = true;
 				}
 			}
 			sc_server_handle(&sc->srv, fds + 1, nsrv);
 		}
 		now = sc_now_mono_ms();
+		sc_server_report_drops(&sc->srv, now);
 		sc_prom_handle(&sc->prom, fds + 1 + nsrv, rc > 0 ? nprom : 0, sc->store, &sc->st, now);
 
 		if (now >= next_metrics) {
@@ -495,6 +506,7 @@ int main(int argc, char **argv)
 	if (gethostname(sc.id.host_name, sizeof(sc.id.host_name) - 1))
 		snprintf(sc.id.host_name, sizeof(sc.id.host_name), "unknown");
 	sc.st.start_ns = now_ns();
+	sc.id.start_ns = sc.st.start_ns;
 	sc_buf_init(&sc.json, SC_MAX_REQUEST + 1);
 	sc_spanbuf_init(&sc.spans, sc.o.span_queue);
 
@@ -512,6 +524,7 @@ int main(int argc, char **argv)
 		logmsg("out of memory");
 		return 1;
 	}
+	sc.store->st = &sc.st; /* points it refuses are counted as metrics drops */
 	sc.srv.store = sc.store;
 	sc.srv.spans = &sc.spans;
 	sc.srv.st = &sc.st;
@@ -578,7 +591,10 @@ int main(int argc, char **argv)
 
 cleanup:
 	if (sc.http) {
-		int64_t deadline = sc_now_mono_ms() + sc.o.shutdown_timeout_ms;
+		/* The bound runs from the signal (the final flush is inside it). */
+		int64_t deadline = sc.stop_at_ms ? sc.stop_at_ms : sc_now_mono_ms() + sc.o.shutdown_timeout_ms;
+		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
+			sc_exporter_signal_stop(&sc.ex[sig], deadline);
 		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
 			sc_exporter_stop(&sc.ex[sig], deadline);
 		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++) {

@@ -166,6 +166,10 @@ static Resource *resource_new(struct sc_arena *a, const struct sc_identity *id,
 		kvs_add(&l, sc_kv_str(a, "host.name", ag->host_name[0] ? ag->host_name : id->host_name));
 		kvs_add(&l, sc_kv_str(a, "service.instance.id", ag->agent_id));
 		kvs_add(&l, sc_kv_str(a, "jobq.agent.id", ag->agent_id));
+		/* Semantic conventions: the producing process, when known
+		 * (jobq.agent.pid stays for existing queries). */
+		if (ag->pid)
+			kvs_add(&l, sc_kv_int(a, "process.pid", ag->pid));
 		kvs_add(&l, sc_kv_int(a, "jobq.agent.pid", ag->pid));
 		kvs_add(&l, sc_kv_str(a, "jobq.agent.target", ag->target));
 		kvs_add(&l, sc_kv_str(a, "jobq.agent.version", ag->version));
@@ -235,21 +239,18 @@ static KV **series_attrs(struct sc_arena *a, const struct sc_series *se, size_t 
 	return l.failed ? NULL : l.v;
 }
 
-/* Delta of a cumulative histogram against the previous export (same
- * scale). Returns false if it is not a plain continuation (then the caller
- * reports the cumulative value as a fresh start). */
-static bool hist_delta(struct sc_arena *a, const struct sc_hist *cur, const struct sc_hist *prev,
-		       struct sc_hist *out)
+/* cur - prev into out (arena), both at the same scale. 1 if cur is a
+ * continuation of prev, 0 if not (a reset), -1 out of memory. */
+static int hist_subtract(struct sc_arena *a, const struct sc_hist *cur, const struct sc_hist *prev,
+			 struct sc_hist *out)
 {
-	if (cur->scale != prev->scale || cur->count < prev->count || cur->zero_count < prev->zero_count)
-		return false;
 	*out = *cur;
 	out->count = cur->count - prev->count;
 	out->zero_count = cur->zero_count - prev->zero_count;
 	out->sum = cur->sum - prev->sum;
 	out->buckets = cur->nbuckets ? NEWV(a, uint64_t, cur->nbuckets) : NULL;
 	if (cur->nbuckets && !out->buckets)
-		return false;
+		return -1;
 	for (uint32_t i = 0; i < cur->nbuckets; i++)
 		out->buckets[i] = cur->buckets[i];
 	for (uint32_t j = 0; j < prev->nbuckets; j++) {
@@ -257,13 +258,39 @@ static bool hist_delta(struct sc_arena *a, const struct sc_hist *cur, const stru
 		if (!prev->buckets[j])
 			continue;
 		if (idx < 0 || idx >= (int32_t)cur->nbuckets || out->buckets[idx] < prev->buckets[j])
-			return false;
+			return 0;
 		out->buckets[idx] -= prev->buckets[j];
 	}
 	/* min/max of the interval are unknown: leave them out. */
 	out->min = NAN;
 	out->max = NAN;
-	return true;
+	return 1;
+}
+
+/* Delta of a cumulative histogram against the previous export. A series
+ * whose range grew may have been downscaled since (the store keeps at most
+ * SC_MAX_BUCKETS buckets): both sides are brought to the lower scale first,
+ * which is exact (bucket i of scale s lies inside bucket floor(i/2) of
+ * scale s-1). Returns 1, or 0 if cur is not a continuation of prev (the
+ * caller reports the cumulative value as a fresh start), or -1 on ENOMEM. */
+static int hist_delta(struct sc_arena *a, const struct sc_hist *cur, const struct sc_hist *prev,
+		      struct sc_hist *out)
+{
+	if (cur->count < prev->count || cur->zero_count < prev->zero_count)
+		return 0;
+	if (cur->scale == prev->scale)
+		return hist_subtract(a, cur, prev, out);
+	struct sc_hist c2 = { 0 }, p2 = { 0 };
+	int rc = -1;
+	if (!sc_hist_copy(&c2, cur) && !sc_hist_copy(&p2, prev)) {
+		int32_t scale = c2.scale < p2.scale ? c2.scale : p2.scale;
+		sc_hist_downscale(&c2, c2.scale - scale);
+		sc_hist_downscale(&p2, p2.scale - scale);
+		rc = hist_subtract(a, &c2, &p2, out); /* copies the buckets into the arena */
+	}
+	sc_hist_free(&c2);
+	sc_hist_free(&p2);
+	return rc;
 }
 
 struct mb {
@@ -274,6 +301,28 @@ struct mb {
 	size_t npoints;
 	bool delta;
 };
+
+/* Delta temporality after a restart of this sidecar: a series that started
+ * before it did was (in part) exported by its predecessor, so its first
+ * observation here is only the baseline of the next delta and is not
+ * exported itself -- as the collector's cumulativetodelta does. */
+static bool baseline_only(const struct mb *b, const struct sc_series *se)
+{
+	return !se->exported && b->id->start_ns && se->start_ns < b->id->start_ns;
+}
+
+/* Data points in a Metric built here. */
+static size_t metric_points(const Metric *mt)
+{
+	switch (mt->data_case) {
+	case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: return mt->sum->n_data_points;
+	case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE: return mt->gauge->n_data_points;
+	case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM: return mt->histogram->n_data_points;
+	case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+		return mt->exponential_histogram->n_data_points;
+	default: return 0;
+	}
+}
 
 static Metric *metric_new(struct mb *b, const struct sc_metric *m)
 {
@@ -354,6 +403,14 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi, struct sc
 		sum->is_monotonic = m->kind == SC_KIND_COUNTER;
 		sum->aggregation_temporality = delta ? TEMP_DELTA : TEMP_CUMULATIVE;
 		FOR_SERIES(ag, mi, se, start, k, budget) {
+			if (delta && baseline_only(b, se)) {
+				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
+					return NULL;
+				se->prev->counter = se->cur.counter;
+				se->exported = true;
+				se->last_export_ns = se->time_ns;
+				continue;
+			}
 			NumberDP *p = ndp_new(b, se);
 			if (!p)
 				return NULL;
@@ -410,7 +467,11 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi, struct sc
 			if (b->delta) {
 				if (!se->prev && !(se->prev = calloc(1, sizeof(*se->prev))))
 					return NULL;
-				if (se->exported && hist_delta(b->a, se->cur.hist, &se->prev->hist, &d)) {
+				bool baseline = baseline_only(b, se);
+				int rc = se->exported ? hist_delta(b->a, se->cur.hist, &se->prev->hist, &d) : 0;
+				if (rc < 0)
+					return NULL;
+				if (rc) {
 					h = d;
 					start = se->last_export_ns;
 				}
@@ -418,6 +479,8 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi, struct sc
 					return NULL;
 				se->exported = true;
 				se->last_export_ns = se->time_ns;
+				if (baseline)
+					continue;
 			}
 			size_t nattr;
 			KV **attrs = series_attrs(b->a, se, &nattr);
@@ -502,7 +565,7 @@ static Metric *build_metric(struct mb *b, struct sc_agent *ag, int mi, struct sc
 
 /* A cumulative monotonic Sum with one point per (label value) -- used for
  * the self-metrics and the agents' loss counters. */
-static Metric *simple_sum(struct mb *b, const char *name, const char *desc, const char *label,
+static Metric *simple_sum(struct mb *b, const char *name, const char *unit, const char *desc, const char *label,
 			  const char *const *values, const uint64_t *counts, size_t n,
 			  const char *label2, const char *value2, uint64_t start, bool monotonic)
 {
@@ -512,7 +575,7 @@ static Metric *simple_sum(struct mb *b, const char *name, const char *desc, cons
 	if (!mt || !sum || !dps)
 		return NULL;
 	mt->name = (char *)name;
-	mt->unit = "1";
+	mt->unit = (char *)unit;
 	mt->description = (char *)desc;
 	for (size_t i = 0; i < n; i++) {
 		NumberDP *p = NEW(b->a, NumberDP, OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__INIT);
@@ -564,7 +627,7 @@ static ResourceMetrics *rm_new(struct mb *b, const struct sc_agent *ag, size_t n
 static ResourceMetrics *self_metrics(struct mb *b, const struct sc_stats *st)
 {
 	Metric **ms;
-	ResourceMetrics *rm = rm_new(b, NULL, 4 * SC_SIGNAL_COUNT, &ms);
+	ResourceMetrics *rm = rm_new(b, NULL, 5 * SC_SIGNAL_COUNT, &ms);
 	if (!rm)
 		return NULL;
 	ScopeMetrics *sm = rm->scope_metrics[0];
@@ -574,19 +637,23 @@ static ResourceMetrics *self_metrics(struct mb *b, const struct sc_stats *st)
 		uint64_t exp = atomic_load(&st->exported[sig]);
 		uint64_t ret = atomic_load(&st->retries[sig]);
 		uint64_t qb = atomic_load(&st->queue_bytes[sig]);
+		uint64_t ql = atomic_load(&st->queue_limit[sig]);
 		uint64_t drops[SC_DROP_COUNT];
 		for (int r = 0; r < SC_DROP_COUNT; r++)
 			drops[r] = atomic_load(&st->dropped[sig][r]);
 		if (!(ms[k++] = simple_sum(b, sig ? "jobq.sidecar.exported.spans" : "jobq.sidecar.exported.points",
-					   "Items the collector accepted", NULL, NULL, &exp, 1, "signal", sn,
+					   "1", "Items the collector accepted", NULL, NULL, &exp, 1, "signal", sn,
 					   st->start_ns, true)) ||
 		    !(ms[k++] = simple_sum(b, sig ? "jobq.sidecar.dropped.spans" : "jobq.sidecar.dropped.points",
-					   "Items given up, by reason", "reason", sc_drop_reason_names, drops,
+					   "1", "Items given up, by reason", "reason", sc_drop_reason_names, drops,
 					   SC_DROP_COUNT, "signal", sn, st->start_ns, true)) ||
-		    !(ms[k++] = simple_sum(b, "jobq.sidecar.retries", "Export attempts retried", NULL, NULL,
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.retries", "1", "Export attempts retried", NULL, NULL,
 					   &ret, 1, "signal", sn, st->start_ns, true)) ||
-		    !(ms[k++] = simple_sum(b, "jobq.sidecar.queue.bytes", "Encoded requests waiting to be sent",
-					   NULL, NULL, &qb, 1, "signal", sn, st->start_ns, false)))
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.queue.bytes", "By", "Encoded requests waiting to be sent",
+					   NULL, NULL, &qb, 1, "signal", sn, st->start_ns, false)) ||
+		    !(ms[k++] = simple_sum(b, "jobq.sidecar.queue.limit", "By",
+					   "Configured bound of the request queue (--queue-bytes)", NULL, NULL, &ql, 1,
+					   "signal", sn, st->start_ns, false)))
 			return NULL;
 	}
 	/* Self-metric names repeat per signal: merge the points of equal names
@@ -645,8 +712,11 @@ sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 			}
 			if (!rm && !(rm = rm_new(&b, ag, (size_t)s->nmetrics + 2, &ms)))
 				return NULL;
-			if (!(ms[k++] = build_metric(&b, ag, cur->metric, &cur->next, max_points - b.npoints)))
+			Metric *mt = build_metric(&b, ag, cur->metric, &cur->next, max_points - b.npoints);
+			if (!mt)
 				return NULL;
+			if (metric_points(mt)) /* all its series may be delta baselines */
+				ms[k++] = mt;
 			if (cur->next) {
 				full = true; /* this metric continues in the next request */
 				break;
@@ -658,17 +728,17 @@ sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 			    !(rm = rm_new(&b, ag, (size_t)s->nmetrics + 2, &ms)))
 				return NULL;
 			if (ag->nloss &&
-			    !(ms[k++] = simple_sum(&b, "jobq.agent.lost", "Events the kernel side could not record",
+			    !(ms[k++] = simple_sum(&b, "jobq.agent.lost", "1", "Events the kernel side could not record",
 						   "reason", (const char *const *)ag->loss_reason, ag->loss_count,
 						   (size_t)ag->nloss, NULL, NULL, ag->start_ns, true)))
 				return NULL;
 			if (ag->spans_dropped_by_agent &&
-			    !(ms[k++] = simple_sum(&b, "jobq.agent.spans.dropped", "Spans the agent could not build or send",
+			    !(ms[k++] = simple_sum(&b, "jobq.agent.spans.dropped", "1", "Spans the agent could not build or send",
 						   NULL, NULL, &ag->spans_dropped_by_agent, 1, NULL, NULL,
 						   ag->start_ns, true)))
 				return NULL;
 		}
-		if (rm) {
+		if (rm && k) {
 			rm->scope_metrics[0]->n_metrics = k;
 			rms[nrm++] = rm;
 		}

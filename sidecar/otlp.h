@@ -13,7 +13,10 @@
  *     Sum; other gauges: Gauge; histograms: ExponentialHistogram, or
  *     Histogram with SC_EXPLICIT_BOUNDS (see sc_explicit_from_exp);
  *   - delta preference: counters and histograms become deltas against the
- *     previous export of the same series, start time = that export's time.
+ *     previous export of the same series, start time = that export's time;
+ *     a series that started before this sidecar (id->start_ns) only sets
+ *     its baseline at its first export; a histogram downscaled between two
+ *     exports is subtracted at the lower scale.
  */
 #ifndef SC_OTLP_H
 #define SC_OTLP_H
@@ -45,6 +48,10 @@ struct sc_identity {
 	const struct sc_config *cfg;
 	char host_name[256];
 	int pid;
+	/* This sidecar's start (unix ns). With delta temporality, a series that
+	 * started before it is not exported at its first observation, only
+	 * used as the baseline (0: no such rule). */
+	uint64_t start_ns;
 };
 
 /* Explicit-bucket view of an exponential histogram: each exponential bucket

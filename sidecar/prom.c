@@ -137,6 +137,11 @@ int sc_prom_render(const struct sc_store *s, const struct sc_stats *st, struct s
 		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
 			sc_buf_printf(o, "jobq_sidecar_queue_bytes{signal=\"%s\"} %llu\n", sc_signal_names[sig],
 				      (unsigned long long)atomic_load(&st->queue_bytes[sig]));
+		sc_buf_puts(o, "# HELP jobq_sidecar_queue_limit_bytes Configured bound of the request queue (--queue-bytes)\n"
+			       "# TYPE jobq_sidecar_queue_limit_bytes gauge\n");
+		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++)
+			sc_buf_printf(o, "jobq_sidecar_queue_limit_bytes{signal=\"%s\"} %llu\n", sc_signal_names[sig],
+				      (unsigned long long)atomic_load(&st->queue_limit[sig]));
 		sc_buf_printf(o, "# HELP jobq_sidecar_agent_frames_rejected_total Agent frames refused (bad version, undecodable, too large)\n"
 			      "# TYPE jobq_sidecar_agent_frames_rejected_total counter\n"
 			      "jobq_sidecar_agent_frames_rejected_total %llu\n",

@@ -38,9 +38,22 @@ int64_t sc_retry_after_ms(const char *v, int64_t now_unix_ms)
 	return ms > 0 ? ms : 0;
 }
 
+/* Exponential backoff with jitter in [b/2, b) for this attempt. */
+static int64_t backoff_ms(const struct sc_retry_policy *p, const struct sc_attempt *a)
+{
+	double b = (double)p->initial_backoff_ms;
+	for (int i = 1; i < a->attempt && b < (double)p->max_backoff_ms; i++)
+		b *= p->multiplier;
+	if (b > (double)p->max_backoff_ms)
+		b = (double)p->max_backoff_ms;
+	/* Jitter in [b/2, b): spreads many sidecars after a collector restart. */
+	double j = a->jitter < 0 ? 0 : a->jitter >= 1 ? 0.999999 : a->jitter;
+	return (int64_t)(b / 2 + j * b / 2);
+}
+
 struct sc_decision sc_retry_decide(const struct sc_retry_policy *p, const struct sc_attempt *a)
 {
-	struct sc_decision d = { SC_OUTCOME_PERMANENT, 0 };
+	struct sc_decision d = { SC_OUTCOME_PERMANENT, 0, false };
 
 	if (!a->transport_error && a->http_status >= 200 && a->http_status < 300) {
 		d.outcome = SC_OUTCOME_SUCCESS;
@@ -49,27 +62,21 @@ struct sc_decision sc_retry_decide(const struct sc_retry_policy *p, const struct
 	if (!a->transport_error && !sc_retry_status_retryable(a->http_status))
 		return d;
 
-	int64_t delay = -1;
+	/* The backoff is also the floor of a server-requested delay, so that
+	 * "Retry-After: 0" (or a date in the past) cannot make a retry storm;
+	 * waiting longer than the server asked is always allowed. */
+	int64_t delay = backoff_ms(p, a);
 	if (!a->transport_error && a->retry_after) {
-		delay = sc_retry_after_ms(a->retry_after, a->now_unix_ms);
-		if (delay > p->max_retry_after_ms)
-			delay = p->max_retry_after_ms;
+		int64_t ra = sc_retry_after_ms(a->retry_after, a->now_unix_ms);
+		if (ra > p->max_retry_after_ms)
+			ra = p->max_retry_after_ms;
+		if (ra >= 0) {
+			d.server_delay = true;
+			if (ra > delay)
+				delay = ra;
+		}
 	}
-	if (delay < 0) {
-		double b = (double)p->initial_backoff_ms;
-		for (int i = 1; i < a->attempt && b < (double)p->max_backoff_ms; i++)
-			b *= p->multiplier;
-		if (b > (double)p->max_backoff_ms)
-			b = (double)p->max_backoff_ms;
-		/* Jitter in [b/2, b): spreads many sidecars after a collector restart. */
-		double j = a->jitter < 0 ? 0 : a->jitter >= 1 ? 0.999999 : a->jitter;
-		delay = (int64_t)(b / 2 + j * b / 2);
-	}
-	if (delay >= a->remaining_ms) {
-		d.outcome = SC_OUTCOME_GIVE_UP;
-		return d;
-	}
-	d.outcome = SC_OUTCOME_RETRY;
 	d.delay_ms = delay;
+	d.outcome = delay >= a->remaining_ms ? SC_OUTCOME_GIVE_UP : SC_OUTCOME_RETRY;
 	return d;
 }

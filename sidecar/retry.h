@@ -3,11 +3,14 @@
  *
  * Retryable: HTTP 429, 502, 503, 504, and transport failures (connection
  * refused/reset, timeouts). Never retried: any other status, including 400
- * and a 200 carrying partial_success. The delay is the server's Retry-After
- * (delta-seconds or an HTTP-date, capped at max_retry_after_ms) or else an
- * exponential backoff with full-range jitter in [delay/2, delay]. A retry
+ * and a 200 carrying partial_success. The delay is an exponential backoff
+ * with jitter in [b/2, b), or the server's Retry-After (delta-seconds or an
+ * HTTP-date, capped at max_retry_after_ms) when that is longer: the backoff
+ * is the minimum, so "Retry-After: 0" cannot cause a retry storm. A retry
  * whose delay does not fit into the time left before the export deadline is
- * not attempted: the caller keeps the request queued for the next export.
+ * not attempted (SC_OUTCOME_GIVE_UP): the caller keeps the request queued
+ * and must still not send it before delay_ms has passed -- a Retry-After
+ * longer than the export timeout is honoured, not cut short.
  */
 #ifndef SC_RETRY_H
 #define SC_RETRY_H
@@ -27,7 +30,8 @@ struct sc_retry_policy {
 enum sc_outcome {
 	SC_OUTCOME_SUCCESS,    /* 2xx */
 	SC_OUTCOME_RETRY,      /* wait delay_ms, then send again */
-	SC_OUTCOME_GIVE_UP,    /* retryable, but the deadline forbids it: keep it */
+	SC_OUTCOME_GIVE_UP,    /* retryable, but not before the deadline: keep it,
+				* and wait delay_ms before sending it again */
 	SC_OUTCOME_PERMANENT,  /* not retryable: drop and count */
 };
 
@@ -43,7 +47,9 @@ struct sc_attempt {
 
 struct sc_decision {
 	enum sc_outcome outcome;
-	int64_t delay_ms;        /* for SC_OUTCOME_RETRY */
+	/* RETRY and GIVE_UP: the earliest time of the next attempt, from now. */
+	int64_t delay_ms;
+	bool server_delay;       /* a usable Retry-After was part of the decision */
 };
 
 bool sc_retry_status_retryable(long http_status);

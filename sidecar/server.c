@@ -323,6 +323,21 @@ void sc_server_handle(struct sc_server *s, const struct pollfd *fds, int n)
 	}
 }
 
+void sc_server_report_drops(struct sc_server *s, int64_t now_ms)
+{
+	const struct sc_store *st = s->store;
+	uint64_t total = st->dropped_points_invalid + st->dropped_points_metric_limit;
+	if (total == s->drops_logged)
+		return;
+	if (s->drops_log_ms && now_ms - s->drops_log_ms < SC_DROP_LOG_INTERVAL_MS)
+		return;
+	s->log("dropped %llu agent metric points since the last report (%llu invalid, %llu metric_limit in all); latest: %s",
+	       (unsigned long long)(total - s->drops_logged), (unsigned long long)st->dropped_points_invalid,
+	       (unsigned long long)st->dropped_points_metric_limit, st->last_drop);
+	s->drops_logged = total;
+	s->drops_log_ms = now_ms ? now_ms : 1;
+}
+
 void sc_server_close(struct sc_server *s)
 {
 	for (int i = 0; i < SC_MAX_CONNS; i++)

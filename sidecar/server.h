@@ -43,7 +43,16 @@ struct sc_server {
 	struct sc_stats *st;
 	sc_log_fn log;
 	size_t max_frame;
+	/* Rate limit of the log line about points the store refused. */
+	uint64_t drops_logged;   /* store drops already reported */
+	int64_t drops_log_ms;    /* when the last line was written (monotonic) */
 };
+
+/* At most one line per SC_DROP_LOG_INTERVAL_MS about agent points the store
+ * refused (invalid, metric_limit) since the previous line. Called by the
+ * event loop after reading frames and on its timers. */
+#define SC_DROP_LOG_INTERVAL_MS 10000
+void sc_server_report_drops(struct sc_server *s, int64_t now_ms);
 
 int sc_server_listen(struct sc_server *s, const char *path, mode_t mode, char *err, size_t errsz);
 int sc_server_pollfds(struct sc_server *s, struct pollfd *fds, int max);

@@ -19,8 +19,9 @@ enum sc_drop_reason {
 	SC_DROP_TOO_LARGE,    /* encoded request above the 64 MiB limit */
 	SC_DROP_ENCODE,       /* out of memory while building a request */
 	SC_DROP_BUFFER_FULL,  /* span buffer full before export */
-	SC_DROP_INVALID,      /* malformed item from an agent */
+	SC_DROP_INVALID,      /* malformed item from an agent (bad histogram, name, kind, value) */
 	SC_DROP_SHUTDOWN,     /* still queued when the shutdown deadline passed */
+	SC_DROP_METRIC_LIMIT, /* agent point of a metric name beyond SC_MAX_METRICS */
 	SC_DROP_COUNT
 };
 extern const char *const sc_drop_reason_names[SC_DROP_COUNT];

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +135,7 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 		if (a->start_ns == h->agent_start_unix_ns && !strcmp(a->agent_id, h->agent_id ? h->agent_id : "")) {
 			/* Same agent process reconnecting: keep its series. Compare on
 			 * the raw id; ours is the repaired copy, equal for valid text. */
-			a->connected = true;
+			a->nconn++;
 			return i;
 		}
 	}
@@ -150,7 +151,7 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 		return -1;
 	}
 	a->used = true;
-	a->connected = true;
+	a->nconn = 1;
 	a->pid = h->agent_pid;
 	a->start_ns = h->agent_start_unix_ns;
 	return free_slot;
@@ -158,15 +159,15 @@ int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h)
 
 void sc_store_disconnected(struct sc_store *s, int slot)
 {
-	if (slot >= 0 && slot < SC_MAX_AGENTS && s->agents[slot].used)
-		s->agents[slot].connected = false;
+	if (slot >= 0 && slot < SC_MAX_AGENTS && s->agents[slot].used && s->agents[slot].nconn > 0)
+		s->agents[slot].nconn--;
 }
 
 void sc_store_after_export(struct sc_store *s)
 {
 	for (int i = 0; i < SC_MAX_AGENTS; i++) {
 		struct sc_agent *a = &s->agents[i];
-		if (a->used && !a->connected)
+		if (a->used && a->nconn == 0)
 			agent_clear(s, a); /* its last values went out in this export */
 	}
 }
@@ -190,21 +191,60 @@ static bool valid_name(const char *n)
 	return true;
 }
 
-static int metric_index(struct sc_store *s, const char *name, enum sc_kind kind)
+static const char *const kind_names[] = { "counter", "gauge", "histogram" };
+
+/* Counts one refused agent point under `reason` and remembers why. */
+static void drop_point(struct sc_store *s, int slot, enum sc_drop_reason reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void drop_point(struct sc_store *s, int slot, enum sc_drop_reason reason, const char *fmt, ...)
 {
-	if (!valid_name(name))
+	if (reason == SC_DROP_METRIC_LIMIT)
+		s->dropped_points_metric_limit++;
+	else
+		s->dropped_points_invalid++;
+	if (s->st)
+		atomic_fetch_add(&s->st->dropped[SC_SIGNAL_METRICS][reason], 1);
+	int n = snprintf(s->last_drop, sizeof(s->last_drop), "agent %s: ",
+			 s->agents[slot].agent_id ? s->agents[slot].agent_id : "?");
+	if (n < 0 || (size_t)n >= sizeof(s->last_drop))
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->last_drop + n, sizeof(s->last_drop) - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* The metric's index, or -1 after counting the point as dropped: a bad
+ * name or a kind that contradicts the name (invalid), or one name more
+ * than SC_MAX_METRICS (metric_limit). */
+static int metric_index(struct sc_store *s, int slot, const char *name, enum sc_kind kind)
+{
+	if (!valid_name(name)) {
+		drop_point(s, slot, SC_DROP_INVALID, "metric name \"%.64s\" is not a valid instrument name",
+			   name ? name : "");
 		return -1;
+	}
 	int i = sc_store_metric(s, name);
-	if (i >= 0)
-		return s->metrics[i].kind == kind ? i : -1;
-	if (s->nmetrics >= SC_MAX_METRICS)
+	if (i >= 0) {
+		if (s->metrics[i].kind == kind)
+			return i;
+		drop_point(s, slot, SC_DROP_INVALID, "%s sent as a %s, known as a %s", name, kind_names[kind],
+			   kind_names[s->metrics[i].kind]);
 		return -1;
+	}
+	if (s->nmetrics >= SC_MAX_METRICS) {
+		drop_point(s, slot, SC_DROP_METRIC_LIMIT, "%s: more than %d metric names", name, SC_MAX_METRICS);
+		return -1;
+	}
 	struct sc_metric *m = &s->metrics[s->nmetrics];
 	bool found = false;
 	for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
 		if (!strcmp(known[k].name, name)) {
-			if (known[k].kind != kind)
+			if (known[k].kind != kind) {
+				drop_point(s, slot, SC_DROP_INVALID, "%s sent as a %s, known as a %s", name,
+					   kind_names[kind], kind_names[known[k].kind]);
 				return -1;
+			}
 			*m = known[k];
 			found = true;
 		}
@@ -399,7 +439,7 @@ static int32_t shr_floor(int32_t v, int by)
 }
 
 /* Downscale by `by` steps: bucket i becomes bucket floor(i / 2^by). */
-static void hist_downscale(struct sc_hist *h, int by)
+void sc_hist_downscale(struct sc_hist *h, int by)
 {
 	if (by <= 0)
 		return;
@@ -430,8 +470,8 @@ int sc_hist_merge(struct sc_hist *dst, const struct sc_hist *src)
 	if (sc_hist_copy(&s2, src))
 		return -1;
 	int scale = dst->scale < s2.scale ? dst->scale : s2.scale;
-	hist_downscale(dst, dst->scale - scale);
-	hist_downscale(&s2, s2.scale - scale);
+	sc_hist_downscale(dst, dst->scale - scale);
+	sc_hist_downscale(&s2, s2.scale - scale);
 	/* Keep the union of both ranges within SC_MAX_BUCKETS. */
 	for (;;) {
 		int32_t lo = dst->offset, hi = dst->offset + (int32_t)dst->nbuckets - 1;
@@ -462,8 +502,8 @@ int sc_hist_merge(struct sc_hist *dst, const struct sc_hist *src)
 			dst->offset = n ? lo : dst->offset;
 			break;
 		}
-		hist_downscale(dst, 1);
-		hist_downscale(&s2, 1);
+		sc_hist_downscale(dst, 1);
+		sc_hist_downscale(&s2, 1);
 	}
 	if (s2.count) {
 		dst->min = dst->count ? fmin(dst->min, s2.min) : s2.min;
@@ -480,17 +520,33 @@ int sc_hist_merge(struct sc_hist *dst, const struct sc_hist *src)
 
 /* A histogram from the wire, checked: the count identity must hold and the
  * bucket range must be sane, else the point is dropped as invalid. */
-static int hist_from_wire(struct sc_hist *h, const Jobq__Agent__ExpHistogram *w)
+static int hist_from_wire(struct sc_hist *h, const Jobq__Agent__ExpHistogram *w, char *why, size_t whysz)
 {
 	uint64_t total = w->zero_count;
 	for (size_t i = 0; i < w->n_bucket_counts; i++) {
-		if (total + w->bucket_counts[i] < total)
+		if (total + w->bucket_counts[i] < total) {
+			snprintf(why, whysz, "bucket counts overflow 64 bits");
 			return -1;
+		}
 		total += w->bucket_counts[i];
 	}
-	if (total != w->count || w->scale < -10 || w->scale > 20 ||
-	    w->n_bucket_counts > SC_MAX_BUCKETS * 2 || !isfinite(w->sum))
+	if (total != w->count) {
+		snprintf(why, whysz, "count %llu != zero_count + sum(bucket_counts) = %llu",
+			 (unsigned long long)w->count, (unsigned long long)total);
 		return -1;
+	}
+	if (w->scale < -10 || w->scale > 20) {
+		snprintf(why, whysz, "scale %d outside [-10, 20]", (int)w->scale);
+		return -1;
+	}
+	if (w->n_bucket_counts > SC_MAX_BUCKETS * 2) {
+		snprintf(why, whysz, "%zu buckets, more than %d", w->n_bucket_counts, SC_MAX_BUCKETS * 2);
+		return -1;
+	}
+	if (!isfinite(w->sum)) {
+		snprintf(why, whysz, "sum is not finite");
+		return -1;
+	}
 	memset(h, 0, sizeof(*h));
 	h->count = w->count;
 	h->zero_count = w->zero_count;
@@ -518,7 +574,7 @@ static int hist_from_wire(struct sc_hist *h, const Jobq__Agent__ExpHistogram *w)
 		int by = 0;
 		while ((h->nbuckets + (1u << by) - 1) >> by > SC_MAX_BUCKETS - 1)
 			by++;
-		hist_downscale(h, by);
+		sc_hist_downscale(h, by);
 	}
 	return 0;
 }
@@ -549,11 +605,9 @@ int sc_store_apply_counter(struct sc_store *s, int slot, const Jobq__Agent__Coun
 {
 	struct sc_agent *a = &s->agents[slot];
 	bool folded;
-	int m = metric_index(s, c->name, SC_KIND_COUNTER);
-	if (m < 0) {
-		s->dropped_points_metric_limit++;
+	int m = metric_index(s, slot, c->name, SC_KIND_COUNTER);
+	if (m < 0)
 		return 0;
-	}
 	struct sc_series *se = series_get(s, slot, m, c->key, &folded);
 	if (!se)
 		return -1;
@@ -575,10 +629,11 @@ int sc_store_apply_gauge(struct sc_store *s, int slot, const Jobq__Agent__Gauge 
 {
 	struct sc_agent *a = &s->agents[slot];
 	bool folded;
-	int m = metric_index(s, g->name, SC_KIND_GAUGE);
-	if (m < 0 || !isfinite(g->value)) {
-		s->dropped_points_metric_limit += m < 0;
-		s->dropped_points_invalid += m >= 0;
+	int m = metric_index(s, slot, g->name, SC_KIND_GAUGE);
+	if (m < 0)
+		return 0;
+	if (!isfinite(g->value)) {
+		drop_point(s, slot, SC_DROP_INVALID, "%s: gauge value %g is not finite", g->name, g->value);
 		return 0;
 	}
 	struct sc_series *se = series_get(s, slot, m, g->key, &folded);
@@ -602,17 +657,16 @@ int sc_store_apply_histogram(struct sc_store *s, int slot, const Jobq__Agent__Ex
 {
 	struct sc_agent *a = &s->agents[slot];
 	bool folded;
-	int m = metric_index(s, w->name, SC_KIND_HISTOGRAM);
-	if (m < 0) {
-		s->dropped_points_metric_limit++;
+	int m = metric_index(s, slot, w->name, SC_KIND_HISTOGRAM);
+	if (m < 0)
 		return 0;
-	}
 	struct sc_hist h;
-	int rc = hist_from_wire(&h, w);
+	char why[128];
+	int rc = hist_from_wire(&h, w, why, sizeof(why));
 	if (rc == -2)
 		return -1;
 	if (rc) {
-		s->dropped_points_invalid++;
+		drop_point(s, slot, SC_DROP_INVALID, "%s: %s", w->name, why);
 		return 0;
 	}
 	struct sc_series *se = series_get(s, slot, m, w->key, &folded);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "proto/jobq_agent.pb-c.h"
+#include "sidecar/stats.h"
 
 #define SC_MAX_AGENTS 64
 #define SC_MAX_METRICS 32
@@ -81,7 +82,11 @@ struct sc_metric {
 };
 
 struct sc_agent {
-	bool used, connected;
+	bool used;
+	/* Connections that sent this agent's Hello and are still open: a
+	 * reconnecting agent may say Hello on its new connection before the
+	 * old one's EOF is read, so a flag would free a live agent. */
+	int nconn;
 	char *agent_id, *host_name, *target, *version;
 	uint32_t pid;
 	uint64_t start_ns;
@@ -102,9 +107,14 @@ struct sc_store {
 	size_t cardinality_limit;
 	struct sc_series **table;
 	size_t table_size, nseries_total;
-	/* Things the store refused, for self-metrics. */
+	/* Points the store refused. Each is also counted in st (when set) as
+	 * a metrics drop with reason invalid or metric_limit, so it reaches the
+	 * self-metrics and /metrics; last_drop says why the latest one went
+	 * (for a rate-limited log line). */
 	uint64_t dropped_points_metric_limit;
 	uint64_t dropped_points_invalid;
+	char last_drop[256];
+	struct sc_stats *st;
 	uint64_t folded_points; /* values routed into an overflow series */
 };
 
@@ -114,6 +124,7 @@ void sc_store_free(struct sc_store *s);
 /* Registers (or finds again) the agent of a Hello; returns its slot, or -1
  * if SC_MAX_AGENTS agents are already known. */
 int sc_store_hello(struct sc_store *s, const Jobq__Agent__Hello *h);
+/* One connection of this agent closed (one call per successful Hello). */
 void sc_store_disconnected(struct sc_store *s, int slot);
 /* Applies one complete snapshot; returns 0 or -1 on out of memory. */
 int sc_store_apply(struct sc_store *s, int slot, const Jobq__Agent__MetricSnapshot *m);
@@ -127,7 +138,8 @@ int sc_store_apply_histogram(struct sc_store *s, int slot, const Jobq__Agent__Ex
 			     uint64_t now);
 int sc_store_apply_loss(struct sc_store *s, int slot, const Jobq__Agent__Loss *l);
 void sc_store_span_losses(struct sc_store *s, int slot, uint64_t cumulative_dropped);
-/* Called after each export: frees agents that have been gone for one. */
+/* Called after each export: frees agents without an open connection (their
+ * last values went out in that export). */
 void sc_store_after_export(struct sc_store *s);
 
 /* Find a metric index by name, -1 if unknown. */
@@ -137,5 +149,8 @@ int sc_store_metric(const struct sc_store *s, const char *name);
 int sc_hist_merge(struct sc_hist *dst, const struct sc_hist *src);
 void sc_hist_free(struct sc_hist *h);
 int sc_hist_copy(struct sc_hist *dst, const struct sc_hist *src);
+/* Lowers h's scale by `by` (>= 0) steps, in place: bucket i becomes bucket
+ * floor(i / 2^by). h must hold at most 2 * SC_MAX_BUCKETS buckets. */
+void sc_hist_downscale(struct sc_hist *h, int by);
 
 #endif

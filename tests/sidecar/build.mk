@@ -17,7 +17,7 @@ $(BUILD)/tests/sidecar/fake_agent: tests/sidecar/fake_agent.c $(AGENT_PROTO_OBJ)
 
 # Integration tests are Python drivers; each gets a wrapper in $(BUILD) that
 # depends on everything it runs, so `make test` builds it all first.
-SC_INTEG_NAMES := otlp_conformance delivery resilience socket prometheus e2e_agent
+SC_INTEG_NAMES := otlp_conformance delivery resilience socket prometheus e2e_agent harness
 SC_INTEG_TESTS := $(SC_INTEG_NAMES:%=$(BUILD)/tests/sidecar/integ_%)
 
 $(BUILD)/tests/sidecar/integ_%: tests/sidecar/test_%.py tests/sidecar/harness.py \

@@ -11,11 +11,13 @@
  *                                                       tenants in --starving, else 1000
  *   histogram jobs.wait_time{tenant,type}  scale 3, zero_count 1 (threshold 0),
  *             offset 10+t, buckets [s+1, 2, 3], sum 100*(s+1), min 0, max 40
+ *             --bad-hist-count: count is one more than zero_count + sum(buckets)
  *   loss      ringbuf_full = 7
  *   spans     per snapshot, --spans pairs: job.enqueue (PRODUCER) and
  *             job.process (CONSUMER, parent-less, linked to the enqueue),
  *             the process span of odd pairs has an error status "boom".
- * Priority of tenant t: high, normal, low for t % 3 = 0, 1, 2.
+ * Priority of tenant t: high, normal, low for t % 3 = 0, 1, 2. Tenant t is
+ * named "tenant-<t>", except tenant 0 with --tenant0 NAME (metrics only).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,10 +36,10 @@
 static const char *prio_name[3] = { "high", "normal", "low" };
 
 struct opt {
-	const char *socket, *agent_id, *starving;
+	const char *socket, *agent_id, *starving, *tenant0;
 	uint64_t start_ns;
 	int tenants, types, snapshots, interval_ms, spans, version, hold_ms;
-	int bad_utf8, overflow_key, raw_garbage, huge_frame, no_hello;
+	int bad_utf8, overflow_key, raw_garbage, huge_frame, no_hello, bad_hist_count;
 	double starving_ms;
 };
 
@@ -92,8 +94,11 @@ static void *xcalloc(size_t n, size_t sz)
 
 static char *tenant_name(const struct opt *o, int t)
 {
-	char buf[64];
-	snprintf(buf, sizeof(buf), "tenant-%d%s", t, o->bad_utf8 && t == 0 ? "\xff" : "");
+	char buf[256];
+	if (t == 0 && o->tenant0)
+		snprintf(buf, sizeof(buf), "%s", o->tenant0);
+	else
+		snprintf(buf, sizeof(buf), "tenant-%d%s", t, o->bad_utf8 && t == 0 ? "\xff" : "");
 	return xstrdup(buf);
 }
 
@@ -178,7 +183,7 @@ static Jobq__Agent__MetricSnapshot *snapshot(const struct opt *o, int s)
 			h->bucket_counts[0] = (uint64_t)s + 1;
 			h->bucket_counts[1] = 2;
 			h->bucket_counts[2] = 3;
-			h->count = 1 + (uint64_t)s + 1 + 2 + 3;
+			h->count = 1 + (uint64_t)s + 1 + 2 + 3 + (o->bad_hist_count ? 1 : 0);
 			h->sum = 100.0 * (s + 1);
 			h->min = 0;
 			h->max = 40;
@@ -313,7 +318,8 @@ int main(int argc, char **argv)
 		{ "interval-ms", 1, 0, 'i' }, { "spans", 1, 0, 'p' }, { "version", 1, 0, 'v' },
 		{ "hold-ms", 1, 0, 'H' }, { "bad-utf8", 0, 0, 'u' }, { "overflow-key", 0, 0, 'o' },
 		{ "starving", 1, 0, 'x' }, { "starving-ms", 1, 0, 'X' }, { "garbage", 0, 0, 'g' },
-		{ "huge-frame", 0, 0, 'G' }, { "no-hello", 0, 0, 'N' }, { 0, 0, 0, 0 },
+		{ "huge-frame", 0, 0, 'G' }, { "no-hello", 0, 0, 'N' }, { "bad-hist-count", 0, 0, 'B' },
+		{ "tenant0", 1, 0, 'T' }, { 0, 0, 0, 0 },
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -335,6 +341,8 @@ int main(int argc, char **argv)
 		case 'g': o.raw_garbage = 1; break;
 		case 'G': o.huge_frame = 1; break;
 		case 'N': o.no_hello = 1; break;
+		case 'B': o.bad_hist_count = 1; break;
+		case 'T': o.tenant0 = optarg; break;
 		default: fprintf(stderr, "fake_agent: bad option\n"); return 2;
 		}
 	}

@@ -24,14 +24,26 @@ BUILD = os.path.abspath(os.environ.get('BUILD', os.path.join(ROOT, 'build')))
 SIDECAR = os.environ.get('JOBQ_SIDECAR_BIN') or os.path.join(BUILD, 'jobq-sidecar')
 FAKE_AGENT = os.path.join(BUILD, 'tests', 'sidecar', 'fake_agent')
 PEER = os.path.join(ROOT, 'tests', 'sidecar', 'peer', 'peer.js')
+JSON_CHECK = os.path.join(ROOT, 'tests', 'sidecar', 'peer', 'otlp_json_check.js')
 
 _procs = []
 TMP = tempfile.mkdtemp(prefix='jobq-sidecar-test-')
 
 
 def skip(why):
+    """The whole program cannot run: say why and exit 77 (skipped)."""
     print('SKIP: ' + why, flush=True)
     sys.exit(77)
+
+
+class Skipped(Exception):
+    pass
+
+
+def skip_test(why):
+    """This test cannot run here. It is reported as SKIP, never as ok, and
+    the program then exits 77 (run-tests.sh: skipped) unless a test failed."""
+    raise Skipped(why)
 
 
 def _cleanup():
@@ -239,12 +251,27 @@ def attrs(kvs):
     return out
 
 
+def check_raw_json(r):
+    """An OTLP/JSON request must keep the encoding rules that the peer's
+    lenient decoder would forgive (see peer/otlp_json_check.js)."""
+    v = r.get('jsonViolations')
+    check(not v, 'OTLP/JSON rules broken in a %s request: %s' % (r['path'], '; '.join((v or [])[:10])))
+
+
+def otlp_json_file_violations(path):
+    """Rule violations in an OTLP JSON lines file (the file exporter)."""
+    r = subprocess.run(['node', JSON_CHECK, path], capture_output=True, text=True, timeout=60)
+    check(r.returncode in (0, 1), 'otlp_json_check.js failed: %s' % r.stderr)
+    return [l for l in r.stdout.splitlines() if l.strip()]
+
+
 def metrics_of(records):
     """All (resource attrs, metric) pairs in decoded metrics requests."""
     res = []
     for r in records:
         body = r['body']
         check('decodeError' not in body, 'peer could not decode a request: %r' % body)
+        check_raw_json(r)
         for rm in body.get('resourceMetrics', []):
             ra = attrs(rm.get('resource', {}).get('attributes'))
             for sm in rm.get('scopeMetrics', []):
@@ -258,6 +285,7 @@ def spans_of(records):
     for r in records:
         body = r['body']
         check('decodeError' not in body, 'peer could not decode a request: %r' % body)
+        check_raw_json(r)
         for rs in body.get('resourceSpans', []):
             ra = attrs(rs.get('resource', {}).get('attributes'))
             for ss in rs.get('scopeSpans', []):
@@ -267,15 +295,23 @@ def spans_of(records):
 
 
 def run_tests(tests):
+    # SIDECAR_TESTS=name1,name2 runs only those (for debugging one test).
+    only = [t for t in os.environ.get('SIDECAR_TESTS', '').split(',') if t]
+    if only:
+        tests = [t for t in tests if t.__name__ in only]
     need_tools()
-    failed = 0
+    failed, skipped = 0, []
     for t in tests:
         start = time.monotonic()
         try:
             t()
             print('ok    %s (%.1fs)' % (t.__name__, time.monotonic() - start), flush=True)
+        except Skipped as e:
+            skipped.append(t.__name__)
+            print('SKIP  %s: %s' % (t.__name__, e), flush=True)
         except AssertionError as e:
             failed += 1
             print('FAIL  %s: %s' % (t.__name__, e), flush=True)
-    print('%d of %d failed' % (failed, len(tests)))
-    sys.exit(1 if failed else 0)
+    print('%d of %d failed, %d skipped%s' % (failed, len(tests), len(skipped),
+                                            ' (%s)' % ', '.join(skipped) if skipped else ''))
+    sys.exit(1 if failed else 77 if skipped else 0)

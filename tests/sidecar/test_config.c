@@ -134,6 +134,35 @@ static void test_bad_values_warn_and_default(void **st)
 	assert_non_null(strstr(e.warns, "OTEL_EXPORTER_OTLP_COMPRESSION=\"zstd\""));
 }
 
+static void test_zero_or_negative_timeouts_warn_and_default(void **st)
+{
+	(void)st;
+	/* 0 would keep every request queued forever: invalid, not "no timeout". */
+	struct env e = { .kv = { { "OTEL_EXPORTER_OTLP_TIMEOUT", "0" },
+				 { "OTEL_METRIC_EXPORT_TIMEOUT", "0" } } };
+	load(&e);
+	assert_int_equal(cfg.signal[SC_SIGNAL_METRICS].timeout_ms, 10000);
+	assert_int_equal(cfg.signal[SC_SIGNAL_TRACES].timeout_ms, 10000);
+	assert_int_equal(cfg.metric_export_timeout_ms, 30000);
+	assert_int_equal(e.nwarn, 3);
+	assert_non_null(strstr(e.warns, "OTEL_EXPORTER_OTLP_TIMEOUT=\"0\" is not a positive integer of milliseconds; using 10000"));
+	assert_non_null(strstr(e.warns, "OTEL_METRIC_EXPORT_TIMEOUT=\"0\" is not a positive integer of milliseconds; using 30000"));
+	struct env e2 = { .kv = { { "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1" },
+				  { "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "0" },
+				  { "OTEL_METRIC_EXPORT_TIMEOUT", "-30000" } } };
+	load(&e2);
+	assert_int_equal(cfg.signal[SC_SIGNAL_TRACES].timeout_ms, 10000);
+	assert_int_equal(cfg.signal[SC_SIGNAL_METRICS].timeout_ms, 10000);
+	assert_int_equal(cfg.metric_export_timeout_ms, 30000);
+	assert_int_equal(e2.nwarn, 3);
+	assert_non_null(strstr(e2.warns, "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT=\"0\""));
+	/* 1 ms is odd but valid. */
+	struct env e3 = { .kv = { { "OTEL_EXPORTER_OTLP_TIMEOUT", "1" } } };
+	load(&e3);
+	assert_int_equal(cfg.signal[SC_SIGNAL_METRICS].timeout_ms, 1);
+	assert_int_equal(e3.nwarn, 0);
+}
+
 static void test_header_injection_is_refused(void **st)
 {
 	(void)st;
@@ -197,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_per_signal_endpoint_used_as_is_and_wins),
 		cmocka_unit_test(test_per_signal_options_override_generic),
 		cmocka_unit_test(test_bad_values_warn_and_default),
+		cmocka_unit_test(test_zero_or_negative_timeouts_warn_and_default),
 		cmocka_unit_test(test_header_injection_is_refused),
 		cmocka_unit_test(test_service_name_and_resource_attributes),
 		cmocka_unit_test(test_switches),

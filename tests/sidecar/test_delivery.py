@@ -40,6 +40,39 @@ def test_503_retry_after_seconds_is_honoured():
     sc.stop()
 
 
+def test_retry_after_longer_than_the_export_timeout_is_honoured():
+    # Retry-After: 20 under the default 10 s export timeout: the request
+    # stays queued and nothing is sent to the collector for 20 s.
+    peer = Peer('503long', script={M: [{'status': 503, 'retryAfter': 20}]})
+    sc = Sidecar('503long', peer=peer, interval_ms=5000)
+    sc.agent('--tenants', 1, '--types', 1, '--hold-ms', 300)
+    recs = wait_until(lambda: len(peer.records(M)) >= 2 and peer.records(M), 40, 'the resend')
+    g = gaps(recs)[0]
+    check(19.5 <= g <= 26, 'resend %.2fs after a 503 with Retry-After: 20 (want 20..26 s)' % g)
+    eq(data_points(recs[1]), data_points(recs[0]), 'the kept request is the one sent again')
+    sc.stop()
+    check('next attempt in 20000 ms (Retry-After)' in sc.logtext(), 'the wait is logged: ' + sc.logtext()[-600:])
+
+
+def test_retry_after_zero_does_not_cause_a_retry_storm():
+    # The backoff (1 s x 1.5^n, jitter [d/2, d)) is the floor of any
+    # server-requested delay: consecutive attempts are >= 0.5 s apart.
+    peer = Peer('503zero', script={M: [{'status': 503, 'retryAfter': 0}] * 500})
+    sc = Sidecar('503zero', peer=peer, interval_ms=1000, args=['--shutdown-timeout-ms', '500'])
+    wait_until(lambda: peer.records(M), 20, 'the first metrics request')
+    window = 6.0
+    time.sleep(window)
+    recs = peer.records(M)
+    t0 = recs[0]['receivedMs']
+    inside = [r for r in recs if r['receivedMs'] - t0 <= window * 1000]
+    sc.stop()
+    bound = int(window / 0.5) + 1
+    check(len(inside) <= bound, '%d requests in %.0f s with Retry-After: 0 (bound %d)' % (len(inside), window, bound))
+    check(len(inside) >= 2, 'the request was retried (%d requests)' % len(inside))
+    small = [x for x in gaps(inside) if x < 0.45]
+    eq(small, [], 'gaps under the 0.5 s minimum delay')
+
+
 def test_429_retry_after_http_date_is_honoured():
     when = email.utils.formatdate(time.time() + 7, usegmt=True)
     peer = Peer('429', script={M: [{'status': 429, 'retryAfter': when}]})
@@ -81,6 +114,21 @@ def test_partial_success_is_counted_not_retried():
         check('partial success, 3 rejected: three refused' in sc.logtext(), 'partial success logged')
 
 
+def test_zero_timeouts_warn_and_use_the_defaults():
+    # A 0 ms timeout used to be accepted and then nothing was ever sent.
+    peer = Peer('timeout0')
+    sc = Sidecar('timeout0', peer=peer, interval_ms=300,
+                 env={'OTEL_EXPORTER_OTLP_TIMEOUT': '0', 'OTEL_METRIC_EXPORT_TIMEOUT': '0'})
+    sc.agent('--tenants', 1, '--types', 1, '--spans', 1, '--hold-ms', 300)
+    wait_until(lambda: peer.records(M) and peer.records('/v1/traces'), 15, 'metrics and traces delivered')
+    sc.stop()
+    log = sc.logtext()
+    check('OTEL_EXPORTER_OTLP_TIMEOUT="0" is not a positive integer of milliseconds; using 10000' in log,
+          'warning for OTEL_EXPORTER_OTLP_TIMEOUT=0: ' + log[-800:])
+    check('OTEL_METRIC_EXPORT_TIMEOUT="0" is not a positive integer of milliseconds; using 30000' in log,
+          'warning for OTEL_METRIC_EXPORT_TIMEOUT=0: ' + log[-800:])
+
+
 def test_closed_connection_is_retried_with_backoff():
     peer = Peer('closed', script={M: [{'close': True}]})
     sc = Sidecar('closed', peer=peer, interval_ms=5000)
@@ -104,9 +152,12 @@ def test_slow_response_times_out_and_request_is_kept():
 if __name__ == '__main__':
     run_tests([
         test_503_retry_after_seconds_is_honoured,
+        test_retry_after_longer_than_the_export_timeout_is_honoured,
+        test_retry_after_zero_does_not_cause_a_retry_storm,
         test_429_retry_after_http_date_is_honoured,
         test_400_is_not_retried_and_is_counted,
         test_partial_success_is_counted_not_retried,
+        test_zero_timeouts_warn_and_use_the_defaults,
         test_closed_connection_is_retried_with_backoff,
         test_slow_response_times_out_and_request_is_kept,
     ])

@@ -137,6 +137,18 @@ static void test_metrics_round_trip_through_protobuf(void **st)
 	assert_int_equal(m->sum->data_points[0]->time_unix_nano, 1700000000000000001ull);
 	assert_int_equal(m->sum->data_points[0]->n_attributes, 3);
 
+	/* The agent's resource: process.pid from its Hello (semconv). */
+	const Opentelemetry__Proto__Resource__V1__Resource *res = back->resource_metrics[0]->resource;
+	int64_t pid = -1, agent_pid = -1;
+	for (size_t i = 0; i < res->n_attributes; i++) {
+		if (!strcmp(res->attributes[i]->key, "process.pid"))
+			pid = res->attributes[i]->value->int_value;
+		if (!strcmp(res->attributes[i]->key, "jobq.agent.pid"))
+			agent_pid = res->attributes[i]->value->int_value;
+	}
+	assert_int_equal(pid, 9);
+	assert_int_equal(agent_pid, 9);
+
 	m = find_metric(back, "jobs.queue_depth");
 	assert_int_equal(m->data_case, OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM);
 	assert_false(m->sum->is_monotonic);
@@ -278,6 +290,72 @@ static void test_prometheus_text(void **st)
 	sc_store_free(s);
 }
 
+/* Value of the self-metric point name{signal, reason} in a request, or -1. */
+static int64_t self_point(const sc_metrics_req *r, const char *name, const char *signal, const char *reason)
+{
+	const Metric *m = find_metric(r, name);
+	if (!m)
+		return -1;
+	for (size_t i = 0; i < m->sum->n_data_points; i++) {
+		const Opentelemetry__Proto__Metrics__V1__NumberDataPoint *p = m->sum->data_points[i];
+		int ok = 0;
+		for (size_t j = 0; j < p->n_attributes; j++) {
+			const char *k = p->attributes[j]->key, *v = p->attributes[j]->value->string_value;
+			ok += !strcmp(k, "signal") && !strcmp(v, signal);
+			ok += reason && !strcmp(k, "reason") && !strcmp(v, reason);
+		}
+		if (ok == (reason ? 2 : 1))
+			return p->as_int;
+	}
+	return -1;
+}
+
+static void test_store_drops_are_self_metrics_in_otlp_and_prometheus(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture();
+	struct sc_stats stats = { 0 };
+	s->st = &stats;
+	/* An invalid histogram and a counter sent under a gauge's name. */
+	Jobq__Agent__SeriesKey k = JOBQ__AGENT__SERIES_KEY__INIT;
+	uint64_t b[] = { 1 };
+	Jobq__Agent__ExpHistogram w = JOBQ__AGENT__EXP_HISTOGRAM__INIT, *wp = &w;
+	w.name = "jobs.duration";
+	w.key = &k;
+	w.bucket_counts = b;
+	w.n_bucket_counts = 1;
+	w.count = 5;
+	Jobq__Agent__Counter c = JOBQ__AGENT__COUNTER__INIT, *cp = &c;
+	c.name = "jobs.queue_depth";
+	c.key = &k;
+	Jobq__Agent__MetricSnapshot m = JOBQ__AGENT__METRIC_SNAPSHOT__INIT;
+	m.histograms = &wp;
+	m.n_histograms = 1;
+	m.counters = &cp;
+	m.n_counters = 1;
+	assert_int_equal(sc_store_apply(s, 0, &m), 0);
+	atomic_store(&stats.dropped[SC_SIGNAL_METRICS][SC_DROP_METRIC_LIMIT], 3);
+
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	size_t np;
+	struct sc_metrics_cursor cur = { 0 };
+	sc_metrics_req *req = sc_otlp_build_metrics(&a, s, &id, &stats, 2000, 0, &cur, &np);
+	assert_non_null(req);
+	assert_int_equal(self_point(req, "jobq.sidecar.dropped.points", "metrics", "invalid"), 2);
+	assert_int_equal(self_point(req, "jobq.sidecar.dropped.points", "metrics", "metric_limit"), 3);
+	sc_arena_free(&a);
+
+	struct sc_buf out;
+	sc_buf_init(&out, 0);
+	assert_int_equal(sc_prom_render(s, &stats, &out), 0);
+	sc_buf_append(&out, "", 1);
+	assert_non_null(strstr((const char *)out.data, "jobq_sidecar_dropped_total{signal=\"metrics\",reason=\"invalid\"} 2\n"));
+	assert_non_null(strstr((const char *)out.data, "jobq_sidecar_dropped_total{signal=\"metrics\",reason=\"metric_limit\"} 3\n"));
+	sc_buf_free(&out);
+	sc_store_free(s);
+}
+
 static void test_delta_counters_subtract_previous_export(void **st)
 {
 	(void)st;
@@ -301,6 +379,139 @@ static void test_delta_counters_subtract_previous_export(void **st)
 	m = find_metric(r2, "jobs.duration");
 	assert_int_equal(m->exponential_histogram->data_points[0]->count, 0);
 	assert_int_equal(m->exponential_histogram->data_points[0]->min__case, 0); /* unknown for a delta */
+	sc_arena_free(&a);
+	sc_store_free(s);
+}
+
+/* A second snapshot for fixture(): jobs.enqueued{acme} = value (started at
+ * counter_start) and jobs.duration{acme} as given, at time t. */
+static void apply_more(struct sc_store *s, uint64_t t, uint64_t value, uint64_t counter_start,
+		       int scale, int offset, uint64_t *b, size_t nb, uint64_t zero, double sum)
+{
+	Jobq__Agent__SeriesKey k1 = JOBQ__AGENT__SERIES_KEY__INIT;
+	k1.tenant = "acme";
+	k1.job_type = "email";
+	k1.priority = "high";
+	Jobq__Agent__Counter c = JOBQ__AGENT__COUNTER__INIT, *cp = &c;
+	c.name = "jobs.enqueued";
+	c.key = &k1;
+	c.value = value;
+	c.start_unix_ns = counter_start;
+	Jobq__Agent__ExpHistogram w = JOBQ__AGENT__EXP_HISTOGRAM__INIT, *wp = &w;
+	w.name = "jobs.duration";
+	w.key = &k1;
+	w.start_unix_ns = 5;
+	w.scale = scale;
+	w.offset = offset;
+	w.bucket_counts = b;
+	w.n_bucket_counts = nb;
+	w.zero_count = zero;
+	w.count = zero;
+	for (size_t i = 0; i < nb; i++)
+		w.count += b[i];
+	w.sum = sum;
+	Jobq__Agent__MetricSnapshot m = JOBQ__AGENT__METRIC_SNAPSHOT__INIT;
+	m.time_unix_nano = t;
+	m.counters = &cp;
+	m.n_counters = 1;
+	m.histograms = &wp;
+	m.n_histograms = 1;
+	assert_int_equal(sc_store_apply(s, 0, &m), 0);
+}
+
+static void test_delta_after_a_sidecar_restart_starts_from_a_baseline(void **st)
+{
+	(void)st;
+	/* The agent's series started long before this sidecar did: what it
+	 * counted until now was (mostly) exported by the previous sidecar. */
+	struct sc_store *s = fixture(); /* enqueued 42 since 1973, duration count 8 since 5 ns */
+	struct sc_config dcfg = cfg;
+	struct sc_identity did = id;
+	dcfg.temporality = SC_TEMPORALITY_DELTA;
+	did.cfg = &dcfg;
+	did.start_ns = 1600000000000000000ull;
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	size_t np;
+	struct sc_metrics_cursor c1 = { 0 }, c2 = { 0 }, c3 = { 0 };
+	sc_metrics_req *r1 = sc_otlp_build_metrics(&a, s, &did, NULL, 1, 0, &c1, &np);
+	assert_non_null(r1);
+	/* First observation: the baseline, not exported (no empty metric either). */
+	assert_null(find_metric(r1, "jobs.enqueued"));
+	assert_null(find_metric(r1, "jobs.duration"));
+	assert_non_null(find_metric(r1, "jobs.queue_depth")); /* UpDownCounter: cumulative */
+	assert_non_null(find_metric(r1, "jobs.oldest_job_age"));
+	assert_int_equal(np, 2);
+
+	uint64_t b[] = { 3, 0, 6 };
+	apply_more(s, 1700000000000000002ull, 50, 123456789012345678ull, 0, 2, b, 3, 1, 130);
+	sc_metrics_req *r2 = sc_otlp_build_metrics(&a, s, &did, NULL, 2, 0, &c2, &np);
+	const Metric *m = find_metric(r2, "jobs.enqueued");
+	assert_non_null(m);
+	assert_int_equal(m->sum->aggregation_temporality, 1);
+	assert_int_equal(m->sum->data_points[0]->as_int, 50 - 42);
+	assert_int_equal(m->sum->data_points[0]->start_time_unix_nano, 1700000000000000001ull);
+	assert_int_equal(m->sum->data_points[0]->time_unix_nano, 1700000000000000002ull);
+	m = find_metric(r2, "jobs.duration");
+	assert_non_null(m);
+	const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *p = m->exponential_histogram->data_points[0];
+	assert_int_equal(p->count, 10 - 8);
+	assert_int_equal(p->zero_count, 0);
+	assert_true(p->sum == 30);
+	assert_int_equal(p->start_time_unix_nano, 1700000000000000001ull);
+
+	/* The agent restarted under the same key (the value fell, the start is
+	 * after this sidecar's): a fresh start, reported whole from its start. */
+	apply_more(s, 1700000000000000003ull, 7, 1650000000000000000ull, 0, 2, b, 3, 1, 130);
+	sc_metrics_req *r3 = sc_otlp_build_metrics(&a, s, &did, NULL, 3, 0, &c3, &np);
+	m = find_metric(r3, "jobs.enqueued");
+	assert_non_null(m);
+	assert_int_equal(m->sum->n_data_points, 1);
+	/* Same series key, restarted counter (7 < 50): a fresh start. */
+	assert_int_equal(m->sum->data_points[0]->as_int, 7);
+	assert_int_equal(m->sum->data_points[0]->start_time_unix_nano, 1650000000000000000ull);
+	sc_arena_free(&a);
+	sc_store_free(s);
+}
+
+static void test_delta_histogram_survives_a_scale_change(void **st)
+{
+	(void)st;
+	struct sc_store *s = fixture(); /* duration: scale 0, offset 2, buckets 2 0 5, zero 1 */
+	struct sc_config dcfg = cfg;
+	struct sc_identity did = id;
+	dcfg.temporality = SC_TEMPORALITY_DELTA;
+	did.cfg = &dcfg;
+	struct sc_arena a;
+	sc_arena_init(&a, 0);
+	size_t np;
+	struct sc_metrics_cursor c1 = { 0 }, c2 = { 0 };
+	sc_metrics_req *r1 = sc_otlp_build_metrics(&a, s, &did, NULL, 1, 0, &c1, &np);
+	assert_int_equal(find_metric(r1, "jobs.duration")->exponential_histogram->data_points[0]->count, 8);
+
+	/* The range grew and the agent downscaled to scale -1: the old
+	 * (4,8],(8,16] are now (4,16]; (16,32] is in (16,64]. One more value
+	 * in each, one in a new bucket (64,256]. */
+	uint64_t b[] = { 2 + 0 + 1, 5 + 1, 1 };
+	apply_more(s, 1700000000000000009ull, 42, 123456789012345678ull, -1, 1, b, 3, 1, 400);
+	sc_metrics_req *r2 = sc_otlp_build_metrics(&a, s, &did, NULL, 2, 0, &c2, &np);
+	const Metric *m = find_metric(r2, "jobs.duration");
+	assert_int_equal(m->exponential_histogram->aggregation_temporality, 1);
+	const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *p = m->exponential_histogram->data_points[0];
+	assert_int_equal(p->count, 3); /* not the cumulative 11 */
+	assert_int_equal(p->zero_count, 0);
+	assert_int_equal(p->scale, -1);
+	assert_true(p->sum == 300);
+	assert_int_equal(p->start_time_unix_nano, 1700000000000000001ull);
+	uint64_t total = p->zero_count;
+	for (size_t i = 0; i < p->positive->n_bucket_counts; i++)
+		total += p->positive->bucket_counts[i];
+	assert_int_equal(total, p->count);
+	assert_int_equal(p->positive->offset, 1);
+	assert_int_equal(p->positive->n_bucket_counts, 3);
+	assert_int_equal(p->positive->bucket_counts[0], 1);
+	assert_int_equal(p->positive->bucket_counts[1], 1);
+	assert_int_equal(p->positive->bucket_counts[2], 1);
 	sc_arena_free(&a);
 	sc_store_free(s);
 }
@@ -414,7 +625,10 @@ int main(void)
 		cmocka_unit_test(test_json_ids_hex_strings_escaped),
 		cmocka_unit_test(test_starvation_lists_sorted_unique_tenants),
 		cmocka_unit_test(test_prometheus_text),
+		cmocka_unit_test(test_store_drops_are_self_metrics_in_otlp_and_prometheus),
 		cmocka_unit_test(test_delta_counters_subtract_previous_export),
+		cmocka_unit_test(test_delta_after_a_sidecar_restart_starts_from_a_baseline),
+		cmocka_unit_test(test_delta_histogram_survives_a_scale_change),
 		cmocka_unit_test(test_requests_are_split_at_max_points),
 		cmocka_unit_test(test_response_parsing),
 		cmocka_unit_test(test_gzip_round_trip),

@@ -6,10 +6,12 @@ explicit histograms, delta temporality, restarts, cardinality overflow,
 UTF-8 repair, starvation check, env-var precedence and the file output."""
 import json
 import os
+import re
 import time
+import urllib.request
 
-from harness import (Peer, Sidecar, attrs, check, eq, metrics_of, run_tests, spans_of,
-                     wait_until, TMP)
+from harness import (Peer, Sidecar, attrs, check, eq, metrics_of, otlp_json_file_violations, run_tests,
+                     spans_of, wait_until, TMP)
 
 START = 1700000000123456789  # agent start, ns: every cumulative series starts here
 
@@ -61,6 +63,8 @@ def test_metrics_protobuf_exact_values():
     eq(ra.get('host.name'), 'fake-host', 'host.name from Hello')
     eq(ra.get('jobq.agent.id'), 'fake-agent', 'agent identity')
     eq(ra.get('jobq.agent.pid'), 4242, 'agent pid')
+    eq(ra.get('process.pid'), 4242, 'process.pid (semantic conventions) of the agent')
+    check('process.executable.name' not in ra, 'the sidecar\'s own process attributes on an agent resource')
     eq(ra.get('jobq.agent.target'), 'pid:4242', 'agent target')
     eq(scope.get('name'), 'jobq', 'scope name')
     eq(m.get('unit'), '1', 'jobs.enqueued unit')
@@ -128,10 +132,18 @@ def test_metrics_protobuf_exact_values():
     eq([(attrs(p['attributes']).get('reason'), p['asInt']) for p in dps], [('ringbuf_full', '7')],
        'kernel losses exported by reason')
 
-    names = {m['name'] for _, _, m in metrics_of(recs[-1:])}
+    selfm = {m['name']: m for _, _, m in metrics_of(recs[-1:])}
     for n in ('jobq.sidecar.exported.points', 'jobq.sidecar.dropped.points', 'jobq.sidecar.retries',
-              'jobq.sidecar.queue.bytes'):
-        check(n in names, 'self-metric %s missing from %s' % (n, sorted(names)))
+              'jobq.sidecar.queue.bytes', 'jobq.sidecar.queue.limit'):
+        check(n in selfm, 'self-metric %s missing from %s' % (n, sorted(selfm)))
+    for n in ('jobq.sidecar.queue.bytes', 'jobq.sidecar.queue.limit'):
+        eq(selfm[n].get('unit'), 'By', '%s unit' % n)
+        eq(points(selfm[n])[1].get('isMonotonic', False), False, '%s is an UpDownCounter' % n)
+    for sig in ('metrics', 'traces'):
+        eq(self_point(recs[-1:], 'jobq.sidecar.queue.limit', signal=sig), 16 << 20,
+           'the configured queue limit (default --queue-bytes) for %s' % sig)
+        eq(sc.prom_value('jobq_sidecar_queue_limit_bytes', signal=sig), float(16 << 20),
+           '/metrics jobq_sidecar_queue_limit_bytes{signal="%s"}' % sig)
     eq(sc.stop(), 0, 'sidecar exit status after SIGTERM')
 
 
@@ -172,6 +184,29 @@ def test_spans_kinds_links_status_and_messaging_attributes():
     sc.stop()
 
 
+def test_disconnected_agent_last_spans_keep_its_resource():
+    # Spans wait for the batch delay (5 s) but the metrics export (300 ms)
+    # comes first: the agent, gone by then, must still own its spans.
+    peer = Peer('lastspans')
+    sc = Sidecar('lastspans', peer=peer, interval_ms=300, env={'OTEL_BSP_SCHEDULE_DELAY': '5000'})
+    sc.agent('--agent-id', 'short-lived', '--spans', 1)  # sends, then disconnects at once
+
+    def agent_spans():
+        return [(ra, s) for ra, s in spans_of(peer.records('/v1/traces')) if s['name'].startswith('job.')]
+    wait_until(lambda: len(agent_spans()) >= 2, 15, 'the agent spans')
+    eq(len(agent_spans()), 2, 'agent spans exported once each')
+    for ra, s in agent_spans():
+        eq(ra.get('jobq.agent.id'), 'short-lived', '%s resource: the agent identity' % s['name'])
+        eq(ra.get('process.pid'), 4242, '%s resource process.pid' % s['name'])
+        eq(ra.get('host.name'), 'fake-host', '%s resource host.name' % s['name'])
+        check('process.executable.name' not in ra,
+              '%s exported under the sidecar resource: %r' % (s['name'], ra))
+    # Its metrics went out once more, under its resource too.
+    m = metric(peer.records('/v1/metrics'), 'jobs.enqueued', agent_id='short-lived')
+    check(m is not None, 'the disconnected agent\'s final metrics were exported')
+    sc.stop()
+
+
 def test_starvation_check_span_and_event():
     peer = Peer('starve')
     sc = Sidecar('starve', peer=peer, args=['--starvation-threshold-s', '300'])
@@ -206,6 +241,10 @@ def test_json_and_gzip_paths_decode_to_the_same_values():
     rec = peer.records('/v1/metrics')[-1]
     eq(rec['contentType'], 'application/json', 'content type')
     eq(rec['contentEncoding'], 'gzip', 'content encoding')
+    # The raw bodies keep the OTLP/JSON rules (int64 as strings, integer
+    # enums, hex ids, lowerCamelCase keys), which the decoder would forgive.
+    for r in peer.records():
+        eq(r.get('jsonViolations'), [], 'OTLP/JSON rule violations in a %s request' % r['path'])
     _, _, m = metric(peer.records('/v1/metrics'), 'jobs.enqueued')
     vals = sorted(p['asInt'] for p in points(m)[2])
     eq(vals, ['10', '11', '11', '12'], 'jobs.enqueued values over JSON')
@@ -234,10 +273,21 @@ def test_explicit_bucket_histogram_view():
     sc.stop()
 
 
+def delta_points(recs, name='jobs.enqueued'):
+    seq = []
+    for ra, _, m in metrics_of(recs):
+        if m['name'] == name:
+            kind, data, dps = points(m)
+            eq(data.get('aggregationTemporality'), 1, '%s temporality DELTA' % name)
+            seq += dps
+    return seq
+
+
 def test_delta_temporality_is_contiguous_and_sums_to_the_cumulative():
     peer = Peer('delta')
     sc = Sidecar('delta', peer=peer, env={'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE': 'delta'})
-    sc.agent('--start-ns', START, '--tenants', 1, '--types', 1, '--snapshots', 3, '--interval-ms', 500,
+    start = time.time_ns()  # an agent (and series) started after the sidecar
+    sc.agent('--start-ns', start, '--tenants', 1, '--types', 1, '--snapshots', 3, '--interval-ms', 500,
              '--hold-ms', 700)
     time.sleep(0.5)
     seq = []
@@ -251,10 +301,36 @@ def test_delta_temporality_is_contiguous_and_sums_to_the_cumulative():
         if m['name'] == 'jobs.wait_time':
             eq(points(m)[1].get('aggregationTemporality'), 1, 'histogram temporality DELTA')
     check(len(seq) >= 3, 'expected >= 3 delta points, got %d' % len(seq))
-    eq(seq[0]['startTimeUnixNano'], str(START), 'first delta starts at the series start')
+    eq(seq[0]['startTimeUnixNano'], str(start), 'first delta starts at the series start')
     for a, b in zip(seq, seq[1:]):
         eq(b['startTimeUnixNano'], a['timeUnixNano'], 'delta intervals are contiguous')
     eq(sum(int(p.get('asInt', 0)) for p in seq), 3 * 10, 'deltas sum to the final cumulative value')
+    sc.stop()
+
+
+def test_delta_after_a_sidecar_restart_does_not_re_report_the_past():
+    # Series that started before this sidecar (as after a sidecar restart):
+    # what was counted until the first observation was (in part) exported by
+    # the previous sidecar. That observation is only the baseline.
+    peer = Peer('delta-restart')
+    sc = Sidecar('delta-restart', peer=peer, env={'OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE': 'delta'})
+    r = sc.agent('--start-ns', START, '--tenants', 1, '--types', 1, '--snapshots', 3, '--interval-ms', 500,
+                 '--hold-ms', 700)
+    times = snapshot_times(r.stdout)
+    time.sleep(0.5)
+    seq = delta_points(peer.records('/v1/metrics'))
+    check(len(seq) >= 2, 'expected >= 2 delta points, got %d' % len(seq))
+    check(all(p['startTimeUnixNano'] != str(START) for p in seq),
+          'a delta point re-reports everything since the series start: %r' % seq[0])
+    first = int(seq[0]['startTimeUnixNano'])
+    check(first in times[:2], 'the first delta starts at an observed snapshot (%d not in %r)' % (first, times))
+    baseline = 10 * (times.index(first) + 1)
+    for a, b in zip(seq, seq[1:]):
+        eq(b['startTimeUnixNano'], a['timeUnixNano'], 'delta intervals are contiguous')
+    eq(sum(int(p.get('asInt', 0)) for p in seq), 30 - baseline, 'deltas sum to the growth after the baseline')
+    hs = delta_points(peer.records('/v1/metrics'), 'jobs.wait_time')
+    check(all(p['startTimeUnixNano'] != str(START) for p in hs), 'a histogram delta re-reports the past')
+    eq(sum(int(p.get('count', 0)) for p in hs), 9 - (7 + times.index(first)), 'histogram deltas after the baseline')
     sc.stop()
 
 
@@ -291,6 +367,43 @@ def test_cardinality_limit_folds_into_one_overflow_series():
     eq(attrs(over[0]['attributes']), {'otel.metric.overflow': True}, 'overflow series attributes')
     eq(sum(int(p['asInt']) for p in dps), 10 + 11 + 11 + 12 + 99, 'no value lost to folding')
     sc.stop()
+
+
+def self_point(recs, name, **labels):
+    """Value of the sidecar self-metric point name{labels} in the last request that has it."""
+    val = None
+    for ra, _, m in metrics_of(recs):
+        if m['name'] != name:
+            continue
+        for p in points(m)[2]:
+            a = attrs(p['attributes'])
+            if all(a.get(k) == v for k, v in labels.items()):
+                val = int(p['asInt'])
+    return val
+
+
+def test_invalid_histograms_are_dropped_counted_and_logged():
+    peer = Peer('badhist')
+    sc = Sidecar('badhist', peer=peer)
+    # 2 snapshots x 4 histograms whose count is zero_count + sum(buckets) + 1.
+    sc.agent('--tenants', 2, '--types', 2, '--snapshots', 2, '--interval-ms', 100, '--bad-hist-count',
+             '--hold-ms', 400)
+    want = 2 * 4
+    wait_until(lambda: self_point(peer.records('/v1/metrics'), 'jobq.sidecar.dropped.points',
+                                  signal='metrics', reason='invalid') == want, 15,
+               'jobq.sidecar.dropped.points{reason=invalid} = %d in OTLP' % want)
+    eq(sc.prom_value('jobq_sidecar_dropped_total', signal='metrics', reason='invalid'), float(want),
+       '/metrics jobq_sidecar_dropped_total{reason="invalid"}')
+    eq(self_point(peer.records('/v1/metrics'), 'jobq.sidecar.dropped.points', signal='metrics',
+                  reason='metric_limit'), 0, 'metric_limit drops')
+    check(metric(peer.records('/v1/metrics'), 'jobs.wait_time') is None, 'an invalid histogram was exported')
+    check(metric(peer.records('/v1/metrics'), 'jobs.enqueued') is not None, 'the valid points still flow')
+    sc.stop()
+    lines = [l for l in sc.logtext().splitlines() if 'agent metric points since the last report' in l]
+    eq(len(lines), 1, 'log lines about the drops within 10 s (rate-limited to one)')
+    # Snapshot 0 (count 8 for 7) or, if both came in one read, snapshot 1 (9 for 8).
+    check(re.search(r'agent fake-agent: jobs\.wait_time: count (8|9) != zero_count \+ sum\(bucket_counts\) = (7|8)$',
+                    lines[0]), 'the reason is logged: ' + lines[0])
 
 
 def test_invalid_utf8_is_repaired_in_protobuf_and_json():
@@ -353,19 +466,60 @@ def test_otlp_file_output_json_lines():
     m = [m for l in lines for rm in l.get('resourceMetrics', []) for sm in rm['scopeMetrics']
          for m in sm['metrics'] if m['name'] == 'jobs.enqueued'][0]
     check('aggregationTemporality' in m['sum'] and 'dataPoints' in m['sum'], 'lowerCamelCase keys')
+    # Every line against the official schema's rules, not just a few fields.
+    eq(otlp_json_file_violations(out), [], 'OTLP/JSON rule violations in the file')
+
+
+def test_raw_json_checker_catches_rule_violations():
+    # The checker behind the two tests above must itself see each kind of
+    # violation, in a file and in an HTTP body at the peer.
+    bad = {'resourceSpans': [{'resource': {'attributes': [{'key': 'n', 'value': {'intValue': 5}}]},
+                              'scopeSpans': [{'spans': [{
+                                  'traceId': 'ESIzRFVmd4iZqrvM3e7/AA==', 'spanId': 'ABABABABABABABAB',
+                                  'kind': 'SPAN_KIND_CONSUMER', 'start_time_unix_nano': '1',
+                                  'endTimeUnixNano': 2, 'name': 'x'}]}]}]}
+    want = ['intValue: 64-bit integer must be a decimal string', 'traceId must be 32 lowercase hex digits',
+            'spanId must be 16 lowercase hex digits', 'enum SpanKind must be an integer',
+            '"start_time_unix_nano" is not a lowerCamelCase field of Span',
+            'endTimeUnixNano: 64-bit integer must be a decimal string']
+    path = os.path.join(TMP, 'bad.jsonl')
+    with open(path, 'w') as f:
+        f.write(json.dumps(bad) + '\n')
+    got = otlp_json_file_violations(path)
+    for w in want:
+        check(any(w in g for g in got), 'the checker misses "%s" in a file: %r' % (w, got))
+    eq(len(got), len(want), 'violations found in the file')
+    peer = Peer('rawjson')
+    req = urllib.request.Request(peer.url + '/v1/traces', data=json.dumps(bad).encode(),
+                                 headers={'Content-Type': 'application/json'})
+    urllib.request.urlopen(req, timeout=10).read()
+    rec = peer.records('/v1/traces')[0]
+    for w in want:
+        check(any(w in g for g in rec['jsonViolations']), 'the peer misses "%s": %r' % (w, rec['jsonViolations']))
+    try:
+        spans_of([rec])
+    except AssertionError as e:
+        check('OTLP/JSON rules broken' in str(e), 'unexpected failure: %s' % e)
+    else:
+        raise AssertionError('spans_of accepted a request that breaks the OTLP/JSON rules')
+    peer.stop()
 
 
 if __name__ == '__main__':
     run_tests([
         test_metrics_protobuf_exact_values,
         test_spans_kinds_links_status_and_messaging_attributes,
+        test_disconnected_agent_last_spans_keep_its_resource,
         test_starvation_check_span_and_event,
         test_json_and_gzip_paths_decode_to_the_same_values,
         test_explicit_bucket_histogram_view,
         test_delta_temporality_is_contiguous_and_sums_to_the_cumulative,
+        test_delta_after_a_sidecar_restart_does_not_re_report_the_past,
         test_restarted_agent_starts_new_series,
         test_cardinality_limit_folds_into_one_overflow_series,
+        test_invalid_histograms_are_dropped_counted_and_logged,
         test_invalid_utf8_is_repaired_in_protobuf_and_json,
         test_env_precedence_per_signal_over_generic,
         test_otlp_file_output_json_lines,
+        test_raw_json_checker_catches_rule_violations,
     ])

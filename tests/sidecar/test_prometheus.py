@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import TMP, Sidecar, _procs, check, eq, free_port, run_tests, skip, wait_until
+from harness import TMP, Sidecar, _procs, check, eq, free_port, run_tests, skip_test, wait_until
 
 BOUNDS = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000]
 
@@ -39,16 +39,17 @@ def expected_bucket(t, s):
             return (BOUNDS[i - 1] if i > 0 else -math.inf, BOUNDS[i] if i < len(BOUNDS) else math.inf)
 
 
-def test_histogram_quantile_per_tenant():
-    if not shutil.which('prometheus'):
+def need_prometheus():
+    if not shutil.which('prometheus') or not shutil.which('promtool'):
         subprocess.run(['scripts/deps.sh'], cwd=os.path.join(os.path.dirname(__file__), '..', '..'))
-    if not shutil.which('prometheus'):
-        skip('Debian package prometheus is not installed and could not be installed')
-    sc = Sidecar('prom')
-    tenants = [0, 12, 25, 40]  # medians land in different explicit buckets
-    n = max(tenants) + 1
-    agent = sc.agent_bg('--tenants', n, '--types', 1, '--snapshots', 1, '--hold-ms', 60000)
-    d = os.path.join(TMP, 'prometheus')
+    if not shutil.which('prometheus') or not shutil.which('promtool'):
+        skip_test('Debian package prometheus (prometheus, promtool) is not installed and could not be installed')
+
+
+def start_prometheus(name, sc):
+    """A real Prometheus scraping sc every second; returns (process, API port)
+    once it has scraped jobs_enqueued_total."""
+    d = os.path.join(TMP, name)
     os.makedirs(d)
     with open(os.path.join(d, 'prometheus.yml'), 'w') as f:
         f.write('global:\n  scrape_interval: 1s\nscrape_configs:\n'
@@ -63,11 +64,20 @@ def test_histogram_quantile_per_tenant():
 
     def scraped():
         try:
-            r = query(port, 'up{job="jobq-sidecar"} == 1 and on() count(jobs_wait_time_milliseconds_bucket) > 0')
-            return r
+            return query(port, 'up{job="jobq-sidecar"} == 1 and on() count(jobs_wait_time_milliseconds_bucket) > 0')
         except OSError:
             return None
     wait_until(scraped, 60, 'Prometheus to scrape the sidecar')
+    return p, port
+
+
+def test_histogram_quantile_per_tenant():
+    need_prometheus()
+    sc = Sidecar('prom')
+    tenants = [0, 12, 25, 40]  # medians land in different explicit buckets
+    n = max(tenants) + 1
+    agent = sc.agent_bg('--tenants', n, '--types', 1, '--snapshots', 1, '--hold-ms', 60000)
+    p, port = start_prometheus('prometheus', sc)
     res = query(port, 'histogram_quantile(0.5, sum by (le, tenant_id) (jobs_wait_time_milliseconds_bucket))')
     got = {r['metric']['tenant_id']: float(r['value'][1]) for r in res}
     eq(len(got), n, 'one quantile per tenant')
@@ -83,5 +93,36 @@ def test_histogram_quantile_per_tenant():
     sc.stop()
 
 
+def test_label_values_are_escaped():
+    # Tenant ids are whatever producers send: quotes, backslashes and
+    # newlines must be escaped as the text format says, so that the scrape
+    # parses and the label values come back unchanged.
+    need_prometheus()
+    weird = 'say "hi"\\ back\\slash\nnew line \\n not-a-newline'
+    sc = Sidecar('promesc')
+    agent = sc.agent_bg('--tenant0', weird, '--tenants', 2, '--types', 1, '--hold-ms', 60000)
+    wait_until(lambda: 'jobs_enqueued_total{' in sc.scrape(), 10, 'the agent data on /metrics')
+    text = sc.scrape()
+    esc = 'tenant_id="say \\"hi\\"\\\\ back\\\\slash\\nnew line \\\\n not-a-newline"'
+    check(esc in text, 'escaped label %s not in:\n%s' % (esc, text[:1500]))
+    r = subprocess.run(['promtool', 'check', 'metrics'], input=text, capture_output=True, text=True, timeout=30)
+    out = (r.stdout + r.stderr).strip()
+    check('error' not in out and r.returncode in (0, 3), 'promtool cannot parse /metrics (%d): %s' % (r.returncode, out))
+    # Lint findings other than the documented ms unit of the seed's metrics are failures.
+    other = [l for l in out.splitlines() if l.strip() and 'use base unit "seconds" instead of "milliseconds"' not in l]
+    eq(other, [], 'promtool findings')
+    p, port = start_prometheus('prometheus-esc', sc)
+    got = query(port, 'jobs_enqueued_total')
+    values = sorted(x['metric']['tenant_id'] for x in got)
+    eq(values, sorted([weird, 'tenant-1']), 'tenant_id label values after a real scrape')
+    one = query(port, 'jobs_enqueued_total{tenant_id=%s}' % json.dumps(weird))
+    eq([float(x['value'][1]) for x in one], [10.0], 'the series selected by its exact tenant id')
+    p.terminate()
+    p.wait()
+    agent.kill()
+    agent.wait()
+    sc.stop()
+
+
 if __name__ == '__main__':
-    run_tests([test_histogram_quantile_per_tenant])
+    run_tests([test_histogram_quantile_per_tenant, test_label_values_are_escaped])

@@ -104,10 +104,48 @@ static void test_backoff_grows_is_capped_and_jittered(void **st)
 	assert_int_equal(decide(0, true, NULL, 10, 100000, 0.0).delay_ms, P.max_backoff_ms / 2);
 }
 
+static void test_retry_after_zero_has_the_backoff_as_floor(void **st)
+{
+	(void)st;
+	/* "Retry-After: 0" or a past date must not mean "at once, forever". */
+	struct sc_decision d = decide(503, false, "0", 1, 10000, 0.0);
+	assert_int_equal(d.outcome, SC_OUTCOME_RETRY);
+	assert_int_equal(d.delay_ms, 500);
+	assert_true(d.server_delay);
+	d = decide(429, false, "0", 3, 10000, 0.0);
+	assert_int_equal(d.delay_ms, 1125); /* 1000 * 1.5^2 / 2 */
+	d = decide(503, false, "Tue, 14 Nov 2023 22:13:00 GMT", 2, 10000, 0.999);
+	assert_true(d.delay_ms >= 750 && d.delay_ms < 1500);
+	/* The longer of the two wins. */
+	assert_int_equal(decide(503, false, "4", 1, 10000, 0.999).delay_ms, 4000);
+	assert_int_equal(decide(503, false, "2", 5, 10000, 0.0).delay_ms, 2500);
+}
+
+static void test_retry_after_past_the_deadline_is_kept_for_the_next_round(void **st)
+{
+	(void)st;
+	/* 20 s asked, 10 s export timeout: give up for this round, but the
+	 * caller learns not to send again for 20 s. */
+	struct sc_decision d = decide(503, false, "20", 1, 10000, 0.5);
+	assert_int_equal(d.outcome, SC_OUTCOME_GIVE_UP);
+	assert_int_equal(d.delay_ms, 20000);
+	assert_true(d.server_delay);
+	/* Capped at the documented maximum. */
+	d = decide(503, false, "3600", 1, 10000, 0.5);
+	assert_int_equal(d.outcome, SC_OUTCOME_GIVE_UP);
+	assert_int_equal(d.delay_ms, P.max_retry_after_ms);
+	/* Without a Retry-After the delay is the backoff. */
+	d = decide(0, true, NULL, 1, 100, 0.0);
+	assert_int_equal(d.outcome, SC_OUTCOME_GIVE_UP);
+	assert_int_equal(d.delay_ms, 500);
+	assert_false(d.server_delay);
+}
+
 static void test_deadline_means_give_up(void **st)
 {
 	(void)st;
 	assert_int_equal(decide(503, false, "5", 1, 4000, 0).outcome, SC_OUTCOME_GIVE_UP);
+	assert_int_equal(decide(503, false, "5", 1, 4000, 0).delay_ms, 5000);
 	assert_int_equal(decide(0, true, NULL, 1, 100, 0).outcome, SC_OUTCOME_GIVE_UP);
 	/* Permanent stays permanent whatever the time left. */
 	assert_int_equal(decide(400, false, NULL, 1, 0, 0).outcome, SC_OUTCOME_PERMANENT);
@@ -125,6 +163,8 @@ int main(void)
 		cmocka_unit_test(test_retry_after_garbage_falls_back_to_backoff),
 		cmocka_unit_test(test_retry_after_is_capped),
 		cmocka_unit_test(test_backoff_grows_is_capped_and_jittered),
+		cmocka_unit_test(test_retry_after_zero_has_the_backoff_as_floor),
+		cmocka_unit_test(test_retry_after_past_the_deadline_is_kept_for_the_next_round),
 		cmocka_unit_test(test_deadline_means_give_up),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,7 @@ import socket
 import stat
 import subprocess
 
-from harness import FAKE_AGENT, SIDECAR, TMP, Sidecar, check, eq, run_tests, wait_until
+from harness import FAKE_AGENT, SIDECAR, TMP, Sidecar, check, eq, run_tests, skip_test, wait_until
 
 
 def test_socket_mode_is_0660():
@@ -79,10 +79,28 @@ def test_several_agents_at_once():
     sc.stop()
 
 
+def test_reconnect_before_the_old_connection_closes_keeps_the_agent():
+    # The same agent process (same id and start) opens a new connection and
+    # says Hello while its old connection is still open; the old one closes
+    # afterwards. Its series must live on, fed by the new connection.
+    sc = Sidecar('reconnect', interval_ms=300)
+    start = 1700000000000000000
+    old = sc.agent_bg('--start-ns', start, '--tenants', 1, '--types', 1, '--hold-ms', 1000)
+    wait_until(lambda: sc.prom_value('jobs_enqueued_total', jobq_agent='fake-agent', tenant_id='tenant-0') == 10.0,
+               10, 'the first connection\'s data')
+    new = sc.agent_bg('--start-ns', start, '--tenants', 1, '--types', 1, '--snapshots', 16,
+                      '--interval-ms', 200)
+    eq(old.wait(), 0, 'first connection exit')  # closes while the new one sends
+    # > 2 export intervals after the old EOF, the new connection still feeds it.
+    wait_until(lambda: sc.prom_value('jobs_enqueued_total', jobq_agent='fake-agent', tenant_id='tenant-0') == 160.0,
+               15, 'the last snapshot of the new connection (160)')
+    eq(new.wait(), 0, 'second connection exit')
+    sc.stop()
+
+
 def test_drops_root_before_networking():
     if os.geteuid() != 0:
-        print('  (not root: privilege drop not exercised)')
-        return
+        skip_test('not root: the privilege drop is NOT exercised')
     sc = Sidecar('priv')
     with open('/proc/%d/status' % sc.proc.pid) as f:
         uid = [l.split()[1:] for l in f if l.startswith('Uid:')][0]
@@ -115,6 +133,7 @@ if __name__ == '__main__':
         test_live_socket_or_regular_file_is_not_replaced,
         test_bad_frames_close_only_their_connection_and_are_counted,
         test_several_agents_at_once,
+        test_reconnect_before_the_old_connection_closes_keeps_the_agent,
         test_drops_root_before_networking,
         test_bad_options_fail_clearly,
     ])

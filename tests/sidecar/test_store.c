@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sidecar/store.h"
@@ -97,6 +98,30 @@ static void test_same_agent_reconnect_keeps_series_restart_does_not(void **st)
 	sc_store_after_export(s); /* a's last export happened: freed */
 	assert_false(s->agents[a].used);
 	assert_true(s->agents[b].used);
+	sc_store_free(s);
+}
+
+static void test_reconnect_before_the_old_connection_closes_keeps_the_agent(void **st)
+{
+	(void)st;
+	struct sc_store *s = sc_store_new(10);
+	Jobq__Agent__Hello h = hello("a", 100);
+	int a = sc_store_hello(s, &h);
+	const char *t[] = { "acme" };
+	apply_counters(s, a, t, (uint64_t[]){ 3 }, 1, 1);
+	/* The new connection's Hello comes before the old one's EOF. */
+	assert_int_equal(sc_store_hello(s, &h), a);
+	sc_store_disconnected(s, a); /* the old connection closes */
+	sc_store_after_export(s);
+	assert_true(s->agents[a].used);
+	assert_non_null(find(s, a, "acme"));
+	apply_counters(s, a, t, (uint64_t[]){ 4 }, 1, 2);
+	assert_int_equal(find(s, a, "acme")->cur.counter, 4);
+	/* The last connection goes: exported once more, then freed. */
+	sc_store_disconnected(s, a);
+	sc_store_disconnected(s, a); /* a stray extra call does not underflow */
+	sc_store_after_export(s);
+	assert_false(s->agents[a].used);
 	sc_store_free(s);
 }
 
@@ -237,9 +262,70 @@ static void test_kind_mismatch_and_bad_names_are_dropped(void **st)
 	Jobq__Agent__MetricSnapshot m = JOBQ__AGENT__METRIC_SNAPSHOT__INIT;
 	m.gauges = gp;
 	m.n_gauges = 2;
+	struct sc_stats stats = { 0 };
+	s->st = &stats;
 	assert_int_equal(sc_store_apply(s, slot, &m), 0);
-	assert_int_equal(s->dropped_points_metric_limit, 2);
+	/* A wrong kind or a bad name is malformed input, not a limit. */
+	assert_int_equal(s->dropped_points_invalid, 2);
+	assert_int_equal(s->dropped_points_metric_limit, 0);
+	assert_int_equal(atomic_load(&stats.dropped[SC_SIGNAL_METRICS][SC_DROP_INVALID]), 2);
+	assert_non_null(strstr(s->last_drop, "9bad name"));
 	assert_int_equal(s->nmetrics, 0);
+	sc_store_free(s);
+}
+
+static void test_store_drops_reach_the_self_metrics_by_reason(void **st)
+{
+	(void)st;
+	struct sc_store *s = sc_store_new(10);
+	struct sc_stats stats = { 0 };
+	s->st = &stats;
+	Jobq__Agent__Hello h = hello("ag-x", 1);
+	int slot = sc_store_hello(s, &h);
+	Jobq__Agent__SeriesKey k = mkkey("acme", "");
+	/* SC_MAX_METRICS + 3 distinct counter names: 3 over the limit. */
+	char names[SC_MAX_METRICS + 3][32];
+	Jobq__Agent__Counter c[SC_MAX_METRICS + 3], *cp[SC_MAX_METRICS + 3];
+	for (int i = 0; i < SC_MAX_METRICS + 3; i++) {
+		snprintf(names[i], sizeof(names[i]), "custom.c%d", i);
+		jobq__agent__counter__init(&c[i]);
+		c[i].name = names[i];
+		c[i].key = &k;
+		c[i].value = 1;
+		cp[i] = &c[i];
+	}
+	/* And a histogram breaking count == zero_count + sum(buckets). */
+	uint64_t b[] = { 2, 3 };
+	Jobq__Agent__ExpHistogram w = JOBQ__AGENT__EXP_HISTOGRAM__INIT, *wp = &w;
+	w.name = "jobs.wait_time";
+	w.key = &k;
+	w.zero_count = 1;
+	w.bucket_counts = b;
+	w.n_bucket_counts = 2;
+	w.count = 7;
+	Jobq__Agent__MetricSnapshot m = JOBQ__AGENT__METRIC_SNAPSHOT__INIT;
+	m.counters = cp;
+	m.n_counters = SC_MAX_METRICS + 3;
+	assert_int_equal(sc_store_apply(s, slot, &m), 0);
+	assert_int_equal(s->dropped_points_metric_limit, 3);
+	assert_int_equal(atomic_load(&stats.dropped[SC_SIGNAL_METRICS][SC_DROP_METRIC_LIMIT]), 3);
+	assert_non_null(strstr(s->last_drop, "agent ag-x: custom.c34: more than 32 metric names"));
+	assert_string_equal(sc_drop_reason_names[SC_DROP_METRIC_LIMIT], "metric_limit");
+
+	m.n_counters = 0;
+	m.histograms = &wp;
+	m.n_histograms = 1;
+	assert_int_equal(sc_store_apply(s, slot, &m), 0); /* the histogram is metric 33: limit */
+	assert_int_equal(s->dropped_points_metric_limit, 4);
+	sc_store_free(s);
+
+	s = sc_store_new(10);
+	s->st = &stats;
+	slot = sc_store_hello(s, &h);
+	assert_int_equal(sc_store_apply(s, slot, &m), 0);
+	assert_int_equal(s->dropped_points_invalid, 1);
+	assert_int_equal(atomic_load(&stats.dropped[SC_SIGNAL_METRICS][SC_DROP_INVALID]), 1);
+	assert_non_null(strstr(s->last_drop, "jobs.wait_time: count 7 != zero_count + sum(bucket_counts) = 6"));
 	sc_store_free(s);
 }
 
@@ -248,12 +334,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counter_values_and_times),
 		cmocka_unit_test(test_same_agent_reconnect_keeps_series_restart_does_not),
+		cmocka_unit_test(test_reconnect_before_the_old_connection_closes_keeps_the_agent),
 		cmocka_unit_test(test_cardinality_limit_folds_into_overflow),
 		cmocka_unit_test(test_invalid_utf8_key_is_repaired),
 		cmocka_unit_test(test_histogram_count_identity_enforced),
 		cmocka_unit_test(test_hist_merge_downscales),
 		cmocka_unit_test(test_hist_merge_negative_indexes_floor),
 		cmocka_unit_test(test_kind_mismatch_and_bad_names_are_dropped),
+		cmocka_unit_test(test_store_drops_reach_the_self_metrics_by_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@
 //   --out:    one JSON line per request: {path, contentType, contentEncoding,
 //             receivedMs, status, body} where body is the decoded request
 //             (64-bit integers as decimal strings, enums as numbers, ids as
-//             hex) or {decodeError}
+//             hex) or {decodeError}; JSON requests also get jsonViolations,
+//             the OTLP/JSON rules the raw body breaks (otlp_json_check.js:
+//             fromObject below would silently accept most of them)
 //   --script: canned answers used in order, then 200 OK: a JSON array for
 //             every path, or {"/v1/metrics": [...], "/v1/traces": [...]};
 //             {status, retryAfter, statusMessage, partial: {rejected, message},
@@ -21,6 +23,7 @@ const fs = require('fs');
 const zlib = require('zlib');
 const { isUtf8 } = require('buffer');
 const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js');
+const { check: checkOtlpJson } = require('./otlp_json_check.js');
 
 const P = root.opentelemetry.proto;
 const types = {
@@ -80,6 +83,8 @@ const handler = (req, res) => {
       let msg;
       if (rec.contentType === 'application/json') {
         rec.validUtf8 = isUtf8(raw);
+        rec.jsonViolations = checkOtlpJson(JSON.parse(raw.toString('utf8')),
+          req.url === '/v1/metrics' ? 'metrics' : 'traces');
         msg = fromOtlpJson(t[0], raw.toString('utf8'));
       } else {
         msg = t[0].decode(raw);
