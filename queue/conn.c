@@ -183,8 +183,10 @@ static int simple_cmd(struct jobq *q, const char *what, int argc, const char **a
 	return JOBQ_OK;
 }
 
-static int load_scripts(struct jobq *q)
+int jobq__load_scripts(struct jobq *q)
 {
+	if (!q->c)
+		return jobq__reconnect(q); /* connects, then loads */
 	for (int i = 0; i < JOBQ_S_COUNT; i++) {
 		const char *argv[] = { "SCRIPT", "LOAD", jobq_lua_scripts[i].src };
 		redisReply *r;
@@ -246,7 +248,7 @@ int jobq__reconnect(struct jobq *q)
 		if ((rc = simple_cmd(q, "SELECT", 2, argv, NULL, NULL)))
 			goto fail;
 	}
-	if ((rc = load_scripts(q)))
+	if ((rc = jobq__load_scripts(q)))
 		goto fail;
 	return JOBQ_OK;
 fail:
@@ -356,9 +358,13 @@ int jobq__append_eval(struct jobq *q, enum jobq_script_id s, int argc, const cha
 		av[FIXED + i] = argv[i];
 		al[FIXED + i] = lens ? lens[i] : strlen(argv[i]);
 	}
-	rc = redisAppendCommandArgv(q->c, argc + FIXED, av, al) == REDIS_OK
-		     ? JOBQ_OK
-		     : jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+	rc = JOBQ_OK;
+	if (redisAppendCommandArgv(q->c, argc + FIXED, av, al) != REDIS_OK) {
+		/* Commands appended before this one are unsent too: dropping
+		 * the connection discards them all, so no reply goes unread. */
+		rc = jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+		jobq__disconnect(q);
+	}
 	if (av != sv) {
 		free(av);
 		free(al);
@@ -423,7 +429,7 @@ int jobq__eval(struct jobq *q, enum jobq_script_id s, int argc, const char **arg
 			/* Redis lost its script cache (restart, SCRIPT FLUSH). */
 			freeReplyObject(r);
 			jobq__log(JOBQ_LOG_INFO, "redis lost the scripts; reloading");
-			if ((rc = load_scripts(q)))
+			if ((rc = jobq__load_scripts(q)))
 				return rc;
 			continue;
 		}

@@ -30,15 +30,22 @@ int jobq__fail(struct jobq *q, int code, const char *fmt, ...)
 
 /* (Re)connects q: TCP/unix connect, AUTH, SELECT, SCRIPT LOAD. */
 int jobq__reconnect(struct jobq *q);
+/* SCRIPT LOAD of every script (after NOSCRIPT: Redis lost its cache). */
+int jobq__load_scripts(struct jobq *q);
 /* Drops the connection (after an I/O error); the next call reconnects. */
 void jobq__disconnect(struct jobq *q);
 
 /* Appends EVALSHA of script s with KEYS[1] = prefix and the given ARGV to
- * the output buffer (pipelining). Nothing is sent until a reply is read. */
+ * the output buffer (pipelining). Nothing is sent until a reply is read.
+ * On failure the connection is dropped with everything appended so far
+ * (none of it was sent). */
 int jobq__append_eval(struct jobq *q, enum jobq_script_id s, int argc, const char **argv,
 		      const size_t *lens);
 /* Reads the next reply. I/O errors drop the connection: JOBQ_EREDIS. A Redis
- * error reply is returned as a reply (caller checks REDIS_REPLY_ERROR). */
+ * error reply is returned as a reply (caller checks REDIS_REPLY_ERROR).
+ * Whoever pipelines N commands must read all N replies (or drop the
+ * connection): an unread reply would be taken for the answer to a later
+ * command. */
 int jobq__read(struct jobq *q, redisReply **r);
 /* One script call, synchronously; reloads the scripts and retries once on
  * NOSCRIPT. Error replies become JOBQ_EREDIS/JOBQ_EINVAL with the message. */

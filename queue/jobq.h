@@ -108,7 +108,13 @@ int jobq_enqueue(struct jobq *q, const char *tenant, const char *type,
 
 /* Enqueues n jobs pipelined. All are validated first: an invalid job
  * enqueues nothing and the message names its index and field. ids
- * (optional) receives n ids. */
+ * (optional) receives n ids. If Redis refuses some jobs (e.g. OOM) or the
+ * connection is lost partway, the call fails, later jobs are not sent,
+ * ids[i] is 0 for every job not known to be enqueued, and the message
+ * says how many were enqueued and how many were sent with an unknown
+ * outcome (connection lost before the answer). A lost script cache
+ * (NOSCRIPT) is handled: the scripts are reloaded and exactly the jobs
+ * that did not run are sent again. */
 int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n,
 		       uint64_t *ids);
 

@@ -376,7 +376,8 @@ struct disp {
 	struct jobq_worker *w;
 	struct jobq *q;
 	struct jobq_lease **held;  /* every lease we own, until settled */
-	size_t nheld, limit;
+	size_t nheld, limit;       /* limit: concurrency + prefetch */
+	size_t cap;                /* room in held: limit + batch */
 	struct jobq_lease *unsettled; /* finished (or released) jobs to settle */
 	struct jobq_settle *settle;
 	struct jobq_lease **fresh;
@@ -401,18 +402,64 @@ static void held_del(struct disp *d, struct jobq_lease *l)
 	last->held_idx = l->held_idx;
 }
 
-static int redis_down(struct disp *d, int rc)
+/* Grows the dispatcher's backoff (50 ms doubling up to reconnect_max_ms). */
+static int back_off(struct disp *d, int rc)
 {
 	struct jobq_worker *w = d->w;
 
-	if (!d->down_since) {
-		d->down_since = jobq__mono_ms();
-		jobq__log(JOBQ_LOG_WARN, "worker: %s; reconnecting with backoff", d->q->err);
-	}
 	d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 50;
 	if (d->backoff_ms > (uint32_t)w->o.conn.reconnect_max_ms)
 		d->backoff_ms = (uint32_t)w->o.conn.reconnect_max_ms;
 	return rc;
+}
+
+static int redis_down(struct disp *d, int rc)
+{
+	if (!d->down_since) {
+		d->down_since = jobq__mono_ms();
+		jobq__log(JOBQ_LOG_WARN, "worker: %s; reconnecting with backoff", d->q->err);
+	}
+	return back_off(d, rc);
+}
+
+/* A reply that was read but is an error or cannot be interpreted: the
+ * pipeline stays in step (every reply is still read), so the connection
+ * is kept; the round is retried after a backoff. Returns the first code. */
+static int reply_failed(struct disp *d, int rc, int first)
+{
+	jobq__log(JOBQ_LOG_ERROR, "worker: %s", d->q->err);
+	return first ? first : rc;
+}
+
+/* Hands freshly leased jobs to the handler threads (malformed ones go
+ * straight to settling as dead). */
+static void queue_fresh(struct disp *d, size_t got)
+{
+	struct jobq_worker *w = d->w;
+
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < got; i++) {
+		struct jobq_lease *l = d->fresh[i];
+
+		held_add(d, l);
+		l->next = NULL;
+		if (l->malformed) {
+			l->outcome = JOBQ_OUT_DEAD;
+			snprintf(l->error, sizeof(l->error), "%s", l->reason);
+			l->next = w->done_head;
+			w->done_head = l;
+			continue;
+		}
+		if (w->pend_tail)
+			w->pend_tail->next = l;
+		else
+			w->pend_head = l;
+		w->pend_tail = l;
+		w->npend++;
+	}
+	if (got)
+		pthread_cond_broadcast(&w->work_cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* One pipelined round trip. Returns JOBQ_OK, or an error (connection
@@ -424,7 +471,7 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 	struct jobq *q = d->q;
 	uint64_t now = jobq__mono_ms();
 	size_t ns = 0, nrenew = 0;
-	int do_reap = 0, do_depth = 0, rc;
+	int do_reap = 0, do_depth = 0, noscript = 0, failed = 0, rc;
 	struct jobq_lease_params lp = { 0, w->o.lease_ms, w->o.aging_ms, DEFAULT_COST_MS };
 	redisReply *r;
 
@@ -447,6 +494,9 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 		*want = d->limit - (d->nheld - ns);
 		if (*want > w->o.batch)
 			*want = w->o.batch;
+		/* If the settling fails, these leases add to the ones held. */
+		if (*want > d->cap - d->nheld)
+			*want = d->cap - d->nheld;
 		lp.max = (uint32_t)*want;
 	}
 	if (now >= d->next_renew) {
@@ -471,7 +521,6 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 			  jobq__mono_ms() - d->down_since);
 		d->down_since = 0;
 	}
-	d->backoff_ms = 0;
 	if ((ns && (rc = jobq__settle_append(q, d->settle, ns))) ||
 	    (*want && (rc = jobq__lease_append(q, &lp))) ||
 	    (nrenew && (rc = jobq__renew_append(q, d->renew, nrenew, w->o.lease_ms))) ||
@@ -479,74 +528,74 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 	    (do_depth && (rc = jobq__stats_append(q, 10000))))
 		goto io_fail;
 
-	/* Replies in the order appended. */
+	/* Replies in the order appended. Every one is read even when an
+	 * earlier one failed: an unread reply would be taken for the answer
+	 * to a later command. Only an I/O error (connection dropped, which
+	 * discards the rest) ends this early. A part answered NOSCRIPT did
+	 * not run and is simply redone next round; any other failure keeps
+	 * its state (unsettled jobs stay unsettled) for the next round. */
 	if (ns) {
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if (jobq__is_noscript(r))
-			goto noscript;
-		if ((rc = jobq__settle_parse(q, r, d->settle, ns)))
-			goto proto_fail;
-		for (size_t i = 0; i < ns; i++) {
-			held_del(d, d->settle[i].l);
-			jobq_lease_free(d->settle[i].l);
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__settle_parse(q, r, d->settle, ns))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			for (size_t i = 0; i < ns; i++) {
+				held_del(d, d->settle[i].l);
+				jobq_lease_free(d->settle[i].l);
+			}
+			d->unsettled = NULL;
+			*settled = ns;
 		}
-		d->unsettled = NULL;
-		*settled = ns;
 	}
 	if (*want) {
 		int64_t due;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if (jobq__is_noscript(r))
-			goto noscript;
-		if ((rc = jobq__lease_parse(q, r, d->fresh, *want, got, &due)))
-			goto proto_fail;
-		d->next_due_ms = due;
-		pthread_mutex_lock(&w->mu);
-		for (size_t i = 0; i < *got; i++) {
-			struct jobq_lease *l = d->fresh[i];
-
-			held_add(d, l);
-			l->next = NULL;
-			if (l->malformed) {
-				l->outcome = JOBQ_OUT_DEAD;
-				snprintf(l->error, sizeof(l->error), "%s", l->reason);
-				l->next = w->done_head;
-				w->done_head = l;
-				continue;
-			}
-			if (w->pend_tail)
-				w->pend_tail->next = l;
-			else
-				w->pend_head = l;
-			w->pend_tail = l;
-			w->npend++;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__lease_parse(q, r, d->fresh, *want, got, &due))) {
+			/* Jobs it may have leased come back when their leases expire. */
+			failed = reply_failed(d, rc, failed);
+		} else {
+			d->next_due_ms = due;
+			queue_fresh(d, *got);
 		}
-		if (*got)
-			pthread_cond_broadcast(&w->work_cv);
-		pthread_mutex_unlock(&w->mu);
 	}
 	if (nrenew) {
 		size_t lost;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if ((rc = jobq__renew_parse(q, r, nrenew, &lost)))
-			goto proto_fail;
-		if (lost)
-			jobq__log(JOBQ_LOG_WARN, "worker: %zu leases expired before renewal", lost);
-		d->next_renew = now + w->o.lease_ms / 3;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__renew_parse(q, r, nrenew, &lost))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			if (lost)
+				jobq__log(JOBQ_LOG_WARN, "worker: %zu leases expired before renewal", lost);
+			d->next_renew = now + w->o.lease_ms / 3;
+		}
 	}
 	if (do_reap) {
 		size_t n;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if ((rc = jobq__reap_parse(q, r, &n)))
-			goto proto_fail;
-		d->next_reap = now + (n == 100 ? 0 : w->o.reap_interval_ms);
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__reap_parse(q, r, &n))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			d->next_reap = now + (n == 100 ? 0 : w->o.reap_interval_ms);
+		}
 	}
 	if (do_depth) {
 		struct jobq_tenant_stats *st;
@@ -554,26 +603,27 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if ((rc = jobq__stats_parse(q, r, &st, &n)))
-			goto proto_fail;
-		jobq__fire_depth(q, st, n);
-		free(st);
-		d->next_depth = now + w->o.depth_report_ms;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__stats_parse(q, r, &st, &n))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			jobq__fire_depth(q, st, n);
+			free(st);
+			d->next_depth = now + w->o.depth_report_ms;
+		}
 	}
+	if (noscript) {
+		/* Redis lost its script cache (restart, SCRIPT FLUSH). */
+		jobq__log(JOBQ_LOG_INFO, "worker: redis lost the scripts; reloading");
+		if ((rc = jobq__load_scripts(q)))
+			goto io_fail;
+	}
+	if (failed)
+		return back_off(d, failed);
+	d->backoff_ms = 0;
 	return JOBQ_OK;
-
-noscript:
-	/* Lost script cache: reconnecting reloads; redo the whole round
-	 * (settling is idempotent: a repeated ack is answered "stale"). */
-	freeReplyObject(r);
-	jobq__disconnect(q);
-	return JOBQ_OK;
-proto_fail:
-	/* A reply we cannot interpret: drop the connection so the pipeline
-	 * resynchronises; leases time out and are reaped, nothing is lost. */
-	jobq__log(JOBQ_LOG_ERROR, "worker: %s", q->err);
-	jobq__disconnect(q);
-	return redis_down(d, rc);
 io_fail:
 	jobq__disconnect(q);
 	return redis_down(d, rc);
@@ -726,10 +776,11 @@ int jobq_worker_run(struct jobq_worker *w)
 		poll(&p, 1, (int)backoff); /* jobq_worker_stop() interrupts */
 	}
 	d.limit = (size_t)w->o.concurrency + w->o.prefetch;
-	d.held = calloc(d.limit, sizeof(*d.held));
-	d.settle = calloc(d.limit, sizeof(*d.settle));
+	d.cap = d.limit + w->o.batch;
+	d.held = calloc(d.cap, sizeof(*d.held));
+	d.settle = calloc(d.cap, sizeof(*d.settle));
 	d.fresh = calloc(w->o.batch, sizeof(*d.fresh));
-	d.renew = calloc(d.limit, sizeof(*d.renew));
+	d.renew = calloc(d.cap, sizeof(*d.renew));
 	threads = calloc((size_t)w->o.concurrency, sizeof(*threads));
 	if (!d.held || !d.settle || !d.fresh || !d.renew || !threads) {
 		snprintf(w->err, sizeof(w->err), "out of memory");

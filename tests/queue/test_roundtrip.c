@@ -452,6 +452,85 @@ static void auth_with_user_and_password(void **state)
 	assert_non_null(strstr(err, "connect 127.0.0.1:1"));
 }
 
+/* The document of job id belongs to tenant (the id answered is the job's). */
+static void assert_job_tenant(uint64_t id, const char *tenant)
+{
+	char got[128];
+
+	qt_redis_get(got, sizeof(got), "HGET jobq:{pipe}:job:%llu tenant_id", (unsigned long long)id);
+	if (strcmp(got, tenant))
+		fail_msg("job %llu belongs to \"%s\", want \"%s\" (a reply was read for the wrong command)",
+			 (unsigned long long)id, got, tenant);
+}
+
+static void batch(struct jobq_new_job *j, size_t n, const char *tenant)
+{
+	for (size_t i = 0; i < n; i++) {
+		j[i] = (struct jobq_new_job){ tenant, "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+}
+
+/* A pipelined batch reads every reply it caused: after a NOSCRIPT (script
+ * cache flushed) or an error reply (OOM) partway, later calls get their own
+ * answers, and each job's result is its own. */
+static void pipelined_batch_reads_every_reply(void **state)
+{
+	struct jobq *q = qt_connect("pipe");
+	static struct jobq_new_job j[600];
+	static uint64_t ids[600];
+	char seq[32], tenant[32];
+	uint64_t id;
+
+	(void)state;
+	batch(j, 3, "a");
+	assert_int_equal(jobq_enqueue_batch(q, j, 3, ids), JOBQ_OK);
+	/* Redis forgets the scripts between two batches: every job of the
+	 * next batch (two pipelined chunks) is answered NOSCRIPT at first. */
+	qt_redis_cmd("SCRIPT FLUSH");
+	for (size_t i = 0; i < 600; i++) {
+		snprintf(tenant, sizeof(tenant), "b%zu", i % 7);
+		j[i] = (struct jobq_new_job){ strdup(tenant), "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+	if (jobq_enqueue_batch(q, j, 600, ids))
+		fail_msg("batch after SCRIPT FLUSH: %s", jobq_errmsg(q));
+	for (size_t i = 0; i < 600; i++) {
+		assert_true(ids[i] > 3);
+		assert_job_tenant(ids[i], j[i].tenant);
+		free((char *)j[i].tenant);
+	}
+	assert_int_equal(jobq_enqueue(q, "single", "x", "", 0, NULL, &id), JOBQ_OK);
+	assert_job_tenant(id, "single");
+	qt_redis_get(seq, sizeof(seq), "GET jobq:{pipe}:seq");
+	assert_int_equal(strtoull(seq, NULL, 10), id);
+	assert_int_equal(id, 604);
+
+	/* Out of memory: every job of the batch is refused; none is reported
+	 * enqueued, and the connection is still in step afterwards. */
+	qt_redis_cmd("CONFIG SET maxmemory 1");
+	batch(j, 300, "oom");
+	memset(ids, 0xff, sizeof(ids));
+	assert_int_not_equal(jobq_enqueue_batch(q, j, 300, ids), JOBQ_OK);
+	if (!strstr(jobq_errmsg(q), "0 of 300 jobs enqueued") || !strstr(jobq_errmsg(q), "OOM"))
+		fail_msg("OOM batch error: %s", jobq_errmsg(q));
+	for (size_t i = 0; i < 300; i++)
+		assert_int_equal(ids[i], 0);
+	assert_int_not_equal(jobq_enqueue(q, "oom", "x", "", 0, NULL, &id), JOBQ_OK);
+	if (!strstr(jobq_errmsg(q), "OOM"))
+		fail_msg("single enqueue under OOM: %s", jobq_errmsg(q));
+	qt_redis_cmd("CONFIG SET maxmemory 0");
+	assert_int_equal(jobq_enqueue(q, "after", "x", "", 0, NULL, &id), JOBQ_OK);
+	assert_int_equal(id, 605);
+	assert_job_tenant(id, "after");
+	batch(j, 2, "after2");
+	assert_int_equal(jobq_enqueue_batch(q, j, 2, ids), JOBQ_OK);
+	assert_int_equal(ids[0], 606);
+	assert_int_equal(ids[1], 607);
+	assert_job_tenant(607, "after2");
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +545,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
 		cmocka_unit_test(sfq_charges_actual_duration),
 		cmocka_unit_test(auth_with_user_and_password),
+		cmocka_unit_test(pipelined_batch_reads_every_reply),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 
