@@ -165,10 +165,14 @@ struct jobq_worker_opts {
 	uint32_t reap_interval_ms;  /* default 1000 */
 	int release_on_stop;        /* stop: give leased-but-not-started jobs
 				     * back at once (default 1) */
-	/* Jobs leased ahead of free handler slots (default: batch). More
-	 * prefetch means fewer round trips; less means a newly arrived
-	 * tenant waits behind fewer already-leased jobs. 0 = lease only for
-	 * free slots. (Appended in 0.1.0; zeroed structs get 0.) */
+	/* Jobs leased ahead of free handler slots (default 0: lease only
+	 * for free slots, so idle workers share the work and a newly active
+	 * tenant waits behind nothing). Prefetch buys throughput for short
+	 * jobs (fewer round trips per job). A prefetched job counts no
+	 * attempt until a handler starts it: if the worker dies first, its
+	 * expired lease gives the attempt back (bounded: after 10 such
+	 * expiries the job is dead-lettered). Jobs of a tenant with a
+	 * concurrency cap are never prefetched. (Appended in 0.1.0.) */
 	uint32_t prefetch;
 };
 

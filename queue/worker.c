@@ -53,6 +53,7 @@ struct jobq_worker {
 	/* under mu */
 	struct jobq_lease *pend_head, *pend_tail, *done_head;
 	size_t npend, nrunning;
+	size_t pf_started;            /* prefetched leases started, not yet reported */
 	int quit, disp_waiting, want_wake, waker_fd;
 	uint32_t wake_timeout_ms;
 };
@@ -70,7 +71,7 @@ void jobq_worker_opts_init(struct jobq_worker_opts *o)
 	o->depth_report_ms = 1000;
 	o->reap_interval_ms = 1000;
 	o->release_on_stop = 1;
-	o->prefetch = o->batch;
+	o->prefetch = 0; /* lease only for free slots */
 }
 
 int jobq_worker_new(const struct jobq_worker_opts *o, struct jobq_worker **out, char *err,
@@ -279,6 +280,8 @@ static void *handler_main(void *arg)
 			w->pend_tail = NULL;
 		w->npend--;
 		w->nrunning++;
+		l->started = 1;
+		w->pf_started += l->prefetched;
 		pthread_mutex_unlock(&w->mu);
 
 		run_job(w, l);
@@ -382,6 +385,9 @@ struct disp {
 	struct jobq_settle *settle;
 	struct jobq_lease **fresh;
 	struct jobq_lease **renew;
+	struct jobq_lease **starts;   /* prefetched leases started: report them */
+	size_t nstarts;
+	int start_retry;              /* the last report failed: collect again */
 	uint64_t next_renew, next_reap, next_depth;
 	int64_t next_due_ms;
 	uint32_t backoff_ms;
@@ -470,9 +476,9 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 	struct jobq_worker *w = d->w;
 	struct jobq *q = d->q;
 	uint64_t now = jobq__mono_ms();
-	size_t ns = 0, nrenew = 0;
+	size_t ns = 0, nrenew = 0, busy, free_slots;
 	int do_reap = 0, do_depth = 0, noscript = 0, failed = 0, rc;
-	struct jobq_lease_params lp = { 0, w->o.lease_ms, w->o.aging_ms, DEFAULT_COST_MS };
+	struct jobq_lease_params lp = { 0, w->o.lease_ms, w->o.aging_ms, DEFAULT_COST_MS, 0 };
 	redisReply *r;
 
 	*got = 0;
@@ -498,6 +504,12 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 		if (*want > d->cap - d->nheld)
 			*want = d->cap - d->nheld;
 		lp.max = (uint32_t)*want;
+		/* Jobs beyond the free handler slots wait in this process: they
+		 * are leased as prefetched (no attempt counted if this process
+		 * dies before they start). Busy = pending + running. */
+		busy = d->nheld - ns;
+		free_slots = busy < (size_t)w->o.concurrency ? (size_t)w->o.concurrency - busy : 0;
+		lp.prefetch = (uint32_t)(*want > free_slots ? *want - free_slots : 0);
 	}
 	if (now >= d->next_renew) {
 		/* Leases being settled in this very round need no renewal. */
@@ -511,17 +523,18 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 		do_reap = 1;
 	if (now >= d->next_depth && JOBQ_PROBE_ENABLED(depth))
 		do_depth = 1;
-	if (!ns && !*want && !nrenew && !do_reap && !do_depth)
+	if (!ns && !d->nstarts && !*want && !nrenew && !do_reap && !do_depth)
 		return JOBQ_OK;
 
 	if (!q->c && (rc = jobq__reconnect(q)))
-		return redis_down(d, rc);
+		goto io_fail;
 	if (d->down_since) {
 		jobq__log(JOBQ_LOG_INFO, "worker: reconnected to redis after %" PRIu64 " ms",
 			  jobq__mono_ms() - d->down_since);
 		d->down_since = 0;
 	}
 	if ((ns && (rc = jobq__settle_append(q, d->settle, ns))) ||
+	    (d->nstarts && (rc = jobq__start_append(q, d->starts, d->nstarts))) ||
 	    (*want && (rc = jobq__lease_append(q, &lp))) ||
 	    (nrenew && (rc = jobq__renew_append(q, d->renew, nrenew, w->o.lease_ms))) ||
 	    (do_reap && (rc = jobq__reap_append(q, 100))) ||
@@ -551,6 +564,22 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 			*settled = ns;
 		}
 	}
+	if (d->nstarts) {
+		if ((rc = jobq__read(q, &r)))
+			goto io_fail;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+			d->start_retry = 1;
+		} else if ((rc = jobq__start_parse(q, r))) {
+			failed = reply_failed(d, rc, failed);
+			d->start_retry = 1;
+		} else {
+			for (size_t i = 0; i < d->nstarts; i++)
+				d->starts[i]->start_sent = 1;
+		}
+		d->nstarts = 0;
+	}
 	if (*want) {
 		int64_t due;
 
@@ -559,7 +588,7 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 		if (jobq__is_noscript(r)) {
 			freeReplyObject(r);
 			noscript = 1;
-		} else if ((rc = jobq__lease_parse(q, r, d->fresh, *want, got, &due))) {
+		} else if ((rc = jobq__lease_parse(q, r, &lp, d->fresh, *want, got, &due))) {
 			/* Jobs it may have leased come back when their leases expire. */
 			failed = reply_failed(d, rc, failed);
 		} else {
@@ -625,6 +654,10 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 	d->backoff_ms = 0;
 	return JOBQ_OK;
 io_fail:
+	if (d->nstarts) {
+		d->start_retry = 1;
+		d->nstarts = 0;
+	}
 	jobq__disconnect(q);
 	return redis_down(d, rc);
 }
@@ -706,6 +739,20 @@ static int dispatch(struct disp *d)
 			w->pend_tail = NULL;
 			w->npend = 0;
 		}
+		/* Prefetched jobs a handler took since the last round: their
+		 * start is recorded in the next round trip (unless they are
+		 * being settled already, which says more). */
+		if (w->pf_started || d->start_retry) {
+			d->nstarts = 0;
+			for (size_t i = 0; i < d->nheld; i++) {
+				struct jobq_lease *l = d->held[i];
+
+				if (l->prefetched && l->started && !l->start_sent && !l->settling)
+					d->starts[d->nstarts++] = l;
+			}
+			w->pf_started = 0;
+			d->start_retry = 0;
+		}
 		busy = w->npend + w->nrunning;
 		pthread_mutex_unlock(&w->mu);
 
@@ -781,8 +828,9 @@ int jobq_worker_run(struct jobq_worker *w)
 	d.settle = calloc(d.cap, sizeof(*d.settle));
 	d.fresh = calloc(w->o.batch, sizeof(*d.fresh));
 	d.renew = calloc(d.cap, sizeof(*d.renew));
+	d.starts = calloc(d.cap, sizeof(*d.starts));
 	threads = calloc((size_t)w->o.concurrency, sizeof(*threads));
-	if (!d.held || !d.settle || !d.fresh || !d.renew || !threads) {
+	if (!d.held || !d.settle || !d.fresh || !d.renew || !d.starts || !threads) {
 		snprintf(w->err, sizeof(w->err), "out of memory");
 		rc = JOBQ_ENOMEM;
 		goto out;
@@ -830,6 +878,7 @@ out:
 	free(d.settle);
 	free(d.fresh);
 	free(d.renew);
+	free(d.starts);
 	free(threads);
 	jobq_close(d.q);
 	return rc;

@@ -63,6 +63,6 @@ local function bury(id, reason, now)
 	local jk = jkey(id)
 	redis.call('HSET', jk, 'id', id, 'dead_reason', string.sub(reason, 1, 128),
 		'failed_at_ns', string.format('%.0f', now * 1e6))
-	redis.call('HDEL', jk, 'lease')
+	redis.call('HDEL', jk, 'lease', 'pf')
 	redis.call('LPUSH', P .. 'dead', id)
 end

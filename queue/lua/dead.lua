@@ -4,7 +4,8 @@
 -- list:  ARGV[2] max entries. Returns records of 6 items, newest first:
 --        id, tenant_id|"?", type|"?", attempt, failed_at_ns, reason.
 -- retry: ARGV[2] job id, or "all" (at most ARGV[3] jobs per call). Moves the
---        jobs back to the tail of their ready queue with attempt reset.
+--        jobs back to the tail of their ready queue with attempt (and
+--        stalls) reset.
 --        Returns the number moved; documents too broken to requeue stay.
 local op = ARGV[1]
 if op == 'list' then
@@ -31,7 +32,7 @@ for _, id in ipairs(ids) do
 	local p = PRIO[f[2] or '']
 	if f[1] and p and f[3] and redis.call('LREM', P .. 'dead', 1, id) > 0 then
 		redis.call('HSET', jk, 'attempt', 0)
-		redis.call('HDEL', jk, 'dead_reason', 'failed_at_ns', 'last_error')
+		redis.call('HDEL', jk, 'dead_reason', 'failed_at_ns', 'last_error', 'stalls', 'pf')
 		redis.call('RPUSH', qkey(f[1], p), id)
 		activate(f[1])
 		moved = moved + 1

@@ -7,14 +7,22 @@
 -- ARGV[3]  lease token prefix (random per call; token = prefix .. ":" .. i)
 -- ARGV[4]  aging_ms (0 = strict priority)
 -- ARGV[5]  default cost in ms for a tenant without a duration estimate
+-- ARGV[6]  jobs leased for free handler slots (0..ARGV[1]; absent: all). The
+--          jobs after them are leased ahead of a free slot (prefetch): they
+--          are marked `pf` until the worker reports them started
+--          (start.lua), so a lease that expires before they started gives
+--          their attempt back (reap.lua). A tenant with a concurrency cap is
+--          never prefetched: the call stops when such a tenant is next.
 -- Returns { next_due_ms, records... } where next_due_ms is the time until
 -- the earliest delayed job is due (-1: none) and each record is either
 --   "j", id, token, tenant_id, type, payload, priority, enqueued_at_ns,
 --        attempt, max_attempts, trace_id, span_id, trace_flags   (13 items)
 --   "d", id, tenant_id|"?", type|"?", attempt, reason         (6 items)
 -- ("d": a malformed job document was moved to the dead-letter list).
+-- The "j" records come in lease order: the first ARGV[6] are not prefetched.
 local max, lease_ms, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local aging, defcost = tonumber(ARGV[4]), tonumber(ARGV[5])
+local imm = tonumber(ARGV[6]) or max
 local now = now_ms()
 local out = { -1 }
 
@@ -75,6 +83,9 @@ while n < max and guard < max * 4 do
 	local t, S = top[1], tonumber(top[2])
 	local S2 = top[4] and tonumber(top[4]) or math.huge
 	local s = tstate(t)
+	-- A capped tenant's jobs are leased only for free slots: it stays in
+	-- ready, first in line for the next free slot.
+	if n >= imm and s.cap > 0 then break end
 	local eligible = false
 	-- Heads of the three priority lists, read once per run: nothing is
 	-- pushed while the script runs, so only the popped list changes.
@@ -126,7 +137,11 @@ while n < max and guard < max * 4 do
 			s.dirty = true
 			local attempt = num(f[6], 0) + 1
 			local token = prefix .. ':' .. n
-			redis.call('HSET', jk, 'attempt', attempt, 'lease', token, 'cost_est', s.cost)
+			if n < imm then
+				redis.call('HSET', jk, 'attempt', attempt, 'lease', token, 'cost_est', s.cost)
+			else
+				redis.call('HSET', jk, 'attempt', attempt, 'lease', token, 'cost_est', s.cost, 'pf', 1)
+			end
 			leases[#leases + 1] = now + lease_ms
 			leases[#leases + 1] = id
 			for _, v in ipairs({ 'j', id, token, t, f[2], f[3], f[4], f[5], attempt, f[7],
@@ -138,7 +153,7 @@ while n < max and guard < max * 4 do
 		heads[pick] = redis.call('LINDEX', qkey(t, pick), 0)
 		local more = heads[0] or heads[1] or heads[2]
 		eligible = more and (s.cap <= 0 or s.inflight < s.cap)
-	until not eligible or n >= max or S > S2
+	until not eligible or n >= max or S > S2 or (n >= imm and s.cap > 0)
 	if eligible then
 		redis.call('ZADD', P .. 'ready', S, t)
 	else

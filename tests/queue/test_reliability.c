@@ -51,6 +51,69 @@ static void sigkilled_worker_job_runs_again_after_lease_expiry(void **state)
 	jobq_close(q);
 }
 
+/* max_attempts 1, a worker holding prefetched jobs is SIGKILLed: the jobs
+ * it never started did not run, so they keep their attempt and each runs
+ * exactly once elsewhere; the prefetched job it had started (reported in
+ * the round trip after it started) used its only attempt. */
+static void sigkilled_worker_prefetched_jobs_keep_their_attempt(void **state)
+{
+	struct jobq *q = qt_connect("pf");
+	const char *log_a = qt_path("pf-a.log"), *log_b = qt_path("pf-b.log");
+	struct jobq_enqueue_opts o;
+	struct jobq_tenant_stats *st;
+	struct jobq_dead_entry *d;
+	uint64_t ids[10];
+	struct qt_rec *r;
+	size_t n;
+	long nl;
+	pid_t a, b;
+	int held = 0;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 1;
+	assert_int_equal(jobq_enqueue(q, "t", "quick", "", 0, &o, &ids[0]), JOBQ_OK);
+	for (int i = 1; i < 10; i++)
+		assert_int_equal(jobq_enqueue(q, "t", "long", "", 0, &o, &ids[i]), JOBQ_OK);
+	/* One slot, eight prefetched: quick runs, then the first long one
+	 * starts from the prefetch buffer; seven wait behind it. */
+	a = qt_worker("pf", "--handler", "quick=builtin:sleep:200", "--handler", "long=builtin:sleep:30000",
+		      "--concurrency", "1", "--prefetch", "8", "--lease-ms", "1000", "--job-log", log_a, NULL);
+	for (int i = 0; i < 1000 && !held; i++) {
+		assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+		held = n && st[0].in_flight == 9;
+		free(st);
+		qt_sleep_ms(10);
+	}
+	assert_true(held);
+	for (int i = 0; i < 500 && qt_log_lines(log_a) < 1; i++)
+		qt_sleep_ms(10);
+	assert_int_equal(qt_log_lines(log_a), 1);
+	qt_sleep_ms(500); /* the long job runs; its start was reported */
+	assert_int_equal(qt_stop(a, SIGKILL, 5000), 128 + SIGKILL);
+
+	b = qt_worker("pf", "--handler", "long=builtin:noop", "--lease-ms", "1000", "--job-log", log_b, NULL);
+	assert_int_equal(qt_wait_drained(q, 20000), 0);
+	assert_int_equal(qt_stop(b, SIGTERM, 10000), 0);
+	nl = qt_read_log(log_b, &r);
+	/* ids[1] was running in A; ids[2..8] were prefetched; ids[9] was left. */
+	if (nl != 8)
+		fail_msg("worker B ran %ld jobs, want 8 (7 prefetched by the killed worker + 1)", nl);
+	assert_int_equal(qt_distinct_ids(r, nl), 8);
+	for (long i = 0; i < nl; i++) {
+		assert_true(r[i].id >= ids[2] && r[i].id <= ids[9]);
+		assert_int_equal(r[i].attempt, 1);
+		assert_string_equal(r[i].status, "ok");
+	}
+	free(r);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].id, ids[1]);
+	assert_string_equal(d[0].reason, "lease expired on attempt 1");
+	free(d);
+	jobq_close(q);
+}
+
 static void redis_restart_mid_run_loses_nothing(void **state)
 {
 	struct jobq *q = qt_connect("restart");
@@ -97,6 +160,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sigkilled_worker_job_runs_again_after_lease_expiry),
+		cmocka_unit_test(sigkilled_worker_prefetched_jobs_keep_their_attempt),
 		cmocka_unit_test(redis_restart_mid_run_loses_nothing),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct jobq_lease_params P1 = { 1, 30000, 0, 1.0 };
+static const struct jobq_lease_params P1 = { 1, 30000, 0, 1.0, 0 };
 
 static struct jobq_lease *lease1(struct jobq *q, const struct jobq_lease_params *p)
 {
@@ -168,6 +168,75 @@ static void stale_ack_after_lease_expiry_is_rejected(void **state)
 	jobq_lease_free(old);
 	jobq_lease_free(fresh);
 	assert_int_equal(qt_wait_drained(q, 1000), 0);
+	jobq_close(q);
+}
+
+/* A job leased ahead of a free slot whose lease expires before it was
+ * reported started did not run: the reaper gives its attempt back, but
+ * counts a stall; the tenth stall dead-letters it (a job that kills its
+ * worker before its start is reported cannot loop forever). A start
+ * report makes the next expiry count the attempt as usual. */
+static void prefetched_lease_expiry_keeps_attempt_until_stall_limit(void **state)
+{
+	struct jobq *q = qt_connect("stall");
+	struct jobq_lease_params p = P1;
+	struct jobq_dead_entry *d;
+	struct jobq_enqueue_opts o;
+	struct jobq_lease *l;
+	uint64_t id;
+	size_t n, reaped;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 1;
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, &o, &id), JOBQ_OK);
+	p.lease_ms = 100;
+	p.max = 2;
+	p.prefetch = 2; /* both leased ahead of a free slot */
+	for (int round = 1; round <= 10; round++) {
+		struct jobq_lease *ls[2];
+		int64_t due;
+
+		assert_int_equal(jobq_lease(q, &p, ls, 2, &n, &due), JOBQ_OK);
+		assert_int_equal(n, 1);
+		assert_true(ls[0]->prefetched);
+		assert_int_equal(ls[0]->job.attempt, 1);
+		jobq_lease_free(ls[0]);
+		reaped = 0;
+		for (int i = 0; i < 100 && !reaped; i++) {
+			qt_sleep_ms(20);
+			assert_int_equal(jobq_reap(q, 100, &reaped), JOBQ_OK);
+		}
+		assert_int_equal(reaped, 1);
+		assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+		assert_int_equal(n, round == 10 ? 1 : 0);
+		if (n)
+			assert_string_equal(d[0].reason, "lease expired 10 times before the job started");
+		free(d);
+	}
+	/* Back from the dead-letter list, stalls reset; started (reported),
+	 * the expiry counts its one attempt. */
+	assert_int_equal(jobq_dead_retry(q, id, &n), JOBQ_OK);
+	l = lease1(q, &p);
+	assert_non_null(l);
+	assert_int_equal(jobq__start_append(q, &l, 1), JOBQ_OK);
+	{
+		redisReply *r;
+
+		assert_int_equal(jobq__read(q, &r), JOBQ_OK);
+		assert_int_equal(jobq__start_parse(q, r), JOBQ_OK);
+	}
+	reaped = 0;
+	for (int i = 0; i < 100 && !reaped; i++) {
+		qt_sleep_ms(20);
+		assert_int_equal(jobq_reap(q, 100, &reaped), JOBQ_OK);
+	}
+	assert_int_equal(reaped, 1);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(d[0].reason, "lease expired on attempt 1");
+	free(d);
+	jobq_lease_free(l);
 	jobq_close(q);
 }
 
@@ -343,6 +412,40 @@ static void cap_limits_leases_until_ack(void **state)
 	assert_int_equal(n, 2);
 	for (int i = 0; i < 5; i++)
 		jobq_lease_free(l[i]);
+	jobq_close(q);
+}
+
+/* Jobs of a tenant with a cap are leased only for free slots: a worker's
+ * prefetch buffer never holds capped jobs (they would count against the
+ * cap without running). */
+static void capped_tenant_is_not_prefetched(void **state)
+{
+	struct jobq *q = qt_connect("cappf");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *l[8];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	assert_int_equal(jobq_tenant_set_cap(q, "c", 5), JOBQ_OK);
+	for (int i = 0; i < 5; i++)
+		enq(q, "c", "x", JOBQ_NORMAL);
+	p.max = 4;
+	p.prefetch = 3;
+	assert_int_equal(jobq_lease(q, &p, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_false(l[0]->prefetched);
+	jobq_lease_free(l[0]);
+	/* Uncapped tenants are prefetched as asked. */
+	for (int i = 0; i < 5; i++)
+		enq(q, "u", "x", JOBQ_NORMAL);
+	assert_int_equal(jobq_tenant_set_cap(q, "c", 0), JOBQ_OK);
+	assert_int_equal(jobq_lease(q, &p, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(l[i]->prefetched, i >= 1);
+		jobq_lease_free(l[i]);
+	}
 	jobq_close(q);
 }
 
@@ -538,10 +641,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test(priorities_strict_then_fifo),
 		cmocka_unit_test(aging_serves_old_low_priority),
 		cmocka_unit_test(stale_ack_after_lease_expiry_is_rejected),
+		cmocka_unit_test(prefetched_lease_expiry_keeps_attempt_until_stall_limit),
 		cmocka_unit_test(bad_input_rejected_naming_the_field),
 		cmocka_unit_test(retry_with_backoff_then_dead_letter_then_retry),
 		cmocka_unit_test(malformed_document_goes_to_dead_letter),
 		cmocka_unit_test(cap_limits_leases_until_ack),
+		cmocka_unit_test(capped_tenant_is_not_prefetched),
 		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
 		cmocka_unit_test(sfq_charges_actual_duration),
 		cmocka_unit_test(auth_with_user_and_password),

@@ -211,6 +211,34 @@ static void retries_back_off_exponentially_then_dead_letter(void **state)
 	jobq_close(q);
 }
 
+/* Default options lease only for free slots: a second idle worker gets
+ * work while the first is busy, instead of the first hoarding it. */
+static void two_workers_share_work_with_default_options(void **state)
+{
+	struct jobq *q = qt_connect("w6");
+	const char *log_a = qt_path("w6-a.log"), *log_b = qt_path("w6-b.log");
+	long na, nb;
+	pid_t a, b;
+
+	(void)state;
+	a = qt_worker("w6", "--handler", "x=builtin:sleep:500", "--concurrency", "1", "--job-log", log_a,
+		      NULL);
+	b = qt_worker("w6", "--handler", "x=builtin:sleep:500", "--concurrency", "1", "--job-log", log_b,
+		      NULL);
+	qt_sleep_ms(700); /* both idle, blocked waiting for work */
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 4);
+	assert_int_equal(qt_wait_drained(q, 20000), 0);
+	assert_int_equal(qt_stop(a, SIGTERM, 10000), 0);
+	assert_int_equal(qt_stop(b, SIGTERM, 10000), 0);
+	na = qt_log_lines(log_a);
+	nb = qt_log_lines(log_b);
+	printf("worker a ran %ld jobs, worker b %ld\n", na, nb);
+	assert_int_equal(na + nb, 4);
+	if (na < 1 || nb < 1)
+		fail_msg("one worker ran all the jobs (a %ld, b %ld): the other was idle", na, nb);
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +247,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(idle_worker_uses_no_cpu_and_wakes_fast),
 		cmocka_unit_test(failing_unknown_and_malformed_jobs_never_stop_the_worker),
 		cmocka_unit_test(retries_back_off_exponentially_then_dead_letter),
+		cmocka_unit_test(two_workers_share_work_with_default_options),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 
