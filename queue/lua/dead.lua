@@ -11,7 +11,8 @@ local op = ARGV[1]
 if op == 'list' then
 	local out = {}
 	for _, id in ipairs(redis.call('LRANGE', P .. 'dead', 0, tonumber(ARGV[2]) - 1)) do
-		local f = redis.call('HMGET', jkey(id), 'tenant_id', 'type', 'attempt', 'failed_at_ns', 'dead_reason')
+		local f = redis.pcall('HMGET', jkey(id), 'tenant_id', 'type', 'attempt', 'failed_at_ns', 'dead_reason')
+		if f.err then f = { false, false, false, false, 'not a job document (key of another type)' } end
 		for _, v in ipairs({ id, f[1] or '?', f[2] or '?', num(f[3], 0), f[4] or '0', f[5] or '' }) do
 			out[#out + 1] = v
 		end
@@ -28,7 +29,8 @@ end
 local moved = 0
 for _, id in ipairs(ids) do
 	local jk = jkey(id)
-	local f = redis.call('HMGET', jk, 'tenant_id', 'priority', 'type')
+	local f = redis.pcall('HMGET', jk, 'tenant_id', 'priority', 'type')
+	if f.err then f = {} end
 	local p = PRIO[f[2] or '']
 	if f[1] and p and f[3] and redis.call('LREM', P .. 'dead', 1, id) > 0 then
 		redis.call('HSET', jk, 'attempt', 0)

@@ -386,6 +386,109 @@ static void malformed_document_goes_to_dead_letter(void **state)
 	jobq_close(q);
 }
 
+static uint64_t in_flight_of(struct jobq *q, const char *tenant)
+{
+	struct jobq_tenant_stats *st;
+	uint64_t v = UINT64_MAX;
+	size_t n;
+
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(st[i].tenant, tenant))
+			v = st[i].in_flight;
+	free(st);
+	return v;
+}
+
+static long long redis_int(const char *fmt, const char *arg)
+{
+	char buf[64];
+
+	qt_redis_get(buf, sizeof(buf), fmt, arg);
+	return atoll(buf);
+}
+
+/* Redis does not roll back a script that fails halfway: dequeue must not
+ * fail after its first write, whatever state it finds, or jobs end up
+ * popped but not in flight. A ghost tenant (in ready, no state, no work),
+ * non-finite tenant numbers, a job id whose key is not a hash: the jobs
+ * that can be leased are, and counted in flight. */
+static void dequeue_survives_inconsistent_state(void **state)
+{
+	struct jobq *q = qt_connect("ghost");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *l[8];
+	struct jobq_dead_entry *d;
+	char buf[64];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	qt_redis_cmd("ZADD jobq:{ghost}:ready -1 ghost");
+	for (int i = 0; i < 3; i++)
+		enq(q, "t", "x", JOBQ_NORMAL);
+	p.max = 8;
+	if (jobq_lease(q, &p, l, 8, &n, &due))
+		fail_msg("dequeue with a ghost tenant in ready: %s", jobq_errmsg(q));
+	assert_int_equal(n, 3);
+	assert_int_equal(in_flight_of(q, "t"), 3);
+	qt_redis_get(buf, sizeof(buf), "ZSCORE jobq:{ghost}:ready ghost");
+	assert_string_equal(buf, ""); /* dropped from ready */
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(settle(q, l[i], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+		jobq_lease_free(l[i]);
+	}
+	/* Non-finite numbers in the tenant's state; a key of another type
+	 * queued as a job ahead of a good one. */
+	qt_redis_cmd("HSET jobq:{ghost}:t:u weight nan cost inf inflight -inf");
+	enq(q, "u", "x", JOBQ_NORMAL);
+	qt_redis_cmd("SET jobq:{ghost}:job:777 not-a-hash");
+	qt_redis_cmd("LPUSH jobq:{ghost}:q:u:1 777");
+	if (jobq_lease(q, &p, l, 8, &n, &due))
+		fail_msg("dequeue with bad tenant numbers: %s", jobq_errmsg(q));
+	assert_int_equal(n, 1);
+	assert_string_equal(l[0]->job.tenant, "u");
+	assert_int_equal(in_flight_of(q, "u"), 1);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	jobq_lease_free(l[0]);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].id, 777);
+	assert_string_equal(d[0].reason, "not a job document (key of another type)");
+	free(d);
+	assert_int_equal(qt_wait_drained(q, 1000), 0);
+	jobq_close(q);
+}
+
+/* A tenant list full of garbage ids costs one call a bounded amount of
+ * work (100 dead-lettered per call); the good job behind them is leased
+ * once they are gone. */
+static void malformed_documents_are_buried_in_bounded_steps(void **state)
+{
+	struct jobq *q = qt_connect("manybad");
+	struct jobq_lease *l[2];
+	uint64_t good;
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	for (int i = 0; i < 250; i++)
+		qt_redis_cmd("RPUSH jobq:{manybad}:q:t:1 garbage-%d", i);
+	good = enq(q, "t", "x", JOBQ_NORMAL); /* activates t, behind the garbage */
+	assert_int_equal(jobq_lease(q, &P1, l, 2, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(redis_int("LLEN jobq:{%s}:dead", "manybad"), 100);
+	assert_int_equal(jobq_lease(q, &P1, l, 2, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(redis_int("LLEN jobq:{%s}:dead", "manybad"), 200);
+	assert_int_equal(jobq_lease(q, &P1, l, 2, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(l[0]->job.id, good);
+	assert_int_equal(redis_int("LLEN jobq:{%s}:dead", "manybad"), 250);
+	jobq_lease_free(l[0]);
+	jobq_close(q);
+}
+
 static void cap_limits_leases_until_ack(void **state)
 {
 	struct jobq *q = qt_connect("cap");
@@ -645,6 +748,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(bad_input_rejected_naming_the_field),
 		cmocka_unit_test(retry_with_backoff_then_dead_letter_then_retry),
 		cmocka_unit_test(malformed_document_goes_to_dead_letter),
+		cmocka_unit_test(dequeue_survives_inconsistent_state),
+		cmocka_unit_test(malformed_documents_are_buried_in_bounded_steps),
 		cmocka_unit_test(cap_limits_leases_until_ack),
 		cmocka_unit_test(capped_tenant_is_not_prefetched),
 		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
