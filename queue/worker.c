@@ -244,6 +244,7 @@ static void run_job(struct jobq_worker *w, struct jobq_lease *l)
 	rc = h->fn(j, h->user, err, sizeof(err));
 	l->duration_ms = (double)(mono_ns() - t0) / 1e6;
 	err[sizeof(err) - 1] = '\0';
+	jobq_utf8_cut(err, JOBQ_ERROR_MAX); /* a handler's snprintf may split a character */
 	if (rc == 0) {
 		l->outcome = JOBQ_OUT_OK;
 		l->error[0] = '\0';

@@ -1,5 +1,6 @@
 /* admin.c - `jobq stats`, `jobq dead`, `jobq tenant`. */
 #include "queue/cli/cli.h"
+#include "queue/cli/json.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,17 +17,22 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* JSON string body (tenant ids are valid UTF-8 without control chars,
- * so only '"' and '\\' need escaping). */
+/* A string from Redis as JSON (RFC 8259, valid UTF-8 whatever it holds:
+ * names and reasons written by hand or by other clients may contain
+ * control characters or invalid bytes). */
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
+	char buf[6 * (JOBQ_ERROR_MAX + 1) + 3];
+
+	json_quote(s, 1, buf, sizeof(buf));
+	fputs(buf, f);
+}
+
+/* The same escaping without quotes, for the one-line-per-entry tables. */
+static const char *shown(const char *s, char *buf, size_t cap)
+{
+	json_quote(s, 0, buf, cap);
+	return buf;
 }
 
 int cmd_stats(const struct cli_global *g, int argc, char **argv)
@@ -83,9 +89,11 @@ int cmd_stats(const struct cli_global *g, int argc, char **argv)
 					     ? (double)(now - t->oldest_enqueued_unix_ns) / 1e9
 					     : 0;
 
+			char name[6 * JOBQ_TENANT_MAX + 1];
+
 			printf("%-24s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
 			       " %10.1f %7g %5u\n",
-			       t->tenant, t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight,
+			       shown(t->tenant, name, sizeof(name)), t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight,
 			       age, t->weight, t->cap);
 		}
 	}
@@ -142,8 +150,12 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 				json_str(stdout, d[i].reason);
 				printf("}");
 			} else {
-				printf("%-10" PRIu64 " %-20s %-16s %8u  %s\n", d[i].id, d[i].tenant, d[i].type,
-				       d[i].attempts, d[i].reason);
+				char t[6 * JOBQ_TENANT_MAX + 1], ty[6 * JOBQ_TYPE_MAX + 1];
+				char why[6 * JOBQ_ERROR_MAX + 1];
+
+				printf("%-10" PRIu64 " %-20s %-16s %8u  %s\n", d[i].id,
+				       shown(d[i].tenant, t, sizeof(t)), shown(d[i].type, ty, sizeof(ty)),
+				       d[i].attempts, shown(d[i].reason, why, sizeof(why)));
 			}
 		}
 		if (json)

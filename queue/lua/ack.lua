@@ -59,7 +59,7 @@ for i = 2, #ARGV, 6 do
 			redis.call('LPUSH', qkey(t, PRIO[f[3]] or 1), id)
 			res[#res + 1] = 'released'
 		elseif outcome == 'fail' and attempt < maxa then
-			redis.call('HSET', jk, 'last_error', string.sub(err, 1, 128))
+			redis.call('HSET', jk, 'last_error', utf8_head(err, 128))
 			redis.call('HDEL', jk, 'lease', 'pf')
 			redis.call('ZADD', P .. 'delayed', now + delay, id)
 			s.retried = s.retried + 1

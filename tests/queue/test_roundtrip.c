@@ -344,6 +344,62 @@ static void retry_with_backoff_then_dead_letter_then_retry(void **state)
 	jobq_close(q);
 }
 
+/* Error texts are cut to 128 bytes on a UTF-8 character boundary (a
+ * worker in another language may send longer ones than libjobq). */
+static void error_text_cut_on_utf8_boundary(void **state)
+{
+	struct jobq *q = qt_connect("utf8cut");
+	struct jobq_enqueue_opts o;
+	struct jobq_dead_entry *d;
+	struct jobq_lease *l;
+	char err[256], id[24], last[256];
+	redisReply *r;
+	size_t n;
+
+	(void)state;
+	/* "x" then 100 two-byte characters: byte 128 starts a character. */
+	err[0] = 'x';
+	for (int i = 0; i < 100; i++)
+		memcpy(err + 1 + 2 * i, "\xc3\xa9", 2);
+	err[201] = '\0';
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 2;
+	enq(q, "t", "x", JOBQ_NORMAL);
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, &o, NULL), JOBQ_OK);
+	for (int attempt = 1; attempt <= 2; attempt++) {
+		const char *argv[7];
+
+		l = lease1(q, &P1);
+		if (attempt == 1) { /* the first job: done */
+			assert_int_equal(settle(q, l, JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+			jobq_lease_free(l);
+			l = lease1(q, &P1);
+		}
+		assert_non_null(l);
+		snprintf(id, sizeof(id), "%llu", (unsigned long long)l->job.id);
+		argv[0] = "0", argv[1] = id, argv[2] = l->token, argv[3] = "fail";
+		argv[4] = "1", argv[5] = "0", argv[6] = err;
+		assert_int_equal(jobq__append_eval(q, JOBQ_S_ACK, 7, argv, NULL), JOBQ_OK);
+		assert_int_equal(jobq__read(q, &r), JOBQ_OK);
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		assert_string_equal(r->element[0]->str, attempt == 1 ? "retry" : "dead");
+		freeReplyObject(r);
+		if (attempt == 1) {
+			qt_redis_get(last, sizeof(last), "HGET jobq:{utf8cut}:job:%s last_error", id);
+			assert_int_equal(strlen(last), 127);
+			assert_memory_equal(last, err, 127);
+			qt_sleep_ms(20); /* the retry is due */
+		}
+		jobq_lease_free(l);
+	}
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(strlen(d[0].reason), 127);
+	assert_memory_equal(d[0].reason, err, 127);
+	free(d);
+	jobq_close(q);
+}
+
 static void malformed_document_goes_to_dead_letter(void **state)
 {
 	struct jobq *q = qt_connect("mal");
@@ -748,6 +804,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(bad_input_rejected_naming_the_field),
 		cmocka_unit_test(retry_with_backoff_then_dead_letter_then_retry),
 		cmocka_unit_test(malformed_document_goes_to_dead_letter),
+		cmocka_unit_test(error_text_cut_on_utf8_boundary),
 		cmocka_unit_test(dequeue_survives_inconsistent_state),
 		cmocka_unit_test(malformed_documents_are_buried_in_bounded_steps),
 		cmocka_unit_test(cap_limits_leases_until_ack),
