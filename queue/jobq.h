@@ -229,8 +229,14 @@ struct jobq_dead_entry {
 /* Newest first, at most max entries; *out malloc'd, free with free(). */
 int jobq_dead_list(struct jobq *q, size_t max, struct jobq_dead_entry **out, size_t *n);
 /* Moves a dead job back to its ready queue with attempts reset. id 0 =
- * all; *moved (optional) counts them. */
+ * all (see jobq_dead_retry_all); *moved (optional) counts them. A job
+ * whose document cannot be requeued: JOBQ_EINVAL (it stays listed). */
 int jobq_dead_retry(struct jobq *q, uint64_t id, size_t *moved);
+/* Moves every dead job back to its ready queue, oldest first; entries that
+ * cannot be requeued (document missing or lacking tenant_id, type or
+ * priority) stay in the list and are counted in *skipped (both optional;
+ * set also on error, to what was done before it). */
+int jobq_dead_retry_all(struct jobq *q, size_t *moved, size_t *skipped);
 
 #ifdef __cplusplus
 }

@@ -166,7 +166,7 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "retry")) {
 		uint64_t id = 0;
-		size_t moved = 0;
+		size_t moved = 0, skipped = 0;
 
 		if (argc != 3) {
 			cli_err("usage: jobq dead retry ID | --all");
@@ -183,9 +183,14 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 		}
 		if (!(q = cli_connect(g)))
 			return EXIT_RUNTIME;
-		if (jobq_dead_retry(q, id, &moved)) {
+		if (id ? jobq_dead_retry(q, id, &moved) : jobq_dead_retry_all(q, &moved, &skipped)) {
 			cli_err("dead retry: %s", jobq_errmsg(q));
+			if (moved)
+				cli_err("dead retry: %zu jobs were requeued before the error", moved);
 			rc = EXIT_RUNTIME;
+		} else if (skipped) {
+			printf("requeued %zu jobs, skipped %zu that cannot be requeued (still in the dead-letter list, see jobq dead list)\n",
+			       moved, skipped);
 		} else {
 			printf("requeued %zu jobs\n", moved);
 		}

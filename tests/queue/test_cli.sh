@@ -82,6 +82,8 @@ assert \"ctl\x01tenant\" in [t[\"tenant_id\"] for t in json.loads(raw)]
 $J dead list | grep -q "bad\\\\ntype" || fail "dead list table: control characters not escaped: $($J dead list)"
 $R LREM "jobq:{cli}:dead" 0 900 >/dev/null
 $R SREM "jobq:{cli}:tenants" "$(printf "ctl\001tenant")" >/dev/null
-expect 0 "requeued [1-9][0-9]* jobs" $J dead retry --all
+$R RPUSH "jobq:{cli}:dead" garbage-id >/dev/null # the oldest, cannot be requeued
+expect 0 "requeued [1-9][0-9]* jobs, skipped 1 that cannot be requeued" $J dead retry --all
+expect 0 "requeued 0 jobs, skipped 1" $J dead retry --all
 echo "ok: CLI"
 '

@@ -22,6 +22,20 @@ static struct jobq_lease *lease1(struct jobq *q, const struct jobq_lease_params 
 	return n ? l[0] : NULL;
 }
 
+static uint64_t in_flight_of(struct jobq *q, const char *tenant)
+{
+	struct jobq_tenant_stats *st;
+	uint64_t v = UINT64_MAX;
+	size_t n;
+
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(st[i].tenant, tenant))
+			v = st[i].in_flight;
+	free(st);
+	return v;
+}
+
 static enum jobq_settled settle(struct jobq *q, struct jobq_lease *l, enum jobq_outcome o,
 				double ms, uint32_t delay, const char *err)
 {
@@ -400,6 +414,53 @@ static void error_text_cut_on_utf8_boundary(void **state)
 	jobq_close(q);
 }
 
+/* `dead retry --all` goes through the whole list: an entry it cannot
+ * requeue (here the oldest, in the first chunk) is skipped and counted,
+ * not the end of the retry. */
+static void dead_retry_all_skips_what_it_cannot_requeue(void **state)
+{
+	struct jobq *q = qt_connect("deadall");
+	static struct jobq_settle s[500];
+	struct jobq_lease *l[500];
+	struct jobq_lease_params p = P1;
+	struct jobq_dead_entry *d;
+	size_t n, moved = 0, skipped = 0;
+	int64_t due;
+
+	(void)state;
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 1500);
+	p.max = 500;
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(jobq_lease(q, &p, l, 500, &n, &due), JOBQ_OK);
+		assert_int_equal(n, 500);
+		for (size_t i = 0; i < n; i++) {
+			memset(&s[i], 0, sizeof(s[i]));
+			s[i].l = l[i];
+			s[i].outcome = JOBQ_OUT_DEAD;
+			snprintf(s[i].error, sizeof(s[i].error), "boom");
+		}
+		assert_int_equal(jobq_settle(q, s, n), JOBQ_OK);
+		for (size_t i = 0; i < n; i++)
+			jobq_lease_free(l[i]);
+	}
+	qt_redis_cmd("RPUSH jobq:{deadall}:dead garbage-id"); /* the oldest entry */
+	assert_int_equal(jobq_dead_retry_all(q, &moved, &skipped), JOBQ_OK);
+	assert_int_equal(moved, 1500);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	free(d);
+	assert_int_equal(in_flight_of(q, "t"), 0);
+	assert_int_equal(jobq_dead_retry(q, 0, &moved), JOBQ_OK); /* nothing left to move */
+	assert_int_equal(moved, 0);
+	/* One entry by id: in the list but not requeueable is not "not found". */
+	qt_redis_cmd("HSET jobq:{deadall}:job:4242 tenant_id t");
+	qt_redis_cmd("LPUSH jobq:{deadall}:dead 4242");
+	assert_int_equal(jobq_dead_retry(q, 4242, &moved), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_errmsg(q), "cannot be requeued"));
+	jobq_close(q);
+}
+
 static void malformed_document_goes_to_dead_letter(void **state)
 {
 	struct jobq *q = qt_connect("mal");
@@ -440,20 +501,6 @@ static void malformed_document_goes_to_dead_letter(void **state)
 	assert_int_equal(settle(q, l, JOBQ_OUT_DEAD, 0, 0, l->reason), JOBQ_SETTLED_DEAD);
 	jobq_lease_free(l);
 	jobq_close(q);
-}
-
-static uint64_t in_flight_of(struct jobq *q, const char *tenant)
-{
-	struct jobq_tenant_stats *st;
-	uint64_t v = UINT64_MAX;
-	size_t n;
-
-	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(st[i].tenant, tenant))
-			v = st[i].in_flight;
-	free(st);
-	return v;
 }
 
 static long long redis_int(const char *fmt, const char *arg)
@@ -805,6 +852,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(retry_with_backoff_then_dead_letter_then_retry),
 		cmocka_unit_test(malformed_document_goes_to_dead_letter),
 		cmocka_unit_test(error_text_cut_on_utf8_boundary),
+		cmocka_unit_test(dead_retry_all_skips_what_it_cannot_requeue),
 		cmocka_unit_test(dequeue_survives_inconsistent_state),
 		cmocka_unit_test(malformed_documents_are_buried_in_bounded_steps),
 		cmocka_unit_test(cap_limits_leases_until_ack),
