@@ -8,11 +8,12 @@
 
 #define STATS_MAX_TENANTS 100000
 
-int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n)
+int jobq_stats_ex(struct jobq *q, struct jobq_tenant_stats **out, size_t *n, size_t *skipped)
 {
 	char m[12];
 	const char *argv[] = { m };
 	redisReply *r;
+	size_t sk = 0;
 	int rc;
 
 	*out = NULL;
@@ -20,7 +21,17 @@ int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n)
 	snprintf(m, sizeof(m), "%u", STATS_MAX_TENANTS);
 	if ((rc = jobq__eval(q, JOBQ_S_STATS, 1, argv, NULL, &r)))
 		return rc;
-	return jobq__stats_parse(q, r, out, n);
+	rc = jobq__stats_parse(q, r, out, n, &sk);
+	if (skipped)
+		*skipped = sk;
+	if (!rc && sk)
+		jobq__log(JOBQ_LOG_WARN, "%s (%zu bad tenant records in all)", q->err, sk);
+	return rc;
+}
+
+int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n)
+{
+	return jobq_stats_ex(q, out, n, NULL);
 }
 
 int jobq_dead_list(struct jobq *q, size_t max, struct jobq_dead_entry **out, size_t *n)

@@ -214,8 +214,16 @@ struct jobq_tenant_stats {
 	uint32_t cap;                 /* 0 = unlimited */
 };
 
-/* Every tenant known to the queue. *out is malloc'd; free with free(). */
+/* Every tenant known to the queue. *out is malloc'd; free with free(). A
+ * tenant record that cannot be reported (an id over JOBQ_TENANT_MAX bytes,
+ * empty or holding a NUL, a stored weight or count that is not a number)
+ * is skipped and logged; the other tenants are reported. Tenant ids are
+ * returned as stored (another client may have written control
+ * characters or bytes that are not UTF-8). */
 int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n);
+/* jobq_stats that also counts the skipped records in *skipped (optional);
+ * when it is not 0, jobq_errmsg(q) names the first and what is wrong. */
+int jobq_stats_ex(struct jobq *q, struct jobq_tenant_stats **out, size_t *n, size_t *skipped);
 
 struct jobq_dead_entry {
 	uint64_t id;

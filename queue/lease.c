@@ -473,7 +473,36 @@ int jobq__stats_append(struct jobq *q, uint32_t max)
 	return jobq__append_eval(q, JOBQ_S_STATS, 1, argv, NULL);
 }
 
-int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **out, size_t *n)
+/* Why stats record e (10 items) cannot be reported, or NULL; fills t. */
+static const char *stats_record(redisReply **e, struct jobq_tenant_stats *t)
+{
+	uint64_t cap = 0, defcap = 0;
+
+	/* Other odd bytes are shown escaped by the caller (jobq stats). */
+	if (jobq__reply_str(e[0], t->tenant, sizeof(t->tenant)))
+		return "tenant id longer than 64 bytes (or not a string)";
+	if (strlen(t->tenant) != (size_t)e[0]->len || !t->tenant[0])
+		return "tenant id empty or with a NUL byte";
+	if (jobq__reply_u64(e[1], &t->depth[0]) || jobq__reply_u64(e[2], &t->depth[1]) ||
+	    jobq__reply_u64(e[3], &t->depth[2]))
+		return "depth is not a count";
+	if (jobq__reply_u64(e[4], &t->oldest_enqueued_unix_ns))
+		return "oldest enqueued_at_ns is not a number";
+	if (jobq__reply_u64(e[5], &t->in_flight))
+		return "inflight is not a count";
+	if (jobq__reply_u64(e[6], &t->delayed))
+		return "delayed is not a count";
+	if (jobq__reply_double(e[7], &t->weight) || !(t->weight > 0) || t->weight > 1e300)
+		return "weight is not a number > 0";
+	if (jobq__reply_u64(e[8], &cap) || jobq__reply_u64(e[9], &defcap))
+		return "cap is not a count";
+	cap = cap ? cap : defcap;
+	t->cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+	return NULL;
+}
+
+int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **out, size_t *n,
+		      size_t *skipped)
 {
 	enum { PER = 10 };
 	struct jobq_tenant_stats *st = NULL;
@@ -481,6 +510,7 @@ int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **
 
 	*out = NULL;
 	*n = 0;
+	*skipped = 0;
 	if (r->type == REDIS_REPLY_ERROR) {
 		rc = jobq__reply_error(q, r, "stats");
 		goto out;
@@ -497,20 +527,32 @@ int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **
 	for (size_t i = 0; i < r->elements; i += PER) {
 		redisReply **e = r->element + i;
 		struct jobq_tenant_stats *t = &st[*n];
-		uint64_t cap = 0, defcap = 0;
+		const char *why = stats_record(e, t);
 
-		if (jobq__reply_str(e[0], t->tenant, sizeof(t->tenant)) ||
-		    jobq__reply_u64(e[1], &t->depth[0]) || jobq__reply_u64(e[2], &t->depth[1]) ||
-		    jobq__reply_u64(e[3], &t->depth[2]) ||
-		    jobq__reply_u64(e[4], &t->oldest_enqueued_unix_ns) ||
-		    jobq__reply_u64(e[5], &t->in_flight) || jobq__reply_u64(e[6], &t->delayed) ||
-		    jobq__reply_double(e[7], &t->weight) || jobq__reply_u64(e[8], &cap) ||
-		    jobq__reply_u64(e[9], &defcap)) {
-			rc = jobq__fail(q, JOBQ_EPROTO, "stats: bad record for tenant %zu", *n);
-			goto out;
+		if (!why) {
+			(*n)++;
+			continue;
 		}
-		t->cap = (uint32_t)(cap ? cap : defcap);
-		(*n)++;
+		/* One bad record must not hide every other tenant: skip it,
+		 * count it, name the first in the message. */
+		if ((*skipped)++ == 0) {
+			const redisReply *name = e[0];
+			int len = name->type == REDIS_REPLY_STRING ? (int)name->len : 0;
+			char shown[48];
+			int k = 0;
+
+			for (int c = 0; c < len && k < (int)sizeof(shown) - 4; c++) {
+				unsigned char ch = (unsigned char)name->str[c];
+
+				shown[k++] = ch >= 0x20 && ch < 0x7f && ch != '"' ? (char)ch : '?';
+			}
+			if (len > k)
+				shown[k++] = '.', shown[k++] = '.', shown[k++] = '.';
+			shown[k] = '\0';
+			jobq__fail(q, JOBQ_EPROTO, "stats: skipped bad record for tenant \"%s\": %s", shown,
+				   why);
+		}
+		memset(t, 0, sizeof(*t));
 	}
 	*out = st;
 	st = NULL;

@@ -95,7 +95,11 @@ int jobq__reap_parse(struct jobq *q, redisReply *r, size_t *n);
 int jobq_reap(struct jobq *q, uint32_t max, size_t *n);
 
 int jobq__stats_append(struct jobq *q, uint32_t max);
-int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **out, size_t *n);
+/* Records that cannot be reported (a tenant id over 64 bytes, empty or
+ * with a NUL, a field that is not a number) are skipped and counted in *skipped;
+ * q's message then names the first. Consumes r. */
+int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **out, size_t *n,
+		      size_t *skipped);
 /* Fires the depth probe once per tenant. */
 void jobq__fire_depth(const struct jobq *q, const struct jobq_tenant_stats *st, size_t n);
 

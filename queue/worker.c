@@ -389,6 +389,7 @@ struct disp {
 	struct jobq_lease **starts;   /* prefetched leases started: report them */
 	size_t nstarts;
 	int start_retry;              /* the last report failed: collect again */
+	size_t stats_skipped;         /* bad tenant records in the last depth report */
 	uint64_t next_renew, next_reap, next_depth;
 	int64_t next_due_ms;
 	uint32_t backoff_ms;
@@ -629,16 +630,23 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 	}
 	if (do_depth) {
 		struct jobq_tenant_stats *st;
-		size_t n;
+		size_t n, skipped;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
 		if (jobq__is_noscript(r)) {
 			freeReplyObject(r);
 			noscript = 1;
-		} else if ((rc = jobq__stats_parse(q, r, &st, &n))) {
+		} else if ((rc = jobq__stats_parse(q, r, &st, &n, &skipped))) {
 			failed = reply_failed(d, rc, failed);
 		} else {
+			/* Bad records are skipped; say so when their number changes. */
+			if (skipped && skipped != d->stats_skipped)
+				jobq__log(JOBQ_LOG_WARN, "worker: depth report: %s (%zu bad tenant records in all)",
+					  q->err, skipped);
+			else if (!skipped && d->stats_skipped)
+				jobq__log(JOBQ_LOG_INFO, "worker: depth report: no bad tenant records any more");
+			d->stats_skipped = skipped;
 			jobq__fire_depth(q, st, n);
 			free(st);
 			d->next_depth = now + w->o.depth_report_ms;

@@ -39,7 +39,7 @@ int cmd_stats(const struct cli_global *g, int argc, char **argv)
 {
 	struct jobq_tenant_stats *st;
 	int json = 0;
-	size_t n;
+	size_t n, skipped = 0;
 	struct jobq *q;
 	uint64_t now;
 
@@ -56,11 +56,14 @@ int cmd_stats(const struct cli_global *g, int argc, char **argv)
 	}
 	if (!(q = cli_connect(g)))
 		return EXIT_RUNTIME;
-	if (jobq_stats(q, &st, &n)) {
+	if (jobq_stats_ex(q, &st, &n, &skipped)) {
 		cli_err("stats: %s", jobq_errmsg(q));
 		jobq_close(q);
 		return EXIT_RUNTIME;
 	}
+	if (skipped)
+		cli_err("%s (%zu bad tenant records in all; the other tenants follow)", jobq_errmsg(q),
+			skipped);
 	now = now_ns();
 	if (json) {
 		printf("[");

@@ -79,6 +79,14 @@ raw = sys.stdin.buffer.read()
 raw.decode(\"utf-8\")
 assert \"ctl\x01tenant\" in [t[\"tenant_id\"] for t in json.loads(raw)]
 " || fail "stats --json with a control character in a tenant id"
+# A bad tenant record is skipped with a warning; the others are shown.
+$R SADD "jobq:{cli}:tenants" "$(printf "%070d" 0)" >/dev/null
+out=$($J stats 2>/tmp/cli-err.$$) || fail "stats with a bad tenant record: $(cat /tmp/cli-err.$$)"
+echo "$out" | grep -Eq "^acme " || fail "stats with a bad tenant record: $out"
+grep -q "skipped bad record for tenant .*1 bad tenant records in all" /tmp/cli-err.$$ || fail "stats warning: $(cat /tmp/cli-err.$$)"
+$J stats --json | /usr/bin/python3 -c "import json, sys; json.load(sys.stdin)" 2>/dev/null || fail "stats --json with a bad record"
+$R SREM "jobq:{cli}:tenants" "$(printf "%070d" 0)" >/dev/null
+rm -f /tmp/cli-err.$$
 $J dead list | grep -q "bad\\\\ntype" || fail "dead list table: control characters not escaped: $($J dead list)"
 $R LREM "jobq:{cli}:dead" 0 900 >/dev/null
 $R SREM "jobq:{cli}:tenants" "$(printf "ctl\001tenant")" >/dev/null

@@ -551,7 +551,7 @@ static void dequeue_survives_inconsistent_state(void **state)
 		fail_msg("dequeue with bad tenant numbers: %s", jobq_errmsg(q));
 	assert_int_equal(n, 1);
 	assert_string_equal(l[0]->job.tenant, "u");
-	assert_int_equal(in_flight_of(q, "u"), 1);
+	assert_int_equal(redis_int("HGET jobq:{ghost}:t:%s inflight", "u"), 1);
 	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
 	jobq_lease_free(l[0]);
 	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
@@ -589,6 +589,37 @@ static void malformed_documents_are_buried_in_bounded_steps(void **state)
 	assert_int_equal(l[0]->job.id, good);
 	assert_int_equal(redis_int("LLEN jobq:{%s}:dead", "manybad"), 250);
 	jobq_lease_free(l[0]);
+	jobq_close(q);
+}
+
+/* One bad tenant record (an id over 64 bytes in the tenants set, a weight
+ * that is not a number) is skipped and counted; the rest is reported. */
+static void stats_skip_bad_tenant_records(void **state)
+{
+	struct jobq *q = qt_connect("badrec");
+	struct jobq_tenant_stats *st;
+	char long_name[71];
+	size_t n, skipped = 0;
+
+	(void)state;
+	enq(q, "good", "x", JOBQ_NORMAL);
+	memset(long_name, 'a', 70);
+	long_name[70] = '\0';
+	qt_redis_cmd("SADD jobq:{badrec}:tenants %s", long_name);
+	qt_redis_cmd("SADD jobq:{badrec}:tenants w");
+	qt_redis_cmd("HSET jobq:{badrec}:t:w weight abc");
+	if (jobq_stats_ex(q, &st, &n, &skipped))
+		fail_msg("stats with bad tenant records: %s", jobq_errmsg(q));
+	assert_int_equal(n, 1);
+	assert_string_equal(st[0].tenant, "good");
+	assert_int_equal(st[0].depth[JOBQ_NORMAL], 1);
+	assert_int_equal(skipped, 2);
+	if (!strstr(jobq_errmsg(q), "skipped bad record for tenant"))
+		fail_msg("no word on the skipped records: %s", jobq_errmsg(q));
+	free(st);
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	free(st);
 	jobq_close(q);
 }
 
@@ -855,6 +886,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(dead_retry_all_skips_what_it_cannot_requeue),
 		cmocka_unit_test(dequeue_survives_inconsistent_state),
 		cmocka_unit_test(malformed_documents_are_buried_in_bounded_steps),
+		cmocka_unit_test(stats_skip_bad_tenant_records),
 		cmocka_unit_test(cap_limits_leases_until_ack),
 		cmocka_unit_test(capped_tenant_is_not_prefetched),
 		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
