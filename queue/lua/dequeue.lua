@@ -24,8 +24,9 @@
 -- Redis does not roll back a script that fails halfway, so nothing here may
 -- fail after the first write: every key is read (its type checked) before
 -- it is written, stored numbers are used only when finite (num), a tenant
--- in `ready` without state or work (a "ghost") is dropped from it, and a
--- job document is validated before its id is popped. At most MALFORMED_MAX
+-- in `ready` without state or work (a "ghost") is dropped from it, as is a
+-- tenant found at its cap (checked before popping), and a job document is
+-- validated before its id is popped. At most MALFORMED_MAX
 -- malformed documents are dead-lettered per call (the rest next call).
 local max, lease_ms, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local aging, defcost = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -156,6 +157,11 @@ while n < max and guard < max * 4 and nbad < MALFORMED_MAX do
 	if not s then heads = {} end
 	if not (s and (heads[0] or heads[1] or heads[2])) then
 		-- A ghost: in ready without usable state or without work.
+		redis.call('ZREM', P .. 'ready', t)
+	elseif s.cap > 0 and s.inflight >= s.cap then
+		-- At its cap already (e.g. the cap was lowered while it was in
+		-- ready): checked before popping, so no extra lease. An ack
+		-- below the cap puts it back (activate).
 		redis.call('ZREM', P .. 'ready', t)
 	-- A capped tenant's jobs are leased only for free slots: it stays in
 	-- ready, first in line for the next free slot.

@@ -652,6 +652,35 @@ static void cap_limits_leases_until_ack(void **state)
 	jobq_close(q);
 }
 
+/* A tenant in ready whose cap is lowered to its in-flight count gets no
+ * further lease (the cap is checked before a job is popped). */
+static void lowered_cap_allows_no_extra_lease(void **state)
+{
+	struct jobq *q = qt_connect("lowcap");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *l[8];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		enq(q, "t", "x", JOBQ_NORMAL);
+	p.max = 2;
+	assert_int_equal(jobq_lease(q, &p, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 2); /* no cap: t stays in ready with 4 more */
+	assert_int_equal(jobq_tenant_set_cap(q, "t", 2), JOBQ_OK);
+	assert_int_equal(jobq_lease(q, &p, l + 2, 6, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(in_flight_of(q, "t"), 2);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	assert_int_equal(jobq_lease(q, &p, l + 2, 6, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 1); /* back under the cap: one slot */
+	assert_int_equal(in_flight_of(q, "t"), 2);
+	for (int i = 0; i < 3; i++)
+		jobq_lease_free(l[i]);
+	jobq_close(q);
+}
+
 /* Jobs of a tenant with a cap are leased only for free slots: a worker's
  * prefetch buffer never holds capped jobs (they would count against the
  * cap without running). */
@@ -889,6 +918,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(stats_skip_bad_tenant_records),
 		cmocka_unit_test(cap_limits_leases_until_ack),
 		cmocka_unit_test(capped_tenant_is_not_prefetched),
+		cmocka_unit_test(lowered_cap_allows_no_extra_lease),
 		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
 		cmocka_unit_test(sfq_charges_actual_duration),
 		cmocka_unit_test(auth_with_user_and_password),
