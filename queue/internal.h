@@ -22,6 +22,8 @@ struct jobq {
 	char prefix[JOBQ_PREFIX_MAX]; /* "jobq:{<queue>}:" = KEYS[1] of every script */
 	char sha[JOBQ_S_COUNT][41];
 	char err[JOBQ_ERRMSG_MAX];
+	int transient;             /* the last (re)connect failed for a reason
+				    * that may pass (refused, I/O, LOADING) */
 };
 
 /* Sets q->err from fmt and returns code. */
@@ -34,6 +36,12 @@ int jobq__reconnect(struct jobq *q);
 int jobq__load_scripts(struct jobq *q);
 /* Drops the connection (after an I/O error); the next call reconnects. */
 void jobq__disconnect(struct jobq *q);
+/* Before a producer/admin call: a connection the server closed since the
+ * last call (restart, timeout, CLIENT KILL) is noticed here, before
+ * anything is sent, and replaced; a missing one is (re)connected with
+ * backoff (50 ms doubling, giving up after o.reconnect_max_ms in all).
+ * A bad URL, password or database fails at once. */
+int jobq__ensure(struct jobq *q);
 
 /* Appends EVALSHA of script s with KEYS[1] = prefix and the given ARGV to
  * the output buffer (pipelining). Nothing is sent until a reply is read.

@@ -64,7 +64,7 @@ struct jobq_opts {
 	int connect_timeout_ms;     /* default 2000 */
 	int command_timeout_ms;     /* default 5000 */
 	size_t max_payload;         /* bytes, default 1 MiB */
-	int reconnect_max_ms;       /* backoff cap for reconnects, default 5000 */
+	int reconnect_max_ms;       /* reconnect backoff bound, default 5000 (below) */
 };
 
 void jobq_opts_init(struct jobq_opts *o);
@@ -72,7 +72,19 @@ void jobq_opts_init(struct jobq_opts *o);
 struct jobq;
 
 /* Connects and loads the Lua scripts. On failure *out is NULL and err
- * holds the reason (e.g. "connect 127.0.0.1:6379: Connection refused"). */
+ * holds the reason (e.g. "connect 127.0.0.1:6379: Connection refused").
+ *
+ * Lost connections. Before each call on a handle (enqueue, stats, dead,
+ * policy), a connection that Redis closed since the last call (restart,
+ * idle timeout, CLIENT KILL) is noticed before anything is sent and
+ * replaced, so the call goes through once Redis answers. If Redis does not
+ * answer, the call retries the connect with backoff (50 ms doubling) for
+ * at most reconnect_max_ms in all, then fails with JOBQ_EREDIS ("... gave
+ * up after N attempts in M ms"); a bad URL, password or database fails at
+ * once. A connection lost after a command was sent fails that call with a
+ * message saying its outcome is unknown (an enqueue may have happened): a
+ * job is never reported enqueued unless it was. A worker reconnects on its
+ * own, backing off up to reconnect_max_ms between attempts. */
 int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen);
 void jobq_close(struct jobq *q);
 const char *jobq_errmsg(const struct jobq *q);

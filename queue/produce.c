@@ -252,6 +252,12 @@ int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n
 			c.st[i] = J_SEND;
 		}
 		c.enqueued = c.failed = c.unknown = 0;
+		/* A dead connection is replaced (with backoff) before sending. */
+		if ((rc = jobq__ensure(q))) {
+			for (size_t i = 0; i < c.k; i++)
+				chunk_fail(&c, i, J_FAILED, rc, q->err);
+			break;
+		}
 		send_chunk(q, jobs + done, &c, ids ? ids + done : NULL, &noscript);
 		if (noscript) {
 			/* Redis lost its script cache (restart, SCRIPT FLUSH): those

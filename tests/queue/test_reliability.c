@@ -6,6 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void sigkilled_worker_job_runs_again_after_lease_expiry(void **state)
 {
@@ -156,12 +165,74 @@ static void redis_restart_mid_run_loses_nothing(void **state)
 	jobq_close(q);
 }
 
+/* A producer's connection that Redis closed (here by restarting) is
+ * replaced before the next call sends anything: the call succeeds. With
+ * Redis down, a call retries with backoff for a bounded time, then fails
+ * with a clear error; nothing is reported enqueued that was not. */
+static void producer_reconnects_with_backoff(void **state)
+{
+	struct jobq_opts o;
+	struct jobq *q;
+	struct jobq_new_job j[10];
+	struct jobq_tenant_stats *st;
+	uint64_t id1, id2, id3, ids[10], t0, took;
+	char err[256];
+	size_t n;
+
+	(void)state;
+	jobq_opts_init(&o);
+	o.redis_url = qt_redis.url;
+	o.queue = "prod";
+	o.reconnect_max_ms = 600;
+	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_OK);
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, NULL, &id1), JOBQ_OK);
+	if (redis_fixture_restart(&qt_redis, err, sizeof(err)))
+		fail_msg("restart redis: %s", err);
+	if (jobq_enqueue(q, "t", "x", "", 0, NULL, &id2))
+		fail_msg("enqueue after a redis restart: %s", jobq_errmsg(q));
+	assert_int_equal(id2, id1 + 1);
+	for (int i = 0; i < 10; i++) {
+		j[i] = (struct jobq_new_job){ "t", "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+	if (redis_fixture_restart(&qt_redis, err, sizeof(err)))
+		fail_msg("restart redis: %s", err);
+	if (jobq_enqueue_batch(q, j, 10, ids))
+		fail_msg("batch after a redis restart: %s", jobq_errmsg(q));
+	assert_int_equal(ids[9], id2 + 10);
+
+	assert_int_equal(redis_fixture_pause(&qt_redis), 0);
+	t0 = mono_ms();
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, NULL, &id3), JOBQ_EREDIS);
+	took = mono_ms() - t0;
+	printf("redis down: enqueue failed after %llu ms: %s\n", (unsigned long long)took, jobq_errmsg(q));
+	if (!strstr(jobq_errmsg(q), "connect") || !strstr(jobq_errmsg(q), "gave up after"))
+		fail_msg("unclear error with redis down: %s", jobq_errmsg(q));
+	if (took < 300 || took > 5000)
+		fail_msg("gave up after %llu ms, want about reconnect_max_ms (600)", (unsigned long long)took);
+	assert_int_equal(jobq_enqueue_batch(q, j, 10, ids), JOBQ_EREDIS);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(ids[i], 0);
+	assert_non_null(strstr(jobq_errmsg(q), "0 of 10 jobs enqueued"));
+	if (redis_fixture_resume(&qt_redis, err, sizeof(err)))
+		fail_msg("resume redis: %s", err);
+	if (jobq_enqueue(q, "t", "x", "", 0, NULL, &id3))
+		fail_msg("enqueue once redis is back: %s", jobq_errmsg(q));
+	assert_int_equal(id3, id2 + 11);
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].depth[JOBQ_NORMAL], 13);
+	free(st);
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sigkilled_worker_job_runs_again_after_lease_expiry),
 		cmocka_unit_test(sigkilled_worker_prefetched_jobs_keep_their_attempt),
 		cmocka_unit_test(redis_restart_mid_run_loses_nothing),
+		cmocka_unit_test(producer_reconnects_with_backoff),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 
