@@ -71,7 +71,11 @@ int jobq_dead_list(struct jobq *q, size_t max, struct jobq_dead_entry **out, siz
 			snprintf(x->tenant, sizeof(x->tenant), "?");
 		if (jobq__reply_str(e[2], x->type, sizeof(x->type)))
 			snprintf(x->type, sizeof(x->type), "?");
-		if (jobq__reply_u64(e[3], &att) == 0)
+		/* An attempt that is not a count below UINT32_MAX is shown as
+		 * unknown, never truncated. */
+		if (jobq__reply_u64(e[3], &att) || att >= JOBQ_ATTEMPTS_UNKNOWN)
+			x->attempts = JOBQ_ATTEMPTS_UNKNOWN;
+		else
 			x->attempts = (uint32_t)att;
 		if (jobq__reply_u64(e[4], &x->failed_unix_ns))
 			x->failed_unix_ns = 0;

@@ -237,11 +237,14 @@ int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n);
  * when it is not 0, jobq_errmsg(q) names the first and what is wrong. */
 int jobq_stats_ex(struct jobq *q, struct jobq_tenant_stats **out, size_t *n, size_t *skipped);
 
+#define JOBQ_ATTEMPTS_UNKNOWN UINT32_MAX
+
 struct jobq_dead_entry {
 	uint64_t id;
 	char tenant[JOBQ_TENANT_MAX + 1];
 	char type[JOBQ_TYPE_MAX + 1];
-	uint32_t attempts;
+	uint32_t attempts;            /* JOBQ_ATTEMPTS_UNKNOWN: the stored value
+				       * is not a count below it */
 	uint64_t failed_unix_ns;
 	char reason[JOBQ_ERROR_MAX + 1];
 };

@@ -148,17 +148,22 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 				json_str(stdout, d[i].tenant);
 				printf(", \"type\": ");
 				json_str(stdout, d[i].type);
-				printf(", \"attempts\": %u, \"failed_unix_ns\": %" PRIu64 ", \"reason\": ",
-				       d[i].attempts, d[i].failed_unix_ns);
+				if (d[i].attempts == JOBQ_ATTEMPTS_UNKNOWN)
+					printf(", \"attempts\": null");
+				else
+					printf(", \"attempts\": %u", d[i].attempts);
+				printf(", \"failed_unix_ns\": %" PRIu64 ", \"reason\": ", d[i].failed_unix_ns);
 				json_str(stdout, d[i].reason);
 				printf("}");
 			} else {
 				char t[6 * JOBQ_TENANT_MAX + 1], ty[6 * JOBQ_TYPE_MAX + 1];
-				char why[6 * JOBQ_ERROR_MAX + 1];
+				char why[6 * JOBQ_ERROR_MAX + 1], att[12] = "?";
 
-				printf("%-10" PRIu64 " %-20s %-16s %8u  %s\n", d[i].id,
-				       shown(d[i].tenant, t, sizeof(t)), shown(d[i].type, ty, sizeof(ty)),
-				       d[i].attempts, shown(d[i].reason, why, sizeof(why)));
+				if (d[i].attempts != JOBQ_ATTEMPTS_UNKNOWN)
+					snprintf(att, sizeof(att), "%u", d[i].attempts);
+				printf("%-10" PRIu64 " %-20s %-16s %8s  %s\n", d[i].id,
+				       shown(d[i].tenant, t, sizeof(t)), shown(d[i].type, ty, sizeof(ty)), att,
+				       shown(d[i].reason, why, sizeof(why)));
 			}
 		}
 		if (json)

@@ -2,7 +2,8 @@
 -- KEYS[1]  queue prefix
 -- ARGV[1]  "list" | "retry"
 -- list:  ARGV[2] max entries. Returns records of 6 items, newest first:
---        id, tenant_id|"?", type|"?", attempt, failed_at_ns, reason.
+--        id, tenant_id|"?", type|"?", attempt (as stored, "0" if absent),
+--        failed_at_ns, reason.
 -- retry: ARGV[2] job id, or "all": ARGV[3] entries per call, ARGV[4] entries
 --        at the tail to leave out (the ones earlier calls skipped). Moves
 --        the jobs back to the tail of their ready queue with attempt (and
@@ -15,7 +16,9 @@ if op == 'list' then
 	for _, id in ipairs(redis.call('LRANGE', P .. 'dead', 0, tonumber(ARGV[2]) - 1)) do
 		local f = redis.pcall('HMGET', jkey(id), 'tenant_id', 'type', 'attempt', 'failed_at_ns', 'dead_reason')
 		if f.err then f = { false, false, false, false, 'not a job document (key of another type)' } end
-		for _, v in ipairs({ id, f[1] or '?', f[2] or '?', num(f[3], 0), f[4] or '0', f[5] or '' }) do
+		-- attempt as stored (the client checks its range; a Lua number
+		-- out of the integer range would be mangled on the way).
+		for _, v in ipairs({ id, f[1] or '?', f[2] or '?', f[3] or '0', f[4] or '0', f[5] or '' }) do
 			out[#out + 1] = v
 		end
 	end

@@ -84,10 +84,16 @@ $R SADD "jobq:{cli}:tenants" "$(printf "%070d" 0)" >/dev/null
 out=$($J stats 2>/tmp/cli-err.$$) || fail "stats with a bad tenant record: $(cat /tmp/cli-err.$$)"
 echo "$out" | grep -Eq "^acme " || fail "stats with a bad tenant record: $out"
 grep -q "skipped bad record for tenant .*1 bad tenant records in all" /tmp/cli-err.$$ || fail "stats warning: $(cat /tmp/cli-err.$$)"
-$J stats --json | /usr/bin/python3 -c "import json, sys; json.load(sys.stdin)" 2>/dev/null || fail "stats --json with a bad record"
+$J stats --json 2>/dev/null | /usr/bin/python3 -c "import json, sys; json.load(sys.stdin)" || fail "stats --json with a bad record"
 $R SREM "jobq:{cli}:tenants" "$(printf "%070d" 0)" >/dev/null
 rm -f /tmp/cli-err.$$
 $J dead list | grep -q "bad\\\\ntype" || fail "dead list table: control characters not escaped: $($J dead list)"
+$R HSET "jobq:{cli}:job:900" attempt 4294967298 >/dev/null
+$J dead list | grep -Eq "^900 .* +\\?  line 1" || fail "dead list: out-of-range attempt not shown as ?: $($J dead list)"
+$J dead list --json | /usr/bin/python3 -c "
+import json, sys
+assert {e[\"id\"]: e for e in json.load(sys.stdin)}[900][\"attempts\"] is None
+" || fail "dead list --json: out-of-range attempt not null"
 $R LREM "jobq:{cli}:dead" 0 900 >/dev/null
 $R SREM "jobq:{cli}:tenants" "$(printf "ctl\001tenant")" >/dev/null
 $R RPUSH "jobq:{cli}:dead" garbage-id >/dev/null # the oldest, cannot be requeued

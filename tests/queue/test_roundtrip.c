@@ -347,6 +347,15 @@ static void retry_with_backoff_then_dead_letter_then_retry(void **state)
 	assert_string_equal(d[0].reason, "boom 2");
 	assert_int_equal(d[0].attempts, 2);
 	free(d);
+	/* An attempt count out of range is shown as unknown, not truncated. */
+	qt_redis_cmd("HSET jobq:{retry}:job:%llu attempt 4294967298", (unsigned long long)id);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(d[0].attempts, JOBQ_ATTEMPTS_UNKNOWN);
+	free(d);
+	qt_redis_cmd("HSET jobq:{retry}:job:%llu attempt 1e30", (unsigned long long)id);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(d[0].attempts, JOBQ_ATTEMPTS_UNKNOWN);
+	free(d);
 	assert_int_equal(jobq_dead_retry(q, 999999, &moved), JOBQ_ENOTFOUND);
 	assert_int_equal(jobq_dead_retry(q, 0, &moved), JOBQ_OK);
 	assert_int_equal(moved, 1);
