@@ -8,11 +8,12 @@
 
 #define STATS_MAX_TENANTS 100000
 
-int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n)
+int jobq_stats_ex(struct jobq *q, struct jobq_tenant_stats **out, size_t *n, size_t *skipped)
 {
 	char m[12];
 	const char *argv[] = { m };
 	redisReply *r;
+	size_t sk = 0;
 	int rc;
 
 	*out = NULL;
@@ -20,7 +21,17 @@ int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n)
 	snprintf(m, sizeof(m), "%u", STATS_MAX_TENANTS);
 	if ((rc = jobq__eval(q, JOBQ_S_STATS, 1, argv, NULL, &r)))
 		return rc;
-	return jobq__stats_parse(q, r, out, n);
+	rc = jobq__stats_parse(q, r, out, n, &sk);
+	if (skipped)
+		*skipped = sk;
+	if (!rc && sk)
+		jobq__log(JOBQ_LOG_WARN, "%s (%zu bad tenant records in all)", q->err, sk);
+	return rc;
+}
+
+int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n)
+{
+	return jobq_stats_ex(q, out, n, NULL);
 }
 
 int jobq_dead_list(struct jobq *q, size_t max, struct jobq_dead_entry **out, size_t *n)
@@ -60,7 +71,11 @@ int jobq_dead_list(struct jobq *q, size_t max, struct jobq_dead_entry **out, siz
 			snprintf(x->tenant, sizeof(x->tenant), "?");
 		if (jobq__reply_str(e[2], x->type, sizeof(x->type)))
 			snprintf(x->type, sizeof(x->type), "?");
-		if (jobq__reply_u64(e[3], &att) == 0)
+		/* An attempt that is not a count below UINT32_MAX is shown as
+		 * unknown, never truncated. */
+		if (jobq__reply_u64(e[3], &att) || att >= JOBQ_ATTEMPTS_UNKNOWN)
+			x->attempts = JOBQ_ATTEMPTS_UNKNOWN;
+		else
 			x->attempts = (uint32_t)att;
 		if (jobq__reply_u64(e[4], &x->failed_unix_ns))
 			x->failed_unix_ns = 0;
@@ -73,39 +88,78 @@ int jobq_dead_list(struct jobq *q, size_t max, struct jobq_dead_entry **out, siz
 	return JOBQ_OK;
 }
 
-int jobq_dead_retry(struct jobq *q, uint64_t id, size_t *moved)
+/* Reads dead.lua's retry reply: { moved, skipped[, looked at] }. */
+static int retry_reply(struct jobq *q, redisReply *r, uint64_t v[3], size_t want)
+{
+	int rc = JOBQ_OK;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != want)
+		rc = jobq__fail(q, JOBQ_EPROTO, "dead retry: unexpected reply");
+	for (size_t i = 0; !rc && i < want; i++)
+		if (jobq__reply_u64(r->element[i], &v[i]))
+			rc = jobq__fail(q, JOBQ_EPROTO, "dead retry: unexpected reply");
+	freeReplyObject(r);
+	return rc;
+}
+
+int jobq_dead_retry_all(struct jobq *q, size_t *moved, size_t *skipped)
 {
 	enum { CHUNK = 1000 };
-	char a[24], m[12];
-	const char *argv[] = { "retry", a, m };
-	size_t total = 0;
+	char m[12], sk[24];
+	const char *argv[] = { "retry", "all", m, sk };
+	size_t total = 0, skip = 0;
 
 	snprintf(m, sizeof(m), "%u", CHUNK);
-	if (id)
-		snprintf(a, sizeof(a), "%" PRIu64, id);
-	else
-		snprintf(a, sizeof(a), "all");
+	/* From the oldest entry on, a chunk per call; entries that cannot be
+	 * requeued stay in place at the tail and later calls look past them. */
 	for (;;) {
+		uint64_t v[3];
 		redisReply *r;
-		int rc = jobq__eval(q, JOBQ_S_DEAD, 3, argv, NULL, &r);
+		int rc;
 
-		if (rc)
+		snprintf(sk, sizeof(sk), "%zu", skip);
+		if ((rc = jobq__eval(q, JOBQ_S_DEAD, 4, argv, NULL, &r)) ||
+		    (rc = retry_reply(q, r, v, 3))) {
+			if (moved)
+				*moved = total;
+			if (skipped)
+				*skipped = skip;
 			return rc;
-		if (r->type != REDIS_REPLY_INTEGER || r->integer < 0) {
-			freeReplyObject(r);
-			return jobq__fail(q, JOBQ_EPROTO, "dead retry: unexpected reply");
 		}
-		size_t k = (size_t)r->integer;
-
-		total += k;
-		freeReplyObject(r);
-		/* "all" works from the tail in chunks until a chunk is short. */
-		if (id || k < CHUNK)
+		total += (size_t)v[0];
+		skip += (size_t)v[1];
+		if (v[2] < CHUNK)
 			break;
 	}
 	if (moved)
 		*moved = total;
-	if (id && total == 0)
+	if (skipped)
+		*skipped = skip;
+	return JOBQ_OK;
+}
+
+int jobq_dead_retry(struct jobq *q, uint64_t id, size_t *moved)
+{
+	char a[24];
+	const char *argv[] = { "retry", a };
+	uint64_t v[3];
+	redisReply *r;
+	int rc;
+
+	if (!id)
+		return jobq_dead_retry_all(q, moved, NULL);
+	if (moved)
+		*moved = 0;
+	snprintf(a, sizeof(a), "%" PRIu64, id);
+	if ((rc = jobq__eval(q, JOBQ_S_DEAD, 2, argv, NULL, &r)) || (rc = retry_reply(q, r, v, 2)))
+		return rc;
+	if (moved)
+		*moved = (size_t)v[0];
+	if (v[1])
+		return jobq__fail(q, JOBQ_EINVAL,
+				  "job %" PRIu64 " cannot be requeued (its document lacks tenant_id, type or priority); it stays in the dead-letter list",
+				  id);
+	if (!v[0])
 		return jobq__fail(q, JOBQ_ENOTFOUND, "job %" PRIu64 " is not in the dead-letter list", id);
 	return JOBQ_OK;
 }

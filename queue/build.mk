@@ -2,7 +2,7 @@
 # CLI, the shared test helpers (tests/lib) and the queue tests and bench.
 
 JOBQ_SOVER   := 0
-JOBQ_LUA     := enqueue dequeue ack renew reap stats policy dead
+JOBQ_LUA     := enqueue dequeue ack renew reap stats policy dead start
 JOBQ_LUA_SRC := $(patsubst %,queue/lua/%.lua,$(JOBQ_LUA))
 JOBQ_SRCS    := conn produce lease admin worker url validate backoff probes
 JOBQ_OBJS    := $(patsubst %,$(BUILD)/queue/%.o,$(JOBQ_SRCS)) $(BUILD)/queue/lua_scripts.o

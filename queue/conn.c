@@ -3,10 +3,13 @@
 #include "queue/validate.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static jobq_log_fn log_fn;
@@ -167,11 +170,14 @@ static int simple_cmd(struct jobq *q, const char *what, int argc, const char **a
 	if (!r) {
 		int rc = jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, q->c->errstr);
 
+		q->transient = 1;
 		jobq__disconnect(q);
 		return rc;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		int rc = jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, r->str);
+
+		q->transient = !strncmp(r->str, "LOADING", 7); /* restarting: wait */
 
 		freeReplyObject(r);
 		return rc;
@@ -183,8 +189,10 @@ static int simple_cmd(struct jobq *q, const char *what, int argc, const char **a
 	return JOBQ_OK;
 }
 
-static int load_scripts(struct jobq *q)
+int jobq__load_scripts(struct jobq *q)
 {
+	if (!q->c)
+		return jobq__reconnect(q); /* connects, then loads */
 	for (int i = 0; i < JOBQ_S_COUNT; i++) {
 		const char *argv[] = { "SCRIPT", "LOAD", jobq_lua_scripts[i].src };
 		redisReply *r;
@@ -211,6 +219,7 @@ int jobq__reconnect(struct jobq *q)
 	int rc;
 
 	jobq__disconnect(q);
+	q->transient = 1; /* until it gets past the connect */
 	if (q->url.path[0]) {
 		snprintf(where, sizeof(where), "%s", q->url.path);
 		q->c = redisConnectUnixWithTimeout(q->url.path, ct);
@@ -230,6 +239,7 @@ int jobq__reconnect(struct jobq *q)
 		jobq__disconnect(q);
 		return rc;
 	}
+	q->transient = 0;
 	if (q->url.password[0]) {
 		const char *argv[] = { "AUTH", q->url.user, q->url.password };
 
@@ -246,12 +256,71 @@ int jobq__reconnect(struct jobq *q)
 		if ((rc = simple_cmd(q, "SELECT", 2, argv, NULL, NULL)))
 			goto fail;
 	}
-	if ((rc = load_scripts(q)))
+	if ((rc = jobq__load_scripts(q)))
 		goto fail;
 	return JOBQ_OK;
 fail:
 	jobq__disconnect(q);
 	return rc;
+}
+
+/* 0 if the server closed q's connection (or it is out of step: bytes
+ * nobody asked for), 1 if it looks usable. Never blocks. */
+static int conn_alive(struct jobq *q)
+{
+	struct pollfd p = { .fd = q->c->fd, .events = POLLIN };
+	char b;
+	ssize_t n;
+
+	if (poll(&p, 1, 0) == 0)
+		return 1;
+	if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+		return 0;
+	n = recv(q->c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	return 0; /* EOF, or a reply to nothing we sent */
+}
+
+int jobq__ensure(struct jobq *q)
+{
+	uint64_t start;
+	uint32_t wait_ms = 50;
+	int attempts = 0, rc;
+
+	if (q->c && conn_alive(q))
+		return JOBQ_OK;
+	if (q->c) {
+		jobq__log(JOBQ_LOG_INFO, "queue %s: redis closed the connection; reconnecting", q->queue);
+		jobq__disconnect(q);
+	}
+	start = jobq__mono_ms();
+	for (;;) {
+		uint64_t spent;
+		struct timespec ts;
+
+		attempts++;
+		if ((rc = jobq__reconnect(q)) == JOBQ_OK)
+			return JOBQ_OK;
+		spent = jobq__mono_ms() - start;
+		if (!q->transient)
+			return rc; /* bad password, database, ...: waiting will not help */
+		if (spent >= (uint64_t)q->o.reconnect_max_ms) {
+			char m[JOBQ_ERRMSG_MAX];
+
+			snprintf(m, sizeof(m), "%s", q->err);
+			return jobq__fail(q, rc, "%s (redis unreachable: gave up after %d attempts in %" PRIu64 " ms)",
+					  m, attempts, spent);
+		}
+		if (wait_ms > q->o.reconnect_max_ms - spent)
+			wait_ms = (uint32_t)(q->o.reconnect_max_ms - spent);
+		jobq__log(JOBQ_LOG_WARN, "queue %s: %s; retrying in %u ms", q->queue, q->err, wait_ms);
+		ts.tv_sec = wait_ms / 1000;
+		ts.tv_nsec = (long)(wait_ms % 1000) * 1000000;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		wait_ms *= 2;
+	}
 }
 
 int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen)
@@ -356,9 +425,13 @@ int jobq__append_eval(struct jobq *q, enum jobq_script_id s, int argc, const cha
 		av[FIXED + i] = argv[i];
 		al[FIXED + i] = lens ? lens[i] : strlen(argv[i]);
 	}
-	rc = redisAppendCommandArgv(q->c, argc + FIXED, av, al) == REDIS_OK
-		     ? JOBQ_OK
-		     : jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+	rc = JOBQ_OK;
+	if (redisAppendCommandArgv(q->c, argc + FIXED, av, al) != REDIS_OK) {
+		/* Commands appended before this one are unsent too: dropping
+		 * the connection discards them all, so no reply goes unread. */
+		rc = jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+		jobq__disconnect(q);
+	}
 	if (av != sv) {
 		free(av);
 		free(al);
@@ -415,15 +488,22 @@ int jobq__eval(struct jobq *q, enum jobq_script_id s, int argc, const char **arg
 	*out = NULL;
 	for (int tries = 0; tries < 2; tries++) {
 		redisReply *r;
-		int rc = jobq__append_eval(q, s, argc, argv, lens);
+		int rc;
 
-		if (rc || (rc = jobq__read(q, &r)))
+		if ((rc = jobq__ensure(q)) || (rc = jobq__append_eval(q, s, argc, argv, lens)))
 			return rc;
+		if ((rc = jobq__read(q, &r))) {
+			char m[JOBQ_ERRMSG_MAX];
+
+			snprintf(m, sizeof(m), "%s", q->err);
+			return jobq__fail(q, rc, "%s: %s (the connection was lost after the command was sent: it may or may not have run)",
+					  jobq_lua_scripts[s].name, m);
+		}
 		if (jobq__is_noscript(r) && tries == 0) {
 			/* Redis lost its script cache (restart, SCRIPT FLUSH). */
 			freeReplyObject(r);
 			jobq__log(JOBQ_LOG_INFO, "redis lost the scripts; reloading");
-			if ((rc = load_scripts(q)))
+			if ((rc = jobq__load_scripts(q)))
 				return rc;
 			continue;
 		}

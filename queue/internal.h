@@ -22,6 +22,8 @@ struct jobq {
 	char prefix[JOBQ_PREFIX_MAX]; /* "jobq:{<queue>}:" = KEYS[1] of every script */
 	char sha[JOBQ_S_COUNT][41];
 	char err[JOBQ_ERRMSG_MAX];
+	int transient;             /* the last (re)connect failed for a reason
+				    * that may pass (refused, I/O, LOADING) */
 };
 
 /* Sets q->err from fmt and returns code. */
@@ -30,15 +32,28 @@ int jobq__fail(struct jobq *q, int code, const char *fmt, ...)
 
 /* (Re)connects q: TCP/unix connect, AUTH, SELECT, SCRIPT LOAD. */
 int jobq__reconnect(struct jobq *q);
+/* SCRIPT LOAD of every script (after NOSCRIPT: Redis lost its cache). */
+int jobq__load_scripts(struct jobq *q);
 /* Drops the connection (after an I/O error); the next call reconnects. */
 void jobq__disconnect(struct jobq *q);
+/* Before a producer/admin call: a connection the server closed since the
+ * last call (restart, timeout, CLIENT KILL) is noticed here, before
+ * anything is sent, and replaced; a missing one is (re)connected with
+ * backoff (50 ms doubling, giving up after o.reconnect_max_ms in all).
+ * A bad URL, password or database fails at once. */
+int jobq__ensure(struct jobq *q);
 
 /* Appends EVALSHA of script s with KEYS[1] = prefix and the given ARGV to
- * the output buffer (pipelining). Nothing is sent until a reply is read. */
+ * the output buffer (pipelining). Nothing is sent until a reply is read.
+ * On failure the connection is dropped with everything appended so far
+ * (none of it was sent). */
 int jobq__append_eval(struct jobq *q, enum jobq_script_id s, int argc, const char **argv,
 		      const size_t *lens);
 /* Reads the next reply. I/O errors drop the connection: JOBQ_EREDIS. A Redis
- * error reply is returned as a reply (caller checks REDIS_REPLY_ERROR). */
+ * error reply is returned as a reply (caller checks REDIS_REPLY_ERROR).
+ * Whoever pipelines N commands must read all N replies (or drop the
+ * connection): an unread reply would be taken for the answer to a later
+ * command. */
 int jobq__read(struct jobq *q, redisReply **r);
 /* One script call, synchronously; reloads the scripts and retries once on
  * NOSCRIPT. Error replies become JOBQ_EREDIS/JOBQ_EINVAL with the message. */

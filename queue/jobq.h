@@ -64,7 +64,7 @@ struct jobq_opts {
 	int connect_timeout_ms;     /* default 2000 */
 	int command_timeout_ms;     /* default 5000 */
 	size_t max_payload;         /* bytes, default 1 MiB */
-	int reconnect_max_ms;       /* backoff cap for reconnects, default 5000 */
+	int reconnect_max_ms;       /* reconnect backoff bound, default 5000 (below) */
 };
 
 void jobq_opts_init(struct jobq_opts *o);
@@ -72,7 +72,19 @@ void jobq_opts_init(struct jobq_opts *o);
 struct jobq;
 
 /* Connects and loads the Lua scripts. On failure *out is NULL and err
- * holds the reason (e.g. "connect 127.0.0.1:6379: Connection refused"). */
+ * holds the reason (e.g. "connect 127.0.0.1:6379: Connection refused").
+ *
+ * Lost connections. Before each call on a handle (enqueue, stats, dead,
+ * policy), a connection that Redis closed since the last call (restart,
+ * idle timeout, CLIENT KILL) is noticed before anything is sent and
+ * replaced, so the call goes through once Redis answers. If Redis does not
+ * answer, the call retries the connect with backoff (50 ms doubling) for
+ * at most reconnect_max_ms in all, then fails with JOBQ_EREDIS ("... gave
+ * up after N attempts in M ms"); a bad URL, password or database fails at
+ * once. A connection lost after a command was sent fails that call with a
+ * message saying its outcome is unknown (an enqueue may have happened): a
+ * job is never reported enqueued unless it was. A worker reconnects on its
+ * own, backing off up to reconnect_max_ms between attempts. */
 int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen);
 void jobq_close(struct jobq *q);
 const char *jobq_errmsg(const struct jobq *q);
@@ -108,7 +120,13 @@ int jobq_enqueue(struct jobq *q, const char *tenant, const char *type,
 
 /* Enqueues n jobs pipelined. All are validated first: an invalid job
  * enqueues nothing and the message names its index and field. ids
- * (optional) receives n ids. */
+ * (optional) receives n ids. If Redis refuses some jobs (e.g. OOM) or the
+ * connection is lost partway, the call fails, later jobs are not sent,
+ * ids[i] is 0 for every job not known to be enqueued, and the message
+ * says how many were enqueued and how many were sent with an unknown
+ * outcome (connection lost before the answer). A lost script cache
+ * (NOSCRIPT) is handled: the scripts are reloaded and exactly the jobs
+ * that did not run are sent again. */
 int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n,
 		       uint64_t *ids);
 
@@ -159,10 +177,14 @@ struct jobq_worker_opts {
 	uint32_t reap_interval_ms;  /* default 1000 */
 	int release_on_stop;        /* stop: give leased-but-not-started jobs
 				     * back at once (default 1) */
-	/* Jobs leased ahead of free handler slots (default: batch). More
-	 * prefetch means fewer round trips; less means a newly arrived
-	 * tenant waits behind fewer already-leased jobs. 0 = lease only for
-	 * free slots. (Appended in 0.1.0; zeroed structs get 0.) */
+	/* Jobs leased ahead of free handler slots (default 0: lease only
+	 * for free slots, so idle workers share the work and a newly active
+	 * tenant waits behind nothing). Prefetch buys throughput for short
+	 * jobs (fewer round trips per job). A prefetched job counts no
+	 * attempt until a handler starts it: if the worker dies first, its
+	 * expired lease gives the attempt back (bounded: after 10 such
+	 * expiries the job is dead-lettered). Jobs of a tenant with a
+	 * concurrency cap are never prefetched. (Appended in 0.1.0.) */
 	uint32_t prefetch;
 };
 
@@ -204,14 +226,25 @@ struct jobq_tenant_stats {
 	uint32_t cap;                 /* 0 = unlimited */
 };
 
-/* Every tenant known to the queue. *out is malloc'd; free with free(). */
+/* Every tenant known to the queue. *out is malloc'd; free with free(). A
+ * tenant record that cannot be reported (an id over JOBQ_TENANT_MAX bytes,
+ * empty or holding a NUL, a stored weight or count that is not a number)
+ * is skipped and logged; the other tenants are reported. Tenant ids are
+ * returned as stored (another client may have written control
+ * characters or bytes that are not UTF-8). */
 int jobq_stats(struct jobq *q, struct jobq_tenant_stats **out, size_t *n);
+/* jobq_stats that also counts the skipped records in *skipped (optional);
+ * when it is not 0, jobq_errmsg(q) names the first and what is wrong. */
+int jobq_stats_ex(struct jobq *q, struct jobq_tenant_stats **out, size_t *n, size_t *skipped);
+
+#define JOBQ_ATTEMPTS_UNKNOWN UINT32_MAX
 
 struct jobq_dead_entry {
 	uint64_t id;
 	char tenant[JOBQ_TENANT_MAX + 1];
 	char type[JOBQ_TYPE_MAX + 1];
-	uint32_t attempts;
+	uint32_t attempts;            /* JOBQ_ATTEMPTS_UNKNOWN: the stored value
+				       * is not a count below it */
 	uint64_t failed_unix_ns;
 	char reason[JOBQ_ERROR_MAX + 1];
 };
@@ -219,8 +252,14 @@ struct jobq_dead_entry {
 /* Newest first, at most max entries; *out malloc'd, free with free(). */
 int jobq_dead_list(struct jobq *q, size_t max, struct jobq_dead_entry **out, size_t *n);
 /* Moves a dead job back to its ready queue with attempts reset. id 0 =
- * all; *moved (optional) counts them. */
+ * all (see jobq_dead_retry_all); *moved (optional) counts them. A job
+ * whose document cannot be requeued: JOBQ_EINVAL (it stays listed). */
 int jobq_dead_retry(struct jobq *q, uint64_t id, size_t *moved);
+/* Moves every dead job back to its ready queue, oldest first; entries that
+ * cannot be requeued (document missing or lacking tenant_id, type or
+ * priority) stay in the list and are counted in *skipped (both optional;
+ * set also on error, to what was done before it). */
+int jobq_dead_retry_all(struct jobq *q, size_t *moved, size_t *skipped);
 
 #ifdef __cplusplus
 }

@@ -20,16 +20,18 @@ void jobq_lease_free(struct jobq_lease *l)
 
 int jobq__lease_append(struct jobq *q, const struct jobq_lease_params *p)
 {
-	char max[12], lms[12], tok[40], aging[12], cost[32];
-	const char *argv[] = { max, lms, tok, aging, cost };
+	char max[12], lms[12], tok[40], aging[12], cost[32], imm[12];
+	const char *argv[] = { max, lms, tok, aging, cost, imm };
+	uint32_t m = p->max ? p->max : 1;
 
-	snprintf(max, sizeof(max), "%u", p->max ? p->max : 1);
+	snprintf(max, sizeof(max), "%u", m);
+	snprintf(imm, sizeof(imm), "%u", p->prefetch < m ? m - p->prefetch : 0);
 	snprintf(lms, sizeof(lms), "%u", p->lease_ms);
 	snprintf(tok, sizeof(tok), "%016" PRIx64 "%08" PRIx64, jobq_random64(),
 		 jobq_random64() & 0xffffffffu);
 	snprintf(aging, sizeof(aging), "%u", p->aging_ms);
 	snprintf(cost, sizeof(cost), "%.6f", p->default_cost_ms > 0 ? p->default_cost_ms : 1.0);
-	return jobq__append_eval(q, JOBQ_S_DEQUEUE, 5, argv, NULL);
+	return jobq__append_eval(q, JOBQ_S_DEQUEUE, 6, argv, NULL);
 }
 
 static int is_str(const redisReply *r)
@@ -122,9 +124,11 @@ bad_proto:
 	return NULL;
 }
 
-int jobq__lease_parse(struct jobq *q, redisReply *r, struct jobq_lease **out, size_t cap,
-		      size_t *n, int64_t *next_due_ms)
+int jobq__lease_parse(struct jobq *q, redisReply *r, const struct jobq_lease_params *p,
+		      struct jobq_lease **out, size_t cap, size_t *n, int64_t *next_due_ms)
 {
+	uint32_t m = p->max ? p->max : 1;
+	size_t imm = p->prefetch < m ? m - p->prefetch : 0;
 	int rc = JOBQ_OK;
 	size_t i;
 
@@ -154,6 +158,9 @@ int jobq__lease_parse(struct jobq *q, redisReply *r, struct jobq_lease **out, si
 				rc = jobq__fail(q, JOBQ_EPROTO, "dequeue: bad job record");
 				goto out;
 			}
+			/* Records come in lease order; dequeue.lua marked the
+			 * ones past the free slots as prefetched. */
+			l->prefetched = *n >= imm;
 			out[(*n)++] = l;
 			i += JREC;
 		} else if (is_str(e[0]) && e[0]->len == 1 && e[0]->str[0] == 'd' &&
@@ -197,7 +204,7 @@ int jobq_lease(struct jobq *q, const struct jobq_lease_params *p, struct jobq_le
 		if ((rc = jobq__lease_append(q, p)) || (rc = jobq__read(q, &r)))
 			return rc;
 		if (!jobq__is_noscript(r))
-			return jobq__lease_parse(q, r, out, cap, n, next_due_ms);
+			return jobq__lease_parse(q, r, p, out, cap, n, next_due_ms);
 		freeReplyObject(r);
 		if ((rc = jobq__reconnect(q)))
 			return rc;
@@ -311,6 +318,40 @@ int jobq_settle(struct jobq *q, struct jobq_settle *s, size_t n)
 	return jobq__fail(q, JOBQ_EREDIS, "ack: NOSCRIPT after reload");
 }
 
+int jobq__start_append(struct jobq *q, struct jobq_lease *const *l, size_t n)
+{
+	const char **argv = malloc(sizeof(*argv) * 2 * n);
+	char (*ids)[24] = malloc(sizeof(*ids) * n);
+	int rc;
+
+	if (!argv || !ids) {
+		free(argv);
+		free(ids);
+		return jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ids[i], 24, "%" PRIu64, l[i]->job.id);
+		argv[2 * i] = ids[i];
+		argv[2 * i + 1] = l[i]->token;
+	}
+	rc = jobq__append_eval(q, JOBQ_S_START, (int)(2 * n), argv, NULL);
+	free(argv);
+	free(ids);
+	return rc;
+}
+
+int jobq__start_parse(struct jobq *q, redisReply *r)
+{
+	int rc = JOBQ_OK;
+
+	if (r->type == REDIS_REPLY_ERROR)
+		rc = jobq__reply_error(q, r, "start");
+	else if (r->type != REDIS_REPLY_INTEGER)
+		rc = jobq__fail(q, JOBQ_EPROTO, "start: unexpected reply");
+	freeReplyObject(r);
+	return rc;
+}
+
 int jobq__renew_append(struct jobq *q, struct jobq_lease *const *l, size_t n, uint32_t lease_ms)
 {
 	const char **argv = malloc(sizeof(*argv) * (1 + 2 * n));
@@ -378,20 +419,27 @@ int jobq__reap_parse(struct jobq *q, redisReply *r, size_t *n)
 		redisReply **e = r->element + i;
 		char tenant[JOBQ_TENANT_MAX + 1], type[JOBQ_TYPE_MAX + 1];
 		uint64_t id = 0, att = 0;
+		char kind;
 
 		safe_name(e[2], tenant, sizeof(tenant));
 		safe_name(e[3], type, sizeof(type));
 		if (jobq__reply_u64(e[1], &id) || jobq__reply_u64(e[4], &att))
 			continue;
-		if (is_str(e[0]) && e[0]->str[0] == 'd') {
+		if (att > UINT32_MAX)
+			att = UINT32_MAX;
+		kind = is_str(e[0]) && e[0]->len == 1 ? e[0]->str[0] : '?';
+		if (kind == 'd' || kind == 's') {
 			char why[64];
 
-			snprintf(why, sizeof(why), "lease expired on attempt %" PRIu64, att);
+			if (kind == 'd')
+				snprintf(why, sizeof(why), "lease expired on attempt %" PRIu64, att);
+			else
+				snprintf(why, sizeof(why), "lease expired too often before the job started");
 			jobq__log(JOBQ_LOG_WARN, "queue %s: job %" PRIu64 " dead-lettered: %s", q->queue, id, why);
 			fire_dead(q, tenant, type, id, (uint32_t)att, why);
 		} else {
-			jobq__log(JOBQ_LOG_INFO, "queue %s: job %" PRIu64 " lease expired; returned to its queue",
-				  q->queue, id);
+			jobq__log(JOBQ_LOG_INFO, "queue %s: job %" PRIu64 " lease expired%s; returned to its queue",
+				  q->queue, id, kind == 'u' ? " before it started (attempt not counted)" : "");
 			if (JOBQ_PROBE_ENABLED(reap))
 				JOBQ_PROBE_REAP(q->queue, tenant, type, id, (uint32_t)att);
 		}
@@ -425,7 +473,36 @@ int jobq__stats_append(struct jobq *q, uint32_t max)
 	return jobq__append_eval(q, JOBQ_S_STATS, 1, argv, NULL);
 }
 
-int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **out, size_t *n)
+/* Why stats record e (10 items) cannot be reported, or NULL; fills t. */
+static const char *stats_record(redisReply **e, struct jobq_tenant_stats *t)
+{
+	uint64_t cap = 0, defcap = 0;
+
+	/* Other odd bytes are shown escaped by the caller (jobq stats). */
+	if (jobq__reply_str(e[0], t->tenant, sizeof(t->tenant)))
+		return "tenant id longer than 64 bytes (or not a string)";
+	if (strlen(t->tenant) != (size_t)e[0]->len || !t->tenant[0])
+		return "tenant id empty or with a NUL byte";
+	if (jobq__reply_u64(e[1], &t->depth[0]) || jobq__reply_u64(e[2], &t->depth[1]) ||
+	    jobq__reply_u64(e[3], &t->depth[2]))
+		return "depth is not a count";
+	if (jobq__reply_u64(e[4], &t->oldest_enqueued_unix_ns))
+		return "oldest enqueued_at_ns is not a number";
+	if (jobq__reply_u64(e[5], &t->in_flight))
+		return "inflight is not a count";
+	if (jobq__reply_u64(e[6], &t->delayed))
+		return "delayed is not a count";
+	if (jobq__reply_double(e[7], &t->weight) || !(t->weight > 0) || t->weight > 1e300)
+		return "weight is not a number > 0";
+	if (jobq__reply_u64(e[8], &cap) || jobq__reply_u64(e[9], &defcap))
+		return "cap is not a count";
+	cap = cap ? cap : defcap;
+	t->cap = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+	return NULL;
+}
+
+int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **out, size_t *n,
+		      size_t *skipped)
 {
 	enum { PER = 10 };
 	struct jobq_tenant_stats *st = NULL;
@@ -433,6 +510,7 @@ int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **
 
 	*out = NULL;
 	*n = 0;
+	*skipped = 0;
 	if (r->type == REDIS_REPLY_ERROR) {
 		rc = jobq__reply_error(q, r, "stats");
 		goto out;
@@ -449,20 +527,32 @@ int jobq__stats_parse(struct jobq *q, redisReply *r, struct jobq_tenant_stats **
 	for (size_t i = 0; i < r->elements; i += PER) {
 		redisReply **e = r->element + i;
 		struct jobq_tenant_stats *t = &st[*n];
-		uint64_t cap = 0, defcap = 0;
+		const char *why = stats_record(e, t);
 
-		if (jobq__reply_str(e[0], t->tenant, sizeof(t->tenant)) ||
-		    jobq__reply_u64(e[1], &t->depth[0]) || jobq__reply_u64(e[2], &t->depth[1]) ||
-		    jobq__reply_u64(e[3], &t->depth[2]) ||
-		    jobq__reply_u64(e[4], &t->oldest_enqueued_unix_ns) ||
-		    jobq__reply_u64(e[5], &t->in_flight) || jobq__reply_u64(e[6], &t->delayed) ||
-		    jobq__reply_double(e[7], &t->weight) || jobq__reply_u64(e[8], &cap) ||
-		    jobq__reply_u64(e[9], &defcap)) {
-			rc = jobq__fail(q, JOBQ_EPROTO, "stats: bad record for tenant %zu", *n);
-			goto out;
+		if (!why) {
+			(*n)++;
+			continue;
 		}
-		t->cap = (uint32_t)(cap ? cap : defcap);
-		(*n)++;
+		/* One bad record must not hide every other tenant: skip it,
+		 * count it, name the first in the message. */
+		if ((*skipped)++ == 0) {
+			const redisReply *name = e[0];
+			int len = name->type == REDIS_REPLY_STRING ? (int)name->len : 0;
+			char shown[48];
+			int k = 0;
+
+			for (int c = 0; c < len && k < (int)sizeof(shown) - 4; c++) {
+				unsigned char ch = (unsigned char)name->str[c];
+
+				shown[k++] = ch >= 0x20 && ch < 0x7f && ch != '"' ? (char)ch : '?';
+			}
+			if (len > k)
+				shown[k++] = '.', shown[k++] = '.', shown[k++] = '.';
+			shown[k] = '\0';
+			jobq__fail(q, JOBQ_EPROTO, "stats: skipped bad record for tenant \"%s\": %s", shown,
+				   why);
+		}
+		memset(t, 0, sizeof(*t));
 	}
 	*out = st;
 	st = NULL;

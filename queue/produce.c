@@ -138,69 +138,156 @@ int jobq_enqueue(struct jobq *q, const char *tenant, const char *type, const voi
 	return JOBQ_OK;
 }
 
+/* Per-job state of a pipelined chunk. */
+enum job_state { J_SEND, J_DONE, J_FAILED, J_UNKNOWN };
+
+struct chunk {
+	struct enq *e;
+	enum job_state *st;
+	size_t k;
+	size_t enqueued, failed, unknown;
+	int rc;                    /* first error */
+	char err[JOBQ_ERRMSG_MAX]; /* its message */
+};
+
+static void chunk_fail(struct chunk *c, size_t i, enum job_state st, int rc, const char *msg)
+{
+	c->st[i] = st;
+	*(st == J_UNKNOWN ? &c->unknown : &c->failed) += 1;
+	if (!c->rc) {
+		c->rc = rc;
+		snprintf(c->err, sizeof(c->err), "%s", msg);
+	}
+}
+
+/* Sends every job of the chunk still in J_SEND in one pipeline and reads
+ * exactly as many replies. NOSCRIPT means the script did not run: the job
+ * stays J_SEND (*noscript counts them). An I/O error drops the connection:
+ * the job whose reply was lost and every later one become J_UNKNOWN (sent,
+ * outcome unknown). */
+static void send_chunk(struct jobq *q, const struct jobq_new_job *jobs, struct chunk *c,
+		       uint64_t *ids, size_t *noscript)
+{
+	size_t sent = 0, i;
+	int rc;
+
+	*noscript = 0;
+	for (i = 0; i < c->k; i++) {
+		if (c->st[i] != J_SEND)
+			continue;
+		if ((rc = jobq__append_eval(q, JOBQ_S_ENQUEUE, ENQ_ARGC, c->e[i].argv, c->e[i].lens))) {
+			/* Nothing of this pipeline was sent (see jobq__append_eval). */
+			for (size_t j = 0; j < c->k; j++)
+				if (c->st[j] == J_SEND)
+					chunk_fail(c, j, J_FAILED, rc, q->err);
+			return;
+		}
+		sent++;
+	}
+	for (i = 0; i < c->k && sent; i++) {
+		redisReply *r;
+		uint64_t id = 0;
+
+		if (c->st[i] != J_SEND)
+			continue;
+		sent--;
+		if ((rc = jobq__read(q, &r))) {
+			/* The connection is gone: this reply and the rest are lost. */
+			for (size_t j = i; j < c->k; j++)
+				if (c->st[j] == J_SEND)
+					chunk_fail(c, j, J_UNKNOWN, rc, q->err);
+			return;
+		}
+		if (jobq__is_noscript(r)) {
+			(*noscript)++;
+		} else if (r->type == REDIS_REPLY_ERROR) {
+			rc = jobq__reply_error(q, r, "enqueue");
+			chunk_fail(c, i, J_FAILED, rc, q->err);
+		} else if ((rc = id_of(q, r, &id))) {
+			/* An answer that is not an id: the script may have run. */
+			chunk_fail(c, i, J_UNKNOWN, rc, q->err);
+		} else {
+			c->st[i] = J_DONE;
+			c->enqueued++;
+			fire_enqueue(q, &jobs[i], &c->e[i], id);
+			if (ids)
+				ids[i] = id;
+		}
+		freeReplyObject(r);
+	}
+}
+
 int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n, uint64_t *ids)
 {
-	struct enq *e;
-	size_t done = 0;
+	struct chunk c = { 0 };
+	size_t done = 0, enqueued = 0, unknown = 0;
 	int rc = JOBQ_OK;
 
 	if (n == 0)
 		return JOBQ_OK;
 	if (!jobs)
 		return jobq__fail(q, JOBQ_EINVAL, "jobs is NULL");
-	e = malloc(sizeof(*e) * (n < BATCH_CHUNK ? n : BATCH_CHUNK));
-	if (!e)
-		return jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+	c.e = malloc(sizeof(*c.e) * (n < BATCH_CHUNK ? n : BATCH_CHUNK));
+	c.st = malloc(sizeof(*c.st) * (n < BATCH_CHUNK ? n : BATCH_CHUNK));
+	if (!c.e || !c.st) {
+		rc = jobq__fail(q, JOBQ_ENOMEM, "out of memory");
+		goto out;
+	}
 	/* Validate everything first: an invalid job enqueues nothing. */
 	for (size_t i = 0; i < n; i++) {
 		char ctx[40];
 
 		snprintf(ctx, sizeof(ctx), "job %zu: ", i);
-		if ((rc = prepare(q, &jobs[i], &e[0], ctx)))
+		if ((rc = prepare(q, &jobs[i], &c.e[0], ctx)))
 			goto out;
 	}
-	while (done < n) {
-		size_t k = n - done < BATCH_CHUNK ? n - done : BATCH_CHUNK;
+	if (ids)
+		memset(ids, 0, sizeof(*ids) * n);
+	while (done < n && !c.rc) {
+		size_t noscript = 0;
 
-		for (size_t i = 0; i < k; i++) {
-			if ((rc = prepare(q, &jobs[done + i], &e[i], "")) ||
-			    (rc = jobq__append_eval(q, JOBQ_S_ENQUEUE, ENQ_ARGC, e[i].argv, e[i].lens)))
-				goto out;
+		c.k = n - done < BATCH_CHUNK ? n - done : BATCH_CHUNK;
+		for (size_t i = 0; i < c.k; i++) {
+			prepare(q, &jobs[done + i], &c.e[i], ""); /* validated above */
+			c.st[i] = J_SEND;
 		}
-		for (size_t i = 0; i < k; i++) {
-			redisReply *r;
-			uint64_t id = 0;
-
-			if ((rc = jobq__read(q, &r)))
-				goto out;
-			if (jobq__is_noscript(r)) {
-				/* Script cache flushed under us: redo this one synchronously. */
-				freeReplyObject(r);
-				if ((rc = jobq__eval(q, JOBQ_S_ENQUEUE, ENQ_ARGC, e[i].argv, e[i].lens, &r)))
-					goto out;
-			} else if (r->type == REDIS_REPLY_ERROR) {
-				rc = jobq__reply_error(q, r, "enqueue");
-				freeReplyObject(r);
-				goto out;
-			}
-			rc = id_of(q, r, &id);
-			freeReplyObject(r);
-			if (rc)
-				goto out;
-			fire_enqueue(q, &jobs[done + i], &e[i], id);
-			if (ids)
-				ids[done + i] = id;
+		c.enqueued = c.failed = c.unknown = 0;
+		/* A dead connection is replaced (with backoff) before sending. */
+		if ((rc = jobq__ensure(q))) {
+			for (size_t i = 0; i < c.k; i++)
+				chunk_fail(&c, i, J_FAILED, rc, q->err);
+			break;
 		}
-		done += k;
+		send_chunk(q, jobs + done, &c, ids ? ids + done : NULL, &noscript);
+		if (noscript) {
+			/* Redis lost its script cache (restart, SCRIPT FLUSH): those
+			 * jobs did not run. Reload and send exactly them again. */
+			jobq__log(JOBQ_LOG_INFO, "redis lost the scripts; reloading");
+			if ((rc = jobq__load_scripts(q)) == JOBQ_OK)
+				send_chunk(q, jobs + done, &c, ids ? ids + done : NULL, &noscript);
+			for (size_t i = 0; i < c.k; i++)
+				if (c.st[i] == J_SEND)
+					chunk_fail(&c, i, J_FAILED, rc ? rc : JOBQ_EREDIS,
+						   rc ? q->err : "enqueue: NOSCRIPT after reloading the scripts");
+		}
+		enqueued += c.enqueued;
+		unknown += c.unknown;
+		done += c.k;
+	}
+	rc = c.rc;
+	if (rc) {
+		/* Say exactly what happened; ids[] is 0 for every job not
+		 * known to be enqueued. Later chunks were not sent. */
+		if (unknown)
+			jobq__fail(q, rc, "batch: %zu of %zu jobs enqueued, %zu sent with their outcome unknown (connection lost), the rest not enqueued: %s",
+				   enqueued, n, unknown, c.err);
+		else
+			jobq__fail(q, rc, "batch: %zu of %zu jobs enqueued, the rest not: %s", enqueued, n,
+				   c.err);
 	}
 out:
-	if (rc && done + 1 < n && rc != JOBQ_EINVAL) {
-		char m[JOBQ_ERRMSG_MAX];
-
-		snprintf(m, sizeof(m), "%s", q->err);
-		jobq__fail(q, rc, "%s (batch: the first %zu of %zu jobs are enqueued)", m, done, n);
-	}
-	free(e);
+	free(c.e);
+	free(c.st);
 	return rc;
 }
 

@@ -12,6 +12,7 @@ enum jobq_script_id {
 	JOBQ_S_STATS,
 	JOBQ_S_POLICY,
 	JOBQ_S_DEAD,
+	JOBQ_S_START,
 	JOBQ_S_COUNT
 };
 

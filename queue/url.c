@@ -5,10 +5,62 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The URL with its userinfo (user and password) replaced by "***": from
+ * after "://" (or the start) up to the last '@', wherever that is, so a
+ * password is never shown, even in a URL too broken to parse. */
+static void redact(const char *url, char *out, size_t cap)
+{
+	const char *start = strstr(url, "://"), *at = strrchr(url, '@');
+
+	start = start ? start + 3 : url;
+	if (!at || at < start)
+		snprintf(out, cap, "%s", url);
+	else
+		snprintf(out, cap, "%.*s***%s", (int)(start - url), url, at);
+}
+
 static int fail(char *err, size_t errlen, const char *url, const char *why)
 {
-	snprintf(err, errlen, "invalid redis URL \"%s\": %s", url, why);
+	char shown[512];
+
+	redact(url, shown, sizeof(shown));
+	snprintf(err, errlen, "invalid redis URL \"%s\": %s", shown, why);
 	return -1;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Copies [s, s+n) into dst (size cap), decoding %XX (RFC 3986). Returns 0,
+ * -1 if it does not fit, -2 for a bad escape or an encoded NUL. */
+static int copy_decoded(char *dst, size_t cap, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (n - i < 3)
+				return -2;
+			hi = hexval(s[i + 1]);
+			lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0 || (hi | lo) == 0)
+				return -2;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		dst[o++] = c;
+	}
+	dst[o] = '\0';
+	return 0;
 }
 
 /* Copies [s, s+n) into dst (size cap) if it fits. */
@@ -73,15 +125,22 @@ int jobq_url_parse(const char *url, struct jobq_url *u, char *err, size_t errlen
 		if (*s == '@')
 			at = s; /* the last '@' before the path ends userinfo */
 	if (at) {
+		int ru = 0, rp;
+
+		/* userinfo = [user ":"] password, each %-decoded (RFC 3986). */
 		colon = memchr(p, ':', (size_t)(at - p));
 		if (colon) {
-			if (copy(u->user, sizeof(u->user), p, (size_t)(colon - p)) ||
-			    copy(u->password, sizeof(u->password), colon + 1,
-				 (size_t)(at - colon - 1)))
-				return fail(err, errlen, url, "user or password too long");
-		} else if (copy(u->password, sizeof(u->password), p, (size_t)(at - p))) {
-			return fail(err, errlen, url, "password too long");
+			ru = copy_decoded(u->user, sizeof(u->user), p, (size_t)(colon - p));
+			rp = copy_decoded(u->password, sizeof(u->password), colon + 1,
+					  (size_t)(at - colon - 1));
+		} else {
+			rp = copy_decoded(u->password, sizeof(u->password), p, (size_t)(at - p));
 		}
+		if (ru == -2 || rp == -2)
+			return fail(err, errlen, url,
+				    "bad %-escape in user or password (%XX with two hex digits, not %00)");
+		if (ru || rp)
+			return fail(err, errlen, url, "user or password too long");
 		p = at + 1;
 	}
 	if (*p == '[') {

@@ -1,7 +1,9 @@
 /* url.h - Redis URL parsing (pure; no I/O).
  *   redis://[[user]:password@]host[:port][/db]
  *   unix:///path/to/socket[?db=N]
- * Host may be an IPv6 literal in brackets. No percent-decoding. */
+ * Host may be an IPv6 literal in brackets. user and password are
+ * %-decoded (RFC 3986: "p%40ss" is "p@ss"); error messages never show
+ * them (the userinfo is replaced by "***"). */
 #ifndef JOBQ_URL_H
 #define JOBQ_URL_H
 

@@ -42,6 +42,23 @@ int jobq_utf8_valid(const char *str, size_t n)
 	return 1;
 }
 
+void jobq_utf8_cut(char *s, size_t max)
+{
+	size_t n = strnlen(s, max), i = n, cont = 0;
+	unsigned char lead;
+	size_t want;
+
+	s[n] = '\0';
+	while (i > 0 && cont < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--, cont++;
+	if (i == 0)
+		return;
+	lead = (unsigned char)s[i - 1];
+	want = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : (lead & 0xf8) == 0xf0 ? 4 : 1;
+	if (want > 1 && cont + 1 < want)
+		s[i - 1] = '\0';
+}
+
 int jobq_check_name(const char *field, const char *s, size_t max, char *err, size_t errlen)
 {
 	size_t n;

@@ -9,6 +9,11 @@
  * points above U+10FFFF). */
 int jobq_utf8_valid(const char *s, size_t n);
 
+/* Truncates NUL-terminated s to at most max bytes without splitting a
+ * UTF-8 character: a sequence left incomplete at the end (by this cut or
+ * an earlier one, e.g. snprintf into a short buffer) is dropped. */
+void jobq_utf8_cut(char *s, size_t max);
+
 /* Checks a tenant id / job type / queue name: 1..max bytes of valid UTF-8
  * without control characters. Returns 0, or -1 with "<field> must ..." in
  * err. */

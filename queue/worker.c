@@ -53,6 +53,7 @@ struct jobq_worker {
 	/* under mu */
 	struct jobq_lease *pend_head, *pend_tail, *done_head;
 	size_t npend, nrunning;
+	size_t pf_started;            /* prefetched leases started, not yet reported */
 	int quit, disp_waiting, want_wake, waker_fd;
 	uint32_t wake_timeout_ms;
 };
@@ -70,7 +71,7 @@ void jobq_worker_opts_init(struct jobq_worker_opts *o)
 	o->depth_report_ms = 1000;
 	o->reap_interval_ms = 1000;
 	o->release_on_stop = 1;
-	o->prefetch = o->batch;
+	o->prefetch = 0; /* lease only for free slots */
 }
 
 int jobq_worker_new(const struct jobq_worker_opts *o, struct jobq_worker **out, char *err,
@@ -243,6 +244,7 @@ static void run_job(struct jobq_worker *w, struct jobq_lease *l)
 	rc = h->fn(j, h->user, err, sizeof(err));
 	l->duration_ms = (double)(mono_ns() - t0) / 1e6;
 	err[sizeof(err) - 1] = '\0';
+	jobq_utf8_cut(err, JOBQ_ERROR_MAX); /* a handler's snprintf may split a character */
 	if (rc == 0) {
 		l->outcome = JOBQ_OUT_OK;
 		l->error[0] = '\0';
@@ -279,6 +281,8 @@ static void *handler_main(void *arg)
 			w->pend_tail = NULL;
 		w->npend--;
 		w->nrunning++;
+		l->started = 1;
+		w->pf_started += l->prefetched;
 		pthread_mutex_unlock(&w->mu);
 
 		run_job(w, l);
@@ -376,11 +380,16 @@ struct disp {
 	struct jobq_worker *w;
 	struct jobq *q;
 	struct jobq_lease **held;  /* every lease we own, until settled */
-	size_t nheld, limit;
+	size_t nheld, limit;       /* limit: concurrency + prefetch */
+	size_t cap;                /* room in held: limit + batch */
 	struct jobq_lease *unsettled; /* finished (or released) jobs to settle */
 	struct jobq_settle *settle;
 	struct jobq_lease **fresh;
 	struct jobq_lease **renew;
+	struct jobq_lease **starts;   /* prefetched leases started: report them */
+	size_t nstarts;
+	int start_retry;              /* the last report failed: collect again */
+	size_t stats_skipped;         /* bad tenant records in the last depth report */
 	uint64_t next_renew, next_reap, next_depth;
 	int64_t next_due_ms;
 	uint32_t backoff_ms;
@@ -401,18 +410,64 @@ static void held_del(struct disp *d, struct jobq_lease *l)
 	last->held_idx = l->held_idx;
 }
 
-static int redis_down(struct disp *d, int rc)
+/* Grows the dispatcher's backoff (50 ms doubling up to reconnect_max_ms). */
+static int back_off(struct disp *d, int rc)
 {
 	struct jobq_worker *w = d->w;
 
-	if (!d->down_since) {
-		d->down_since = jobq__mono_ms();
-		jobq__log(JOBQ_LOG_WARN, "worker: %s; reconnecting with backoff", d->q->err);
-	}
 	d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : 50;
 	if (d->backoff_ms > (uint32_t)w->o.conn.reconnect_max_ms)
 		d->backoff_ms = (uint32_t)w->o.conn.reconnect_max_ms;
 	return rc;
+}
+
+static int redis_down(struct disp *d, int rc)
+{
+	if (!d->down_since) {
+		d->down_since = jobq__mono_ms();
+		jobq__log(JOBQ_LOG_WARN, "worker: %s; reconnecting with backoff", d->q->err);
+	}
+	return back_off(d, rc);
+}
+
+/* A reply that was read but is an error or cannot be interpreted: the
+ * pipeline stays in step (every reply is still read), so the connection
+ * is kept; the round is retried after a backoff. Returns the first code. */
+static int reply_failed(struct disp *d, int rc, int first)
+{
+	jobq__log(JOBQ_LOG_ERROR, "worker: %s", d->q->err);
+	return first ? first : rc;
+}
+
+/* Hands freshly leased jobs to the handler threads (malformed ones go
+ * straight to settling as dead). */
+static void queue_fresh(struct disp *d, size_t got)
+{
+	struct jobq_worker *w = d->w;
+
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < got; i++) {
+		struct jobq_lease *l = d->fresh[i];
+
+		held_add(d, l);
+		l->next = NULL;
+		if (l->malformed) {
+			l->outcome = JOBQ_OUT_DEAD;
+			snprintf(l->error, sizeof(l->error), "%s", l->reason);
+			l->next = w->done_head;
+			w->done_head = l;
+			continue;
+		}
+		if (w->pend_tail)
+			w->pend_tail->next = l;
+		else
+			w->pend_head = l;
+		w->pend_tail = l;
+		w->npend++;
+	}
+	if (got)
+		pthread_cond_broadcast(&w->work_cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* One pipelined round trip. Returns JOBQ_OK, or an error (connection
@@ -423,9 +478,9 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 	struct jobq_worker *w = d->w;
 	struct jobq *q = d->q;
 	uint64_t now = jobq__mono_ms();
-	size_t ns = 0, nrenew = 0;
-	int do_reap = 0, do_depth = 0, rc;
-	struct jobq_lease_params lp = { 0, w->o.lease_ms, w->o.aging_ms, DEFAULT_COST_MS };
+	size_t ns = 0, nrenew = 0, busy, free_slots;
+	int do_reap = 0, do_depth = 0, noscript = 0, failed = 0, rc;
+	struct jobq_lease_params lp = { 0, w->o.lease_ms, w->o.aging_ms, DEFAULT_COST_MS, 0 };
 	redisReply *r;
 
 	*got = 0;
@@ -447,7 +502,16 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 		*want = d->limit - (d->nheld - ns);
 		if (*want > w->o.batch)
 			*want = w->o.batch;
+		/* If the settling fails, these leases add to the ones held. */
+		if (*want > d->cap - d->nheld)
+			*want = d->cap - d->nheld;
 		lp.max = (uint32_t)*want;
+		/* Jobs beyond the free handler slots wait in this process: they
+		 * are leased as prefetched (no attempt counted if this process
+		 * dies before they start). Busy = pending + running. */
+		busy = d->nheld - ns;
+		free_slots = busy < (size_t)w->o.concurrency ? (size_t)w->o.concurrency - busy : 0;
+		lp.prefetch = (uint32_t)(*want > free_slots ? *want - free_slots : 0);
 	}
 	if (now >= d->next_renew) {
 		/* Leases being settled in this very round need no renewal. */
@@ -461,120 +525,148 @@ static int round_trip(struct disp *d, int stopping, size_t *want, size_t *got, s
 		do_reap = 1;
 	if (now >= d->next_depth && JOBQ_PROBE_ENABLED(depth))
 		do_depth = 1;
-	if (!ns && !*want && !nrenew && !do_reap && !do_depth)
+	if (!ns && !d->nstarts && !*want && !nrenew && !do_reap && !do_depth)
 		return JOBQ_OK;
 
 	if (!q->c && (rc = jobq__reconnect(q)))
-		return redis_down(d, rc);
+		goto io_fail;
 	if (d->down_since) {
 		jobq__log(JOBQ_LOG_INFO, "worker: reconnected to redis after %" PRIu64 " ms",
 			  jobq__mono_ms() - d->down_since);
 		d->down_since = 0;
 	}
-	d->backoff_ms = 0;
 	if ((ns && (rc = jobq__settle_append(q, d->settle, ns))) ||
+	    (d->nstarts && (rc = jobq__start_append(q, d->starts, d->nstarts))) ||
 	    (*want && (rc = jobq__lease_append(q, &lp))) ||
 	    (nrenew && (rc = jobq__renew_append(q, d->renew, nrenew, w->o.lease_ms))) ||
 	    (do_reap && (rc = jobq__reap_append(q, 100))) ||
 	    (do_depth && (rc = jobq__stats_append(q, 10000))))
 		goto io_fail;
 
-	/* Replies in the order appended. */
+	/* Replies in the order appended. Every one is read even when an
+	 * earlier one failed: an unread reply would be taken for the answer
+	 * to a later command. Only an I/O error (connection dropped, which
+	 * discards the rest) ends this early. A part answered NOSCRIPT did
+	 * not run and is simply redone next round; any other failure keeps
+	 * its state (unsettled jobs stay unsettled) for the next round. */
 	if (ns) {
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if (jobq__is_noscript(r))
-			goto noscript;
-		if ((rc = jobq__settle_parse(q, r, d->settle, ns)))
-			goto proto_fail;
-		for (size_t i = 0; i < ns; i++) {
-			held_del(d, d->settle[i].l);
-			jobq_lease_free(d->settle[i].l);
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__settle_parse(q, r, d->settle, ns))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			for (size_t i = 0; i < ns; i++) {
+				held_del(d, d->settle[i].l);
+				jobq_lease_free(d->settle[i].l);
+			}
+			d->unsettled = NULL;
+			*settled = ns;
 		}
-		d->unsettled = NULL;
-		*settled = ns;
+	}
+	if (d->nstarts) {
+		if ((rc = jobq__read(q, &r)))
+			goto io_fail;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+			d->start_retry = 1;
+		} else if ((rc = jobq__start_parse(q, r))) {
+			failed = reply_failed(d, rc, failed);
+			d->start_retry = 1;
+		} else {
+			for (size_t i = 0; i < d->nstarts; i++)
+				d->starts[i]->start_sent = 1;
+		}
+		d->nstarts = 0;
 	}
 	if (*want) {
 		int64_t due;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if (jobq__is_noscript(r))
-			goto noscript;
-		if ((rc = jobq__lease_parse(q, r, d->fresh, *want, got, &due)))
-			goto proto_fail;
-		d->next_due_ms = due;
-		pthread_mutex_lock(&w->mu);
-		for (size_t i = 0; i < *got; i++) {
-			struct jobq_lease *l = d->fresh[i];
-
-			held_add(d, l);
-			l->next = NULL;
-			if (l->malformed) {
-				l->outcome = JOBQ_OUT_DEAD;
-				snprintf(l->error, sizeof(l->error), "%s", l->reason);
-				l->next = w->done_head;
-				w->done_head = l;
-				continue;
-			}
-			if (w->pend_tail)
-				w->pend_tail->next = l;
-			else
-				w->pend_head = l;
-			w->pend_tail = l;
-			w->npend++;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__lease_parse(q, r, &lp, d->fresh, *want, got, &due))) {
+			/* Jobs it may have leased come back when their leases expire. */
+			failed = reply_failed(d, rc, failed);
+		} else {
+			d->next_due_ms = due;
+			queue_fresh(d, *got);
 		}
-		if (*got)
-			pthread_cond_broadcast(&w->work_cv);
-		pthread_mutex_unlock(&w->mu);
 	}
 	if (nrenew) {
 		size_t lost;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if ((rc = jobq__renew_parse(q, r, nrenew, &lost)))
-			goto proto_fail;
-		if (lost)
-			jobq__log(JOBQ_LOG_WARN, "worker: %zu leases expired before renewal", lost);
-		d->next_renew = now + w->o.lease_ms / 3;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__renew_parse(q, r, nrenew, &lost))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			if (lost)
+				jobq__log(JOBQ_LOG_WARN, "worker: %zu leases expired before renewal", lost);
+			d->next_renew = now + w->o.lease_ms / 3;
+		}
 	}
 	if (do_reap) {
 		size_t n;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if ((rc = jobq__reap_parse(q, r, &n)))
-			goto proto_fail;
-		d->next_reap = now + (n == 100 ? 0 : w->o.reap_interval_ms);
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__reap_parse(q, r, &n))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			d->next_reap = now + (n == 100 ? 0 : w->o.reap_interval_ms);
+		}
 	}
 	if (do_depth) {
 		struct jobq_tenant_stats *st;
-		size_t n;
+		size_t n, skipped;
 
 		if ((rc = jobq__read(q, &r)))
 			goto io_fail;
-		if ((rc = jobq__stats_parse(q, r, &st, &n)))
-			goto proto_fail;
-		jobq__fire_depth(q, st, n);
-		free(st);
-		d->next_depth = now + w->o.depth_report_ms;
+		if (jobq__is_noscript(r)) {
+			freeReplyObject(r);
+			noscript = 1;
+		} else if ((rc = jobq__stats_parse(q, r, &st, &n, &skipped))) {
+			failed = reply_failed(d, rc, failed);
+		} else {
+			/* Bad records are skipped; say so when their number changes. */
+			if (skipped && skipped != d->stats_skipped)
+				jobq__log(JOBQ_LOG_WARN, "worker: depth report: %s (%zu bad tenant records in all)",
+					  q->err, skipped);
+			else if (!skipped && d->stats_skipped)
+				jobq__log(JOBQ_LOG_INFO, "worker: depth report: no bad tenant records any more");
+			d->stats_skipped = skipped;
+			jobq__fire_depth(q, st, n);
+			free(st);
+			d->next_depth = now + w->o.depth_report_ms;
+		}
 	}
+	if (noscript) {
+		/* Redis lost its script cache (restart, SCRIPT FLUSH). */
+		jobq__log(JOBQ_LOG_INFO, "worker: redis lost the scripts; reloading");
+		if ((rc = jobq__load_scripts(q)))
+			goto io_fail;
+	}
+	if (failed)
+		return back_off(d, failed);
+	d->backoff_ms = 0;
 	return JOBQ_OK;
-
-noscript:
-	/* Lost script cache: reconnecting reloads; redo the whole round
-	 * (settling is idempotent: a repeated ack is answered "stale"). */
-	freeReplyObject(r);
-	jobq__disconnect(q);
-	return JOBQ_OK;
-proto_fail:
-	/* A reply we cannot interpret: drop the connection so the pipeline
-	 * resynchronises; leases time out and are reaped, nothing is lost. */
-	jobq__log(JOBQ_LOG_ERROR, "worker: %s", q->err);
-	jobq__disconnect(q);
-	return redis_down(d, rc);
 io_fail:
+	if (d->nstarts) {
+		d->start_retry = 1;
+		d->nstarts = 0;
+	}
 	jobq__disconnect(q);
 	return redis_down(d, rc);
 }
@@ -656,6 +748,20 @@ static int dispatch(struct disp *d)
 			w->pend_tail = NULL;
 			w->npend = 0;
 		}
+		/* Prefetched jobs a handler took since the last round: their
+		 * start is recorded in the next round trip (unless they are
+		 * being settled already, which says more). */
+		if (w->pf_started || d->start_retry) {
+			d->nstarts = 0;
+			for (size_t i = 0; i < d->nheld; i++) {
+				struct jobq_lease *l = d->held[i];
+
+				if (l->prefetched && l->started && !l->start_sent && !l->settling)
+					d->starts[d->nstarts++] = l;
+			}
+			w->pf_started = 0;
+			d->start_retry = 0;
+		}
 		busy = w->npend + w->nrunning;
 		pthread_mutex_unlock(&w->mu);
 
@@ -726,12 +832,14 @@ int jobq_worker_run(struct jobq_worker *w)
 		poll(&p, 1, (int)backoff); /* jobq_worker_stop() interrupts */
 	}
 	d.limit = (size_t)w->o.concurrency + w->o.prefetch;
-	d.held = calloc(d.limit, sizeof(*d.held));
-	d.settle = calloc(d.limit, sizeof(*d.settle));
+	d.cap = d.limit + w->o.batch;
+	d.held = calloc(d.cap, sizeof(*d.held));
+	d.settle = calloc(d.cap, sizeof(*d.settle));
 	d.fresh = calloc(w->o.batch, sizeof(*d.fresh));
-	d.renew = calloc(d.limit, sizeof(*d.renew));
+	d.renew = calloc(d.cap, sizeof(*d.renew));
+	d.starts = calloc(d.cap, sizeof(*d.starts));
 	threads = calloc((size_t)w->o.concurrency, sizeof(*threads));
-	if (!d.held || !d.settle || !d.fresh || !d.renew || !threads) {
+	if (!d.held || !d.settle || !d.fresh || !d.renew || !d.starts || !threads) {
 		snprintf(w->err, sizeof(w->err), "out of memory");
 		rc = JOBQ_ENOMEM;
 		goto out;
@@ -779,6 +887,7 @@ out:
 	free(d.settle);
 	free(d.fresh);
 	free(d.renew);
+	free(d.starts);
 	free(threads);
 	jobq_close(d.q);
 	return rc;

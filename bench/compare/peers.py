@@ -63,7 +63,8 @@ class Jobq(Peer):
     name = "jobq"
     modes = ("fair",)
     note = ("one queue, weighted fair queuing across tenants (built in); one worker process "
-            "with C handler threads; defaults, but --prefetch 0 in the noisy-neighbour scenario")
+            "with C handler threads; batch 16 and --prefetch 16 (the default is 0), but "
+            "--prefetch 0 in the noisy-neighbour scenario")
 
     def missing(self):
         drv = os.path.join(self.build, "bench", "compare", "jobq_driver")
@@ -75,10 +76,11 @@ class Jobq(Peer):
 
     # Noisy neighbour: --prefetch 0 leases only for free handler slots, so a
     # small tenant's job never queues behind flood jobs this worker already
-    # holds. Elsewhere the defaults (batch 16, prefetch 16).
+    # holds. Elsewhere batch 16 with --prefetch 16 for throughput (jobq's
+    # default prefetch is 0).
     noisy_opts = {"prefetch": 0}
 
-    def start(self, queues, conc, job_log=None, otel=None, prefetch=None):
+    def start(self, queues, conc, job_log=None, otel=None, prefetch=16):
         argv = [os.path.join(self.build, "bench", "compare", "jobq_driver"), "worker",
                 "--redis", self.url, "--queue", queues[0], "--concurrency", str(conc)]
         if prefetch is not None:

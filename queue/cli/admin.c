@@ -1,5 +1,6 @@
 /* admin.c - `jobq stats`, `jobq dead`, `jobq tenant`. */
 #include "queue/cli/cli.h"
+#include "queue/cli/json.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,24 +17,29 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* JSON string body (tenant ids are valid UTF-8 without control chars,
- * so only '"' and '\\' need escaping). */
+/* A string from Redis as JSON (RFC 8259, valid UTF-8 whatever it holds:
+ * names and reasons written by hand or by other clients may contain
+ * control characters or invalid bytes). */
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fputc('\\', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
+	char buf[6 * (JOBQ_ERROR_MAX + 1) + 3];
+
+	json_quote(s, 1, buf, sizeof(buf));
+	fputs(buf, f);
+}
+
+/* The same escaping without quotes, for the one-line-per-entry tables. */
+static const char *shown(const char *s, char *buf, size_t cap)
+{
+	json_quote(s, 0, buf, cap);
+	return buf;
 }
 
 int cmd_stats(const struct cli_global *g, int argc, char **argv)
 {
 	struct jobq_tenant_stats *st;
 	int json = 0;
-	size_t n;
+	size_t n, skipped = 0;
 	struct jobq *q;
 	uint64_t now;
 
@@ -50,11 +56,14 @@ int cmd_stats(const struct cli_global *g, int argc, char **argv)
 	}
 	if (!(q = cli_connect(g)))
 		return EXIT_RUNTIME;
-	if (jobq_stats(q, &st, &n)) {
+	if (jobq_stats_ex(q, &st, &n, &skipped)) {
 		cli_err("stats: %s", jobq_errmsg(q));
 		jobq_close(q);
 		return EXIT_RUNTIME;
 	}
+	if (skipped)
+		cli_err("%s (%zu bad tenant records in all; the other tenants follow)", jobq_errmsg(q),
+			skipped);
 	now = now_ns();
 	if (json) {
 		printf("[");
@@ -83,9 +92,11 @@ int cmd_stats(const struct cli_global *g, int argc, char **argv)
 					     ? (double)(now - t->oldest_enqueued_unix_ns) / 1e9
 					     : 0;
 
+			char name[6 * JOBQ_TENANT_MAX + 1];
+
 			printf("%-24s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
 			       " %10.1f %7g %5u\n",
-			       t->tenant, t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight,
+			       shown(t->tenant, name, sizeof(name)), t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight,
 			       age, t->weight, t->cap);
 		}
 	}
@@ -137,13 +148,22 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 				json_str(stdout, d[i].tenant);
 				printf(", \"type\": ");
 				json_str(stdout, d[i].type);
-				printf(", \"attempts\": %u, \"failed_unix_ns\": %" PRIu64 ", \"reason\": ",
-				       d[i].attempts, d[i].failed_unix_ns);
+				if (d[i].attempts == JOBQ_ATTEMPTS_UNKNOWN)
+					printf(", \"attempts\": null");
+				else
+					printf(", \"attempts\": %u", d[i].attempts);
+				printf(", \"failed_unix_ns\": %" PRIu64 ", \"reason\": ", d[i].failed_unix_ns);
 				json_str(stdout, d[i].reason);
 				printf("}");
 			} else {
-				printf("%-10" PRIu64 " %-20s %-16s %8u  %s\n", d[i].id, d[i].tenant, d[i].type,
-				       d[i].attempts, d[i].reason);
+				char t[6 * JOBQ_TENANT_MAX + 1], ty[6 * JOBQ_TYPE_MAX + 1];
+				char why[6 * JOBQ_ERROR_MAX + 1], att[12] = "?";
+
+				if (d[i].attempts != JOBQ_ATTEMPTS_UNKNOWN)
+					snprintf(att, sizeof(att), "%u", d[i].attempts);
+				printf("%-10" PRIu64 " %-20s %-16s %8s  %s\n", d[i].id,
+				       shown(d[i].tenant, t, sizeof(t)), shown(d[i].type, ty, sizeof(ty)), att,
+				       shown(d[i].reason, why, sizeof(why)));
 			}
 		}
 		if (json)
@@ -154,7 +174,7 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "retry")) {
 		uint64_t id = 0;
-		size_t moved = 0;
+		size_t moved = 0, skipped = 0;
 
 		if (argc != 3) {
 			cli_err("usage: jobq dead retry ID | --all");
@@ -171,9 +191,14 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 		}
 		if (!(q = cli_connect(g)))
 			return EXIT_RUNTIME;
-		if (jobq_dead_retry(q, id, &moved)) {
+		if (id ? jobq_dead_retry(q, id, &moved) : jobq_dead_retry_all(q, &moved, &skipped)) {
 			cli_err("dead retry: %s", jobq_errmsg(q));
+			if (moved)
+				cli_err("dead retry: %zu jobs were requeued before the error", moved);
 			rc = EXIT_RUNTIME;
+		} else if (skipped) {
+			printf("requeued %zu jobs, skipped %zu that cannot be requeued (still in the dead-letter list, see jobq dead list)\n",
+			       moved, skipped);
 		} else {
 			printf("requeued %zu jobs\n", moved);
 		}

@@ -112,17 +112,31 @@ static int from_json(char *line, size_t n, size_t lineno, struct jobq_new_job *j
 	return 0;
 }
 
+/* Enqueues jobs[0..n) (n <= CHUNK); *total counts every job enqueued,
+ * including those of a batch that failed partway. */
+static int enqueue_chunk(struct jobq *q, const struct jobq_new_job *jobs, size_t n,
+			 uint64_t *total)
+{
+	static uint64_t ids[CHUNK];
+
+	if (jobq_enqueue_batch(q, jobs, n, ids) == JOBQ_OK) {
+		*total += n;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		*total += ids[i] != 0;
+	return -1;
+}
+
 static int flush(struct jobq *q, struct jobq_new_job *jobs, size_t n, size_t first_line,
 		 uint64_t *total)
 {
 	if (!n)
 		return 0;
-	if (jobq_enqueue_batch(q, jobs, n, NULL)) {
-		cli_err("lines %zu..%zu: %s (%" PRIu64 " jobs enqueued before them)", first_line,
-			first_line + n - 1, jobq_errmsg(q), *total);
+	if (enqueue_chunk(q, jobs, n, total)) {
+		cli_err("lines %zu..%zu: %s", first_line, first_line + n - 1, jobq_errmsg(q));
 		return -1;
 	}
-	*total += n;
 	return 0;
 }
 
@@ -179,7 +193,7 @@ static int from_stdin(struct jobq *q)
 	rc = 0;
 out:
 	if (rc && total)
-		cli_err("%" PRIu64 " jobs were enqueued before the error", total);
+		cli_err("%" PRIu64 " jobs were enqueued in all", total);
 	for (size_t i = 0; i < n; i++)
 		free(lines[i]);
 	free(line);
@@ -277,12 +291,12 @@ int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
 		while (jobs && done < count) {
 			size_t k = count - done < CHUNK ? count - done : CHUNK;
 
-			if (jobq_enqueue_batch(q, jobs, k, NULL)) {
-				cli_err("%s (%" PRIu64 " jobs enqueued before)", jobq_errmsg(q), done);
+			if (enqueue_chunk(q, jobs, k, &done)) {
+				cli_err("%s", jobq_errmsg(q));
+				cli_err("%" PRIu64 " of %" PRIu64 " jobs were enqueued", done, (uint64_t)count);
 				rc = EXIT_RUNTIME;
 				break;
 			}
-			done += k;
 		}
 		if (!rc)
 			printf("enqueued %" PRIu64 " jobs\n", done);

@@ -97,11 +97,33 @@ static void burn_ms(uint32_t ms)
 }
 
 /* Runs the external command with the payload on stdin; exit 0 = success. */
+/* "JOBQ_TRACEPARENT=00-<trace id>-<span id>-<flags>": the job's
+ * job.enqueue span, so the command can continue the trace. 0 if the job
+ * carries no trace. */
+static int traceparent(const struct jobq_job *j, char *out, size_t cap)
+{
+	static const uint8_t zero[16];
+	size_t o;
+
+	if (!memcmp(j->trace_id, zero, 16))
+		return 0;
+	o = (size_t)snprintf(out, cap, "JOBQ_TRACEPARENT=00-");
+	for (int i = 0; i < 16 && o < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%02x", j->trace_id[i]);
+	if (o < cap)
+		o += (size_t)snprintf(out + o, cap - o, "-");
+	for (int i = 0; i < 8 && o < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%02x", j->span_id[i]);
+	if (o < cap)
+		o += (size_t)snprintf(out + o, cap - o, "-%02x", j->trace_flags);
+	return o < cap;
+}
+
 static int run_exec(const struct spec *s, const struct jobq_job *j, uint32_t timeout_ms, char *err,
 		    size_t errlen)
 {
 	char *argv[] = { (char *)s->path, NULL };
-	char env_id[48], env_tenant[96], env_type[96], env_att[48];
+	char env_id[48], env_tenant[96], env_type[96], env_att[48], env_tp[80];
 	char **envp;
 	size_t nenv = 0, off = 0;
 	posix_spawn_file_actions_t fa;
@@ -111,7 +133,7 @@ static int run_exec(const struct spec *s, const struct jobq_job *j, uint32_t tim
 
 	while (environ[nenv])
 		nenv++;
-	envp = calloc(nenv + 5, sizeof(*envp));
+	envp = calloc(nenv + 6, sizeof(*envp));
 	if (!envp) {
 		snprintf(err, errlen, "exec: out of memory");
 		return -1;
@@ -123,6 +145,8 @@ static int run_exec(const struct spec *s, const struct jobq_job *j, uint32_t tim
 	snprintf(env_att, sizeof(env_att), "JOBQ_ATTEMPT=%u", j->attempt);
 	envp[nenv] = env_id, envp[nenv + 1] = env_tenant, envp[nenv + 2] = env_type;
 	envp[nenv + 3] = env_att;
+	if (traceparent(j, env_tp, sizeof(env_tp)))
+		envp[nenv + 4] = env_tp;
 	/* O_CLOEXEC: a concurrent spawn must not inherit our pipe's write end. */
 	if (pipe2(in, O_CLOEXEC)) {
 		snprintf(err, errlen, "exec: pipe: %s", strerror(errno));

@@ -303,3 +303,95 @@ const struct json_field *json_get(const struct json_field *f, size_t n, const ch
 			return &f[i];
 	return NULL;
 }
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 if none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		len = 2, cp = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3, cp = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* Output of json_quote: pieces are written whole or not at all, and
+ * nothing after the first that does not fit (no escape is ever cut). */
+struct out {
+	char *buf;
+	size_t cap, w, need;
+	int full;
+};
+
+static void put(struct out *b, const char *piece, size_t len)
+{
+	if (!b->full && b->w + len < b->cap) {
+		memcpy(b->buf + b->w, piece, len);
+		b->w += len;
+	} else {
+		b->full = 1;
+	}
+	b->need += len;
+}
+
+size_t json_quote(const char *str, int quotes, char *out, size_t cap)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	struct out b = { out, cap, 0, 0, 0 };
+	size_t n = strlen(str), i = 0;
+
+	if (quotes)
+		put(&b, "\"", 1);
+	while (i < n) {
+		char esc[8];
+		size_t len = utf8_seq(s + i, n - i);
+
+		if (len == 0) {
+			put(&b, "\\ufffd", 6);
+			i++;
+			continue;
+		}
+		if (len > 1) {
+			put(&b, (const char *)s + i, len);
+		} else if (s[i] == '"' || s[i] == '\\') {
+			esc[0] = '\\', esc[1] = (char)s[i];
+			put(&b, esc, 2);
+		} else if (s[i] < 0x20) {
+			const char *e = s[i] == '\n' ? "\\n" : s[i] == '\r' ? "\\r" : s[i] == '\t' ? "\\t"
+					: s[i] == '\b' ? "\\b" : s[i] == '\f' ? "\\f" : NULL;
+
+			if (e) {
+				put(&b, e, 2);
+			} else {
+				snprintf(esc, sizeof(esc), "\\u%04x", s[i]);
+				put(&b, esc, 6);
+			}
+		} else {
+			put(&b, (const char *)s + i, 1);
+		}
+		i += len;
+	}
+	if (quotes)
+		put(&b, "\"", 1);
+	if (cap)
+		out[b.w] = '\0';
+	return b.need;
+}

@@ -28,4 +28,14 @@ int json_parse_object(char *buf, size_t n, struct json_field *fields, size_t max
 /* The field named key, or NULL. */
 const struct json_field *json_get(const struct json_field *f, size_t n, const char *key);
 
+/* Writes s (NUL-terminated) as a JSON string per RFC 8259 into out: '"'
+ * and '\\' escaped, control characters as \n, \t, ... or \u00XX, and
+ * every byte that is not part of well-formed UTF-8 as \ufffd, so the
+ * result is valid JSON and valid UTF-8 whatever s holds. With quotes 0,
+ * the surrounding quotes are left out (a one-line display form). Like
+ * snprintf: truncates to cap - 1 bytes (never inside an escape) and
+ * returns the length the whole result needs. At most 6 bytes per input
+ * byte, plus 2 quotes. */
+size_t json_quote(const char *s, int quotes, char *out, size_t cap);
+
 #endif

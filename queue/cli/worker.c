@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"  --cap N              default per-tenant concurrency cap (0 = unlimited)\n"
 		"  --weights FILE       lines \"tenant weight [cap]\"\n"
 		"  --batch N            jobs leased per round trip (default 16)\n"
-		"  --prefetch N         jobs leased ahead of free slots (default: batch)\n"
+		"  --prefetch N         jobs leased ahead of free slots (default 0)\n"
 		"  --lease-ms MS        lease length (default 30000)\n"
 		"  --aging-ms MS        priority aging (default 10000)\n"
 		"  --backoff-base-ms MS retry backoff base (default 1000)\n"
@@ -95,7 +95,7 @@ int cmd_worker(const struct cli_global *g, int argc, char **argv)
 	struct jobq_worker_opts o;
 	const char *weights = NULL, *job_log = NULL;
 	const char *handlers[64];
-	int nh = 0, c, rc = EXIT_RUNTIME, have_cap = 0, have_prefetch = 0;
+	int nh = 0, c, rc = EXIT_RUNTIME, have_cap = 0;
 	static int verbose;
 	uint32_t cap = 0, v, exec_timeout = 60000;
 	struct cli_handlers *hs = NULL;
@@ -159,7 +159,6 @@ int cmd_worker(const struct cli_global *g, int argc, char **argv)
 				cli_err("--prefetch must be 0..4096");
 				return EXIT_USAGE;
 			}
-			have_prefetch = 1;
 			break;
 		case 'x':
 			if (cli_u32(optarg, &exec_timeout) || !exec_timeout) {
@@ -177,8 +176,6 @@ int cmd_worker(const struct cli_global *g, int argc, char **argv)
 		cli_err("unexpected argument \"%s\"", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!have_prefetch)
-		o.prefetch = o.batch;
 	if (!nh) {
 		cli_err("at least one --handler TYPE=SPEC is required");
 		usage(stderr);

@@ -55,12 +55,12 @@ for i = 2, #ARGV, 6 do
 			res[#res + 1] = 'ok'
 		elseif outcome == 'release' then
 			redis.call('HSET', jk, 'attempt', attempt > 0 and attempt - 1 or 0)
-			redis.call('HDEL', jk, 'lease')
+			redis.call('HDEL', jk, 'lease', 'pf')
 			redis.call('LPUSH', qkey(t, PRIO[f[3]] or 1), id)
 			res[#res + 1] = 'released'
 		elseif outcome == 'fail' and attempt < maxa then
-			redis.call('HSET', jk, 'last_error', string.sub(err, 1, 128))
-			redis.call('HDEL', jk, 'lease')
+			redis.call('HSET', jk, 'last_error', utf8_head(err, 128))
+			redis.call('HDEL', jk, 'lease', 'pf')
 			redis.call('ZADD', P .. 'delayed', now + delay, id)
 			s.retried = s.retried + 1
 			res[#res + 1] = 'retry'

@@ -17,9 +17,11 @@ end
 local function tkey(t) return P .. 't:' .. t end
 local function qkey(t, p) return P .. 'q:' .. t .. ':' .. p end
 local function jkey(id) return P .. 'job:' .. id end
+-- A finite number from a stored value, else d: "nan"/"inf" would make
+-- ZADD/ZINCRBY fail halfway through a script (Redis does not roll back).
 local function num(v, d)
 	local n = tonumber(v)
-	if n == nil then return d end
+	if n == nil or n ~= n or n == math.huge or n == -math.huge then return d end
 	return n
 end
 
@@ -57,12 +59,26 @@ local function activate(t)
 	wake()
 end
 
+-- The first n bytes of s at most, cut on a UTF-8 character boundary (a cut
+-- never leaves a character's lead byte without its continuation bytes).
+local function utf8_head(s, n)
+	if #s <= n then return s end
+	local k = n
+	while k > n - 3 and k > 0 do
+		local b = string.byte(s, k + 1)
+		if b < 0x80 or b >= 0xC0 then break end
+		k = k - 1
+	end
+	return string.sub(s, 1, k)
+end
+
 -- Moves job id to the dead-letter list with a reason (the job hash stays,
--- so `jobq dead retry` can bring it back).
+-- so `jobq dead retry` can bring it back). A key of another type under the
+-- id's name (not a job document) does not stop the burial: pcall.
 local function bury(id, reason, now)
 	local jk = jkey(id)
-	redis.call('HSET', jk, 'id', id, 'dead_reason', string.sub(reason, 1, 128),
+	redis.pcall('HSET', jk, 'id', id, 'dead_reason', utf8_head(reason, 128),
 		'failed_at_ns', string.format('%.0f', now * 1e6))
-	redis.call('HDEL', jk, 'lease')
+	redis.pcall('HDEL', jk, 'lease', 'pf')
 	redis.call('LPUSH', P .. 'dead', id)
 end

@@ -119,6 +119,31 @@ void qt_redis_cmd(const char *fmt, ...)
 	redisFree(c);
 }
 
+void qt_redis_get(char *buf, size_t cap, const char *fmt, ...)
+{
+	redisContext *c = redisConnect("127.0.0.1", qt_redis.port);
+	redisReply *r;
+	va_list ap;
+
+	if (!c || c->err)
+		fail_msg("redisConnect failed");
+	va_start(ap, fmt);
+	r = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	if (!r || r->type == REDIS_REPLY_ERROR)
+		fail_msg("redis command \"%s\" failed: %s", fmt, r ? r->str : c->errstr);
+	if (r->type == REDIS_REPLY_INTEGER)
+		snprintf(buf, cap, "%lld", r->integer);
+	else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+		snprintf(buf, cap, "%.*s", (int)r->len, r->str);
+	else if (r->type == REDIS_REPLY_NIL)
+		snprintf(buf, cap, "%s", "");
+	else
+		fail_msg("redis command \"%s\": unexpected reply type %d", fmt, r->type);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
 pid_t qt_worker(const char *queue, ...)
 {
 	const char *argv[64];

@@ -27,6 +27,9 @@ void qt_fini(void);
 struct jobq *qt_connect(const char *queue);
 /* A raw redis command on a fresh connection (to corrupt documents etc.). */
 void qt_redis_cmd(const char *fmt, ...);
+/* A raw redis command whose reply (string, status or integer; "" for nil)
+ * is copied into buf. */
+void qt_redis_get(char *buf, size_t cap, const char *fmt, ...);
 
 /* Spawns `jobq --redis URL --queue Q worker ARGS...` (NULL-terminated).
  * Its stderr goes to qt_worker_stderr if set (a path), else is inherited. */

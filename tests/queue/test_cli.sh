@@ -56,6 +56,48 @@ kill -TERM $w; wait $w || fail "worker exit status"
 expect 0 "builtin:fail" $J dead list
 expect 2 "ID must be a positive integer" $J dead retry abc
 expect 1 "not in the dead-letter list" $J dead retry 99999
-expect 0 "requeued [1-9][0-9]* jobs" $J dead retry --all
+# Names and reasons written by other clients may hold control characters
+# and bytes that are not UTF-8: --json stays valid JSON (RFC 8259) and
+# valid UTF-8, and the values come back as they were (bad bytes as U+FFFD).
+R="redis-cli -p $REDIS_PORT"
+printf "bad\ntype" | $R -x HSET "jobq:{cli}:job:900" type >/dev/null
+printf "ten\tant" | $R -x HSET "jobq:{cli}:job:900" tenant_id >/dev/null
+printf "line 1\nline 2\001 \"q\" \\ caf\303\251 \377" | $R -x HSET "jobq:{cli}:job:900" dead_reason >/dev/null
+$R LPUSH "jobq:{cli}:dead" 900 >/dev/null
+printf "ctl\001tenant" | $R -x SADD "jobq:{cli}:tenants" >/dev/null
+$J dead list --json | /usr/bin/python3 -c "
+import json, sys
+raw = sys.stdin.buffer.read()
+raw.decode(\"utf-8\")  # strict: valid UTF-8
+d = {e[\"id\"]: e for e in json.loads(raw)}[900]
+assert d[\"type\"] == \"bad\ntype\" and d[\"tenant_id\"] == \"ten\tant\", d
+assert d[\"reason\"] == \"line 1\nline 2\x01 \\\"q\\\" \\\\ caf\u00e9 \ufffd\", repr(d[\"reason\"])
+" || fail "dead list --json with control characters"
+$J stats --json | /usr/bin/python3 -c "
+import json, sys
+raw = sys.stdin.buffer.read()
+raw.decode(\"utf-8\")
+assert \"ctl\x01tenant\" in [t[\"tenant_id\"] for t in json.loads(raw)]
+" || fail "stats --json with a control character in a tenant id"
+# A bad tenant record is skipped with a warning; the others are shown.
+$R SADD "jobq:{cli}:tenants" "$(printf "%070d" 0)" >/dev/null
+out=$($J stats 2>/tmp/cli-err.$$) || fail "stats with a bad tenant record: $(cat /tmp/cli-err.$$)"
+echo "$out" | grep -Eq "^acme " || fail "stats with a bad tenant record: $out"
+grep -q "skipped bad record for tenant .*1 bad tenant records in all" /tmp/cli-err.$$ || fail "stats warning: $(cat /tmp/cli-err.$$)"
+$J stats --json 2>/dev/null | /usr/bin/python3 -c "import json, sys; json.load(sys.stdin)" || fail "stats --json with a bad record"
+$R SREM "jobq:{cli}:tenants" "$(printf "%070d" 0)" >/dev/null
+rm -f /tmp/cli-err.$$
+$J dead list | grep -q "bad\\\\ntype" || fail "dead list table: control characters not escaped: $($J dead list)"
+$R HSET "jobq:{cli}:job:900" attempt 4294967298 >/dev/null
+$J dead list | grep -Eq "^900 .* +\\?  line 1" || fail "dead list: out-of-range attempt not shown as ?: $($J dead list)"
+$J dead list --json | /usr/bin/python3 -c "
+import json, sys
+assert {e[\"id\"]: e for e in json.load(sys.stdin)}[900][\"attempts\"] is None
+" || fail "dead list --json: out-of-range attempt not null"
+$R LREM "jobq:{cli}:dead" 0 900 >/dev/null
+$R SREM "jobq:{cli}:tenants" "$(printf "ctl\001tenant")" >/dev/null
+$R RPUSH "jobq:{cli}:dead" garbage-id >/dev/null # the oldest, cannot be requeued
+expect 0 "requeued [1-9][0-9]* jobs, skipped 1 that cannot be requeued" $J dead retry --all
+expect 0 "requeued 0 jobs, skipped 1" $J dead retry --all
 echo "ok: CLI"
 '

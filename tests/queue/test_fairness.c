@@ -232,12 +232,57 @@ static void caps_hold_with_4_worker_processes(void **state)
 	jobq_close(q);
 }
 
+/* Lowering a tenant's cap while it is in the ready set (running at the
+ * old cap) must not let another worker lease one more job: checked from
+ * the job logs, as above. */
+static void lowered_cap_is_never_exceeded(void **state)
+{
+	struct jobq *q = qt_connect("lowcap");
+	struct jobq_tenant_stats *st;
+	struct qt_rec *logs[2];
+	long n[2];
+	size_t ns;
+	pid_t a, b;
+	int busy = 0, most;
+
+	(void)state;
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 12);
+	a = qt_worker("lowcap", "--handler", "x=builtin:sleep:600", "--concurrency", "2", "--job-log",
+		      qt_path("lowcap-a.log"), NULL);
+	for (int i = 0; i < 1000 && !busy; i++) {
+		assert_int_equal(jobq_stats(q, &st, &ns), JOBQ_OK);
+		busy = ns && st[0].in_flight == 2;
+		free(st);
+		if (!busy)
+			qt_sleep_ms(5);
+	}
+	assert_true(busy);
+	/* t is still in ready (no cap, more work) when the cap drops to 2. */
+	assert_int_equal(jobq_tenant_set_cap(q, "t", 2), JOBQ_OK);
+	b = qt_worker("lowcap", "--handler", "x=builtin:sleep:600", "--concurrency", "2", "--job-log",
+		      qt_path("lowcap-b.log"), NULL);
+	assert_int_equal(qt_wait_drained(q, 60000), 0);
+	assert_int_equal(qt_stop(a, SIGTERM, 10000), 0);
+	assert_int_equal(qt_stop(b, SIGTERM, 10000), 0);
+	n[0] = qt_read_log(qt_path("lowcap-a.log"), &logs[0]);
+	n[1] = qt_read_log(qt_path("lowcap-b.log"), &logs[1]);
+	assert_int_equal(n[0] + n[1], 12);
+	most = max_overlap(logs, n, 2, "t");
+	printf("lowered cap: at most %d jobs of t at once (cap 2)\n", most);
+	if (most > 2)
+		fail_msg("%d jobs of t ran at once after its cap was lowered to 2", most);
+	free(logs[0]);
+	free(logs[1]);
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(flood_does_not_delay_small_tenants),
 		cmocka_unit_test(weighted_shares_within_5_percent),
 		cmocka_unit_test(caps_hold_with_4_worker_processes),
+		cmocka_unit_test(lowered_cap_is_never_exceeded),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 

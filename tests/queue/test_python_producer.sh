@@ -44,7 +44,7 @@ PYEOF
 cat >"$tmp/echo.sh" <<SH
 #!/bin/sh
 # exec handler: records its stdin (the payload) and environment
-{ cat; echo " \$JOBQ_TENANT \$JOBQ_TYPE"; } >"$tmp/echo.out"
+{ cat; echo " \$JOBQ_TENANT \$JOBQ_TYPE"; echo "\$JOBQ_TRACEPARENT"; } >"$tmp/echo.out"
 SH
 chmod +x "$tmp/echo.sh"
 "$BUILD/jobq" --queue py worker --handler report=builtin:noop --handler "echo=exec:$tmp/echo.sh" \
@@ -68,5 +68,12 @@ awk "\$2 == \"tenant-0\" && \$4 != \"high\" { bad = 1 } END { exit bad }" "$tmp/
 	{ echo "FAIL: tenant-0 jobs lost their priority"; exit 1; }
 grep -q "^hello from python tenant-x echo$" "$tmp/echo.out" ||
 	{ echo "FAIL: exec handler saw: $(cat "$tmp/echo.out")"; exit 1; }
-echo "ok: 31 jobs from the Python producer ran in the C worker"
+# The trace id survives Python -> Redis -> C worker: same trace, a new span
+# (the job.enqueue span, child of the caller'"'"'s), flags kept.
+tp=$(sed -n 2p "$tmp/echo.out")
+echo "$tp" | grep -Eq "^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$" ||
+	{ echo "FAIL: trace context not intact: JOBQ_TRACEPARENT=\"$tp\""; exit 1; }
+[ "$(echo "$tp" | cut -d- -f3)" != 00f067aa0ba902b7 ] && [ "$(echo "$tp" | cut -d- -f3)" != 0000000000000000 ] ||
+	{ echo "FAIL: span id is the caller'"'"'s or zero: $tp"; exit 1; }
+echo "ok: 31 jobs from the Python producer ran in the C worker, trace context intact"
 '

@@ -6,6 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void sigkilled_worker_job_runs_again_after_lease_expiry(void **state)
 {
@@ -51,6 +60,69 @@ static void sigkilled_worker_job_runs_again_after_lease_expiry(void **state)
 	jobq_close(q);
 }
 
+/* max_attempts 1, a worker holding prefetched jobs is SIGKILLed: the jobs
+ * it never started did not run, so they keep their attempt and each runs
+ * exactly once elsewhere; the prefetched job it had started (reported in
+ * the round trip after it started) used its only attempt. */
+static void sigkilled_worker_prefetched_jobs_keep_their_attempt(void **state)
+{
+	struct jobq *q = qt_connect("pf");
+	const char *log_a = qt_path("pf-a.log"), *log_b = qt_path("pf-b.log");
+	struct jobq_enqueue_opts o;
+	struct jobq_tenant_stats *st;
+	struct jobq_dead_entry *d;
+	uint64_t ids[10];
+	struct qt_rec *r;
+	size_t n;
+	long nl;
+	pid_t a, b;
+	int held = 0;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 1;
+	assert_int_equal(jobq_enqueue(q, "t", "quick", "", 0, &o, &ids[0]), JOBQ_OK);
+	for (int i = 1; i < 10; i++)
+		assert_int_equal(jobq_enqueue(q, "t", "long", "", 0, &o, &ids[i]), JOBQ_OK);
+	/* One slot, eight prefetched: quick runs, then the first long one
+	 * starts from the prefetch buffer; seven wait behind it. */
+	a = qt_worker("pf", "--handler", "quick=builtin:sleep:200", "--handler", "long=builtin:sleep:30000",
+		      "--concurrency", "1", "--prefetch", "8", "--lease-ms", "1000", "--job-log", log_a, NULL);
+	for (int i = 0; i < 1000 && !held; i++) {
+		assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+		held = n && st[0].in_flight == 9;
+		free(st);
+		qt_sleep_ms(10);
+	}
+	assert_true(held);
+	for (int i = 0; i < 500 && qt_log_lines(log_a) < 1; i++)
+		qt_sleep_ms(10);
+	assert_int_equal(qt_log_lines(log_a), 1);
+	qt_sleep_ms(500); /* the long job runs; its start was reported */
+	assert_int_equal(qt_stop(a, SIGKILL, 5000), 128 + SIGKILL);
+
+	b = qt_worker("pf", "--handler", "long=builtin:noop", "--lease-ms", "1000", "--job-log", log_b, NULL);
+	assert_int_equal(qt_wait_drained(q, 20000), 0);
+	assert_int_equal(qt_stop(b, SIGTERM, 10000), 0);
+	nl = qt_read_log(log_b, &r);
+	/* ids[1] was running in A; ids[2..8] were prefetched; ids[9] was left. */
+	if (nl != 8)
+		fail_msg("worker B ran %ld jobs, want 8 (7 prefetched by the killed worker + 1)", nl);
+	assert_int_equal(qt_distinct_ids(r, nl), 8);
+	for (long i = 0; i < nl; i++) {
+		assert_true(r[i].id >= ids[2] && r[i].id <= ids[9]);
+		assert_int_equal(r[i].attempt, 1);
+		assert_string_equal(r[i].status, "ok");
+	}
+	free(r);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].id, ids[1]);
+	assert_string_equal(d[0].reason, "lease expired on attempt 1");
+	free(d);
+	jobq_close(q);
+}
+
 static void redis_restart_mid_run_loses_nothing(void **state)
 {
 	struct jobq *q = qt_connect("restart");
@@ -93,11 +165,74 @@ static void redis_restart_mid_run_loses_nothing(void **state)
 	jobq_close(q);
 }
 
+/* A producer's connection that Redis closed (here by restarting) is
+ * replaced before the next call sends anything: the call succeeds. With
+ * Redis down, a call retries with backoff for a bounded time, then fails
+ * with a clear error; nothing is reported enqueued that was not. */
+static void producer_reconnects_with_backoff(void **state)
+{
+	struct jobq_opts o;
+	struct jobq *q;
+	struct jobq_new_job j[10];
+	struct jobq_tenant_stats *st;
+	uint64_t id1, id2, id3, ids[10], t0, took;
+	char err[256];
+	size_t n;
+
+	(void)state;
+	jobq_opts_init(&o);
+	o.redis_url = qt_redis.url;
+	o.queue = "prod";
+	o.reconnect_max_ms = 600;
+	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_OK);
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, NULL, &id1), JOBQ_OK);
+	if (redis_fixture_restart(&qt_redis, err, sizeof(err)))
+		fail_msg("restart redis: %s", err);
+	if (jobq_enqueue(q, "t", "x", "", 0, NULL, &id2))
+		fail_msg("enqueue after a redis restart: %s", jobq_errmsg(q));
+	assert_int_equal(id2, id1 + 1);
+	for (int i = 0; i < 10; i++) {
+		j[i] = (struct jobq_new_job){ "t", "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+	if (redis_fixture_restart(&qt_redis, err, sizeof(err)))
+		fail_msg("restart redis: %s", err);
+	if (jobq_enqueue_batch(q, j, 10, ids))
+		fail_msg("batch after a redis restart: %s", jobq_errmsg(q));
+	assert_int_equal(ids[9], id2 + 10);
+
+	assert_int_equal(redis_fixture_pause(&qt_redis), 0);
+	t0 = mono_ms();
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, NULL, &id3), JOBQ_EREDIS);
+	took = mono_ms() - t0;
+	printf("redis down: enqueue failed after %llu ms: %s\n", (unsigned long long)took, jobq_errmsg(q));
+	if (!strstr(jobq_errmsg(q), "connect") || !strstr(jobq_errmsg(q), "gave up after"))
+		fail_msg("unclear error with redis down: %s", jobq_errmsg(q));
+	if (took < 300 || took > 5000)
+		fail_msg("gave up after %llu ms, want about reconnect_max_ms (600)", (unsigned long long)took);
+	assert_int_equal(jobq_enqueue_batch(q, j, 10, ids), JOBQ_EREDIS);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(ids[i], 0);
+	assert_non_null(strstr(jobq_errmsg(q), "0 of 10 jobs enqueued"));
+	if (redis_fixture_resume(&qt_redis, err, sizeof(err)))
+		fail_msg("resume redis: %s", err);
+	if (jobq_enqueue(q, "t", "x", "", 0, NULL, &id3))
+		fail_msg("enqueue once redis is back: %s", jobq_errmsg(q));
+	assert_int_equal(id3, id2 + 11);
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].depth[JOBQ_NORMAL], 13);
+	free(st);
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sigkilled_worker_job_runs_again_after_lease_expiry),
+		cmocka_unit_test(sigkilled_worker_prefetched_jobs_keep_their_attempt),
 		cmocka_unit_test(redis_restart_mid_run_loses_nothing),
+		cmocka_unit_test(producer_reconnects_with_backoff),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct jobq_lease_params P1 = { 1, 30000, 0, 1.0 };
+static const struct jobq_lease_params P1 = { 1, 30000, 0, 1.0, 0 };
 
 static struct jobq_lease *lease1(struct jobq *q, const struct jobq_lease_params *p)
 {
@@ -20,6 +20,20 @@ static struct jobq_lease *lease1(struct jobq *q, const struct jobq_lease_params 
 	assert_int_equal(jobq_lease(q, p, l, 4, &n, &due), JOBQ_OK);
 	assert_true(n <= 1);
 	return n ? l[0] : NULL;
+}
+
+static uint64_t in_flight_of(struct jobq *q, const char *tenant)
+{
+	struct jobq_tenant_stats *st;
+	uint64_t v = UINT64_MAX;
+	size_t n;
+
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(st[i].tenant, tenant))
+			v = st[i].in_flight;
+	free(st);
+	return v;
 }
 
 static enum jobq_settled settle(struct jobq *q, struct jobq_lease *l, enum jobq_outcome o,
@@ -171,6 +185,75 @@ static void stale_ack_after_lease_expiry_is_rejected(void **state)
 	jobq_close(q);
 }
 
+/* A job leased ahead of a free slot whose lease expires before it was
+ * reported started did not run: the reaper gives its attempt back, but
+ * counts a stall; the tenth stall dead-letters it (a job that kills its
+ * worker before its start is reported cannot loop forever). A start
+ * report makes the next expiry count the attempt as usual. */
+static void prefetched_lease_expiry_keeps_attempt_until_stall_limit(void **state)
+{
+	struct jobq *q = qt_connect("stall");
+	struct jobq_lease_params p = P1;
+	struct jobq_dead_entry *d;
+	struct jobq_enqueue_opts o;
+	struct jobq_lease *l;
+	uint64_t id;
+	size_t n, reaped;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 1;
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, &o, &id), JOBQ_OK);
+	p.lease_ms = 100;
+	p.max = 2;
+	p.prefetch = 2; /* both leased ahead of a free slot */
+	for (int round = 1; round <= 10; round++) {
+		struct jobq_lease *ls[2];
+		int64_t due;
+
+		assert_int_equal(jobq_lease(q, &p, ls, 2, &n, &due), JOBQ_OK);
+		assert_int_equal(n, 1);
+		assert_true(ls[0]->prefetched);
+		assert_int_equal(ls[0]->job.attempt, 1);
+		jobq_lease_free(ls[0]);
+		reaped = 0;
+		for (int i = 0; i < 100 && !reaped; i++) {
+			qt_sleep_ms(20);
+			assert_int_equal(jobq_reap(q, 100, &reaped), JOBQ_OK);
+		}
+		assert_int_equal(reaped, 1);
+		assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+		assert_int_equal(n, round == 10 ? 1 : 0);
+		if (n)
+			assert_string_equal(d[0].reason, "lease expired 10 times before the job started");
+		free(d);
+	}
+	/* Back from the dead-letter list, stalls reset; started (reported),
+	 * the expiry counts its one attempt. */
+	assert_int_equal(jobq_dead_retry(q, id, &n), JOBQ_OK);
+	l = lease1(q, &p);
+	assert_non_null(l);
+	assert_int_equal(jobq__start_append(q, &l, 1), JOBQ_OK);
+	{
+		redisReply *r;
+
+		assert_int_equal(jobq__read(q, &r), JOBQ_OK);
+		assert_int_equal(jobq__start_parse(q, r), JOBQ_OK);
+	}
+	reaped = 0;
+	for (int i = 0; i < 100 && !reaped; i++) {
+		qt_sleep_ms(20);
+		assert_int_equal(jobq_reap(q, 100, &reaped), JOBQ_OK);
+	}
+	assert_int_equal(reaped, 1);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(d[0].reason, "lease expired on attempt 1");
+	free(d);
+	jobq_lease_free(l);
+	jobq_close(q);
+}
+
 static void expect_einval(struct jobq *q, int rc, const char *field)
 {
 	assert_int_equal(rc, JOBQ_EINVAL);
@@ -264,6 +347,15 @@ static void retry_with_backoff_then_dead_letter_then_retry(void **state)
 	assert_string_equal(d[0].reason, "boom 2");
 	assert_int_equal(d[0].attempts, 2);
 	free(d);
+	/* An attempt count out of range is shown as unknown, not truncated. */
+	qt_redis_cmd("HSET jobq:{retry}:job:%llu attempt 4294967298", (unsigned long long)id);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(d[0].attempts, JOBQ_ATTEMPTS_UNKNOWN);
+	free(d);
+	qt_redis_cmd("HSET jobq:{retry}:job:%llu attempt 1e30", (unsigned long long)id);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(d[0].attempts, JOBQ_ATTEMPTS_UNKNOWN);
+	free(d);
 	assert_int_equal(jobq_dead_retry(q, 999999, &moved), JOBQ_ENOTFOUND);
 	assert_int_equal(jobq_dead_retry(q, 0, &moved), JOBQ_OK);
 	assert_int_equal(moved, 1);
@@ -272,6 +364,109 @@ static void retry_with_backoff_then_dead_letter_then_retry(void **state)
 	assert_int_equal(l[0]->job.attempt, 1);
 	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
 	jobq_lease_free(l[0]);
+	jobq_close(q);
+}
+
+/* Error texts are cut to 128 bytes on a UTF-8 character boundary (a
+ * worker in another language may send longer ones than libjobq). */
+static void error_text_cut_on_utf8_boundary(void **state)
+{
+	struct jobq *q = qt_connect("utf8cut");
+	struct jobq_enqueue_opts o;
+	struct jobq_dead_entry *d;
+	struct jobq_lease *l;
+	char err[256], id[24], last[256];
+	redisReply *r;
+	size_t n;
+
+	(void)state;
+	/* "x" then 100 two-byte characters: byte 128 starts a character. */
+	err[0] = 'x';
+	for (int i = 0; i < 100; i++)
+		memcpy(err + 1 + 2 * i, "\xc3\xa9", 2);
+	err[201] = '\0';
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 2;
+	enq(q, "t", "x", JOBQ_NORMAL);
+	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, &o, NULL), JOBQ_OK);
+	for (int attempt = 1; attempt <= 2; attempt++) {
+		const char *argv[7];
+
+		l = lease1(q, &P1);
+		if (attempt == 1) { /* the first job: done */
+			assert_int_equal(settle(q, l, JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+			jobq_lease_free(l);
+			l = lease1(q, &P1);
+		}
+		assert_non_null(l);
+		snprintf(id, sizeof(id), "%llu", (unsigned long long)l->job.id);
+		argv[0] = "0", argv[1] = id, argv[2] = l->token, argv[3] = "fail";
+		argv[4] = "1", argv[5] = "0", argv[6] = err;
+		assert_int_equal(jobq__append_eval(q, JOBQ_S_ACK, 7, argv, NULL), JOBQ_OK);
+		assert_int_equal(jobq__read(q, &r), JOBQ_OK);
+		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+		assert_string_equal(r->element[0]->str, attempt == 1 ? "retry" : "dead");
+		freeReplyObject(r);
+		if (attempt == 1) {
+			qt_redis_get(last, sizeof(last), "HGET jobq:{utf8cut}:job:%s last_error", id);
+			assert_int_equal(strlen(last), 127);
+			assert_memory_equal(last, err, 127);
+			qt_sleep_ms(20); /* the retry is due */
+		}
+		jobq_lease_free(l);
+	}
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(strlen(d[0].reason), 127);
+	assert_memory_equal(d[0].reason, err, 127);
+	free(d);
+	jobq_close(q);
+}
+
+/* `dead retry --all` goes through the whole list: an entry it cannot
+ * requeue (here the oldest, in the first chunk) is skipped and counted,
+ * not the end of the retry. */
+static void dead_retry_all_skips_what_it_cannot_requeue(void **state)
+{
+	struct jobq *q = qt_connect("deadall");
+	static struct jobq_settle s[500];
+	struct jobq_lease *l[500];
+	struct jobq_lease_params p = P1;
+	struct jobq_dead_entry *d;
+	size_t n, moved = 0, skipped = 0;
+	int64_t due;
+
+	(void)state;
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 1500);
+	p.max = 500;
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(jobq_lease(q, &p, l, 500, &n, &due), JOBQ_OK);
+		assert_int_equal(n, 500);
+		for (size_t i = 0; i < n; i++) {
+			memset(&s[i], 0, sizeof(s[i]));
+			s[i].l = l[i];
+			s[i].outcome = JOBQ_OUT_DEAD;
+			snprintf(s[i].error, sizeof(s[i].error), "boom");
+		}
+		assert_int_equal(jobq_settle(q, s, n), JOBQ_OK);
+		for (size_t i = 0; i < n; i++)
+			jobq_lease_free(l[i]);
+	}
+	qt_redis_cmd("RPUSH jobq:{deadall}:dead garbage-id"); /* the oldest entry */
+	assert_int_equal(jobq_dead_retry_all(q, &moved, &skipped), JOBQ_OK);
+	assert_int_equal(moved, 1500);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	free(d);
+	assert_int_equal(in_flight_of(q, "t"), 0);
+	assert_int_equal(jobq_dead_retry(q, 0, &moved), JOBQ_OK); /* nothing left to move */
+	assert_int_equal(moved, 0);
+	/* One entry by id: in the list but not requeueable is not "not found". */
+	qt_redis_cmd("HSET jobq:{deadall}:job:4242 tenant_id t");
+	qt_redis_cmd("LPUSH jobq:{deadall}:dead 4242");
+	assert_int_equal(jobq_dead_retry(q, 4242, &moved), JOBQ_EINVAL);
+	assert_non_null(strstr(jobq_errmsg(q), "cannot be requeued"));
 	jobq_close(q);
 }
 
@@ -317,6 +512,126 @@ static void malformed_document_goes_to_dead_letter(void **state)
 	jobq_close(q);
 }
 
+static long long redis_int(const char *fmt, const char *arg)
+{
+	char buf[64];
+
+	qt_redis_get(buf, sizeof(buf), fmt, arg);
+	return atoll(buf);
+}
+
+/* Redis does not roll back a script that fails halfway: dequeue must not
+ * fail after its first write, whatever state it finds, or jobs end up
+ * popped but not in flight. A ghost tenant (in ready, no state, no work),
+ * non-finite tenant numbers, a job id whose key is not a hash: the jobs
+ * that can be leased are, and counted in flight. */
+static void dequeue_survives_inconsistent_state(void **state)
+{
+	struct jobq *q = qt_connect("ghost");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *l[8];
+	struct jobq_dead_entry *d;
+	char buf[64];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	qt_redis_cmd("ZADD jobq:{ghost}:ready -1 ghost");
+	for (int i = 0; i < 3; i++)
+		enq(q, "t", "x", JOBQ_NORMAL);
+	p.max = 8;
+	if (jobq_lease(q, &p, l, 8, &n, &due))
+		fail_msg("dequeue with a ghost tenant in ready: %s", jobq_errmsg(q));
+	assert_int_equal(n, 3);
+	assert_int_equal(in_flight_of(q, "t"), 3);
+	qt_redis_get(buf, sizeof(buf), "ZSCORE jobq:{ghost}:ready ghost");
+	assert_string_equal(buf, ""); /* dropped from ready */
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(settle(q, l[i], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+		jobq_lease_free(l[i]);
+	}
+	/* Non-finite numbers in the tenant's state; a key of another type
+	 * queued as a job ahead of a good one. */
+	qt_redis_cmd("HSET jobq:{ghost}:t:u weight nan cost inf inflight -inf");
+	enq(q, "u", "x", JOBQ_NORMAL);
+	qt_redis_cmd("SET jobq:{ghost}:job:777 not-a-hash");
+	qt_redis_cmd("LPUSH jobq:{ghost}:q:u:1 777");
+	if (jobq_lease(q, &p, l, 8, &n, &due))
+		fail_msg("dequeue with bad tenant numbers: %s", jobq_errmsg(q));
+	assert_int_equal(n, 1);
+	assert_string_equal(l[0]->job.tenant, "u");
+	assert_int_equal(redis_int("HGET jobq:{ghost}:t:%s inflight", "u"), 1);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	jobq_lease_free(l[0]);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].id, 777);
+	assert_string_equal(d[0].reason, "not a job document (key of another type)");
+	free(d);
+	assert_int_equal(qt_wait_drained(q, 1000), 0);
+	jobq_close(q);
+}
+
+/* A tenant list full of garbage ids costs one call a bounded amount of
+ * work (100 dead-lettered per call); the good job behind them is leased
+ * once they are gone. */
+static void malformed_documents_are_buried_in_bounded_steps(void **state)
+{
+	struct jobq *q = qt_connect("manybad");
+	struct jobq_lease *l[2];
+	uint64_t good;
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	for (int i = 0; i < 250; i++)
+		qt_redis_cmd("RPUSH jobq:{manybad}:q:t:1 garbage-%d", i);
+	good = enq(q, "t", "x", JOBQ_NORMAL); /* activates t, behind the garbage */
+	assert_int_equal(jobq_lease(q, &P1, l, 2, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(redis_int("LLEN jobq:{%s}:dead", "manybad"), 100);
+	assert_int_equal(jobq_lease(q, &P1, l, 2, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(redis_int("LLEN jobq:{%s}:dead", "manybad"), 200);
+	assert_int_equal(jobq_lease(q, &P1, l, 2, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(l[0]->job.id, good);
+	assert_int_equal(redis_int("LLEN jobq:{%s}:dead", "manybad"), 250);
+	jobq_lease_free(l[0]);
+	jobq_close(q);
+}
+
+/* One bad tenant record (an id over 64 bytes in the tenants set, a weight
+ * that is not a number) is skipped and counted; the rest is reported. */
+static void stats_skip_bad_tenant_records(void **state)
+{
+	struct jobq *q = qt_connect("badrec");
+	struct jobq_tenant_stats *st;
+	char long_name[71];
+	size_t n, skipped = 0;
+
+	(void)state;
+	enq(q, "good", "x", JOBQ_NORMAL);
+	memset(long_name, 'a', 70);
+	long_name[70] = '\0';
+	qt_redis_cmd("SADD jobq:{badrec}:tenants %s", long_name);
+	qt_redis_cmd("SADD jobq:{badrec}:tenants w");
+	qt_redis_cmd("HSET jobq:{badrec}:t:w weight abc");
+	if (jobq_stats_ex(q, &st, &n, &skipped))
+		fail_msg("stats with bad tenant records: %s", jobq_errmsg(q));
+	assert_int_equal(n, 1);
+	assert_string_equal(st[0].tenant, "good");
+	assert_int_equal(st[0].depth[JOBQ_NORMAL], 1);
+	assert_int_equal(skipped, 2);
+	if (!strstr(jobq_errmsg(q), "skipped bad record for tenant"))
+		fail_msg("no word on the skipped records: %s", jobq_errmsg(q));
+	free(st);
+	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	free(st);
+	jobq_close(q);
+}
+
 static void cap_limits_leases_until_ack(void **state)
 {
 	struct jobq *q = qt_connect("cap");
@@ -343,6 +658,69 @@ static void cap_limits_leases_until_ack(void **state)
 	assert_int_equal(n, 2);
 	for (int i = 0; i < 5; i++)
 		jobq_lease_free(l[i]);
+	jobq_close(q);
+}
+
+/* A tenant in ready whose cap is lowered to its in-flight count gets no
+ * further lease (the cap is checked before a job is popped). */
+static void lowered_cap_allows_no_extra_lease(void **state)
+{
+	struct jobq *q = qt_connect("lowcap");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *l[8];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	for (int i = 0; i < 6; i++)
+		enq(q, "t", "x", JOBQ_NORMAL);
+	p.max = 2;
+	assert_int_equal(jobq_lease(q, &p, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 2); /* no cap: t stays in ready with 4 more */
+	assert_int_equal(jobq_tenant_set_cap(q, "t", 2), JOBQ_OK);
+	assert_int_equal(jobq_lease(q, &p, l + 2, 6, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(in_flight_of(q, "t"), 2);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	assert_int_equal(jobq_lease(q, &p, l + 2, 6, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 1); /* back under the cap: one slot */
+	assert_int_equal(in_flight_of(q, "t"), 2);
+	for (int i = 0; i < 3; i++)
+		jobq_lease_free(l[i]);
+	jobq_close(q);
+}
+
+/* Jobs of a tenant with a cap are leased only for free slots: a worker's
+ * prefetch buffer never holds capped jobs (they would count against the
+ * cap without running). */
+static void capped_tenant_is_not_prefetched(void **state)
+{
+	struct jobq *q = qt_connect("cappf");
+	struct jobq_lease_params p = P1;
+	struct jobq_lease *l[8];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	assert_int_equal(jobq_tenant_set_cap(q, "c", 5), JOBQ_OK);
+	for (int i = 0; i < 5; i++)
+		enq(q, "c", "x", JOBQ_NORMAL);
+	p.max = 4;
+	p.prefetch = 3;
+	assert_int_equal(jobq_lease(q, &p, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_false(l[0]->prefetched);
+	jobq_lease_free(l[0]);
+	/* Uncapped tenants are prefetched as asked. */
+	for (int i = 0; i < 5; i++)
+		enq(q, "u", "x", JOBQ_NORMAL);
+	assert_int_equal(jobq_tenant_set_cap(q, "c", 0), JOBQ_OK);
+	assert_int_equal(jobq_lease(q, &p, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(l[i]->prefetched, i >= 1);
+		jobq_lease_free(l[i]);
+	}
 	jobq_close(q);
 }
 
@@ -452,6 +830,85 @@ static void auth_with_user_and_password(void **state)
 	assert_non_null(strstr(err, "connect 127.0.0.1:1"));
 }
 
+/* The document of job id belongs to tenant (the id answered is the job's). */
+static void assert_job_tenant(uint64_t id, const char *tenant)
+{
+	char got[128];
+
+	qt_redis_get(got, sizeof(got), "HGET jobq:{pipe}:job:%llu tenant_id", (unsigned long long)id);
+	if (strcmp(got, tenant))
+		fail_msg("job %llu belongs to \"%s\", want \"%s\" (a reply was read for the wrong command)",
+			 (unsigned long long)id, got, tenant);
+}
+
+static void batch(struct jobq_new_job *j, size_t n, const char *tenant)
+{
+	for (size_t i = 0; i < n; i++) {
+		j[i] = (struct jobq_new_job){ tenant, "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+}
+
+/* A pipelined batch reads every reply it caused: after a NOSCRIPT (script
+ * cache flushed) or an error reply (OOM) partway, later calls get their own
+ * answers, and each job's result is its own. */
+static void pipelined_batch_reads_every_reply(void **state)
+{
+	struct jobq *q = qt_connect("pipe");
+	static struct jobq_new_job j[600];
+	static uint64_t ids[600];
+	char seq[32], tenant[32];
+	uint64_t id;
+
+	(void)state;
+	batch(j, 3, "a");
+	assert_int_equal(jobq_enqueue_batch(q, j, 3, ids), JOBQ_OK);
+	/* Redis forgets the scripts between two batches: every job of the
+	 * next batch (two pipelined chunks) is answered NOSCRIPT at first. */
+	qt_redis_cmd("SCRIPT FLUSH");
+	for (size_t i = 0; i < 600; i++) {
+		snprintf(tenant, sizeof(tenant), "b%zu", i % 7);
+		j[i] = (struct jobq_new_job){ strdup(tenant), "x", "", 0, { 0 } };
+		jobq_enqueue_opts_init(&j[i].opts);
+	}
+	if (jobq_enqueue_batch(q, j, 600, ids))
+		fail_msg("batch after SCRIPT FLUSH: %s", jobq_errmsg(q));
+	for (size_t i = 0; i < 600; i++) {
+		assert_true(ids[i] > 3);
+		assert_job_tenant(ids[i], j[i].tenant);
+		free((char *)j[i].tenant);
+	}
+	assert_int_equal(jobq_enqueue(q, "single", "x", "", 0, NULL, &id), JOBQ_OK);
+	assert_job_tenant(id, "single");
+	qt_redis_get(seq, sizeof(seq), "GET jobq:{pipe}:seq");
+	assert_int_equal(strtoull(seq, NULL, 10), id);
+	assert_int_equal(id, 604);
+
+	/* Out of memory: every job of the batch is refused; none is reported
+	 * enqueued, and the connection is still in step afterwards. */
+	qt_redis_cmd("CONFIG SET maxmemory 1");
+	batch(j, 300, "oom");
+	memset(ids, 0xff, sizeof(ids));
+	assert_int_not_equal(jobq_enqueue_batch(q, j, 300, ids), JOBQ_OK);
+	if (!strstr(jobq_errmsg(q), "0 of 300 jobs enqueued") || !strstr(jobq_errmsg(q), "OOM"))
+		fail_msg("OOM batch error: %s", jobq_errmsg(q));
+	for (size_t i = 0; i < 300; i++)
+		assert_int_equal(ids[i], 0);
+	assert_int_not_equal(jobq_enqueue(q, "oom", "x", "", 0, NULL, &id), JOBQ_OK);
+	if (!strstr(jobq_errmsg(q), "OOM"))
+		fail_msg("single enqueue under OOM: %s", jobq_errmsg(q));
+	qt_redis_cmd("CONFIG SET maxmemory 0");
+	assert_int_equal(jobq_enqueue(q, "after", "x", "", 0, NULL, &id), JOBQ_OK);
+	assert_int_equal(id, 605);
+	assert_job_tenant(id, "after");
+	batch(j, 2, "after2");
+	assert_int_equal(jobq_enqueue_batch(q, j, 2, ids), JOBQ_OK);
+	assert_int_equal(ids[0], 606);
+	assert_int_equal(ids[1], 607);
+	assert_job_tenant(607, "after2");
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,13 +916,22 @@ int main(int argc, char **argv)
 		cmocka_unit_test(priorities_strict_then_fifo),
 		cmocka_unit_test(aging_serves_old_low_priority),
 		cmocka_unit_test(stale_ack_after_lease_expiry_is_rejected),
+		cmocka_unit_test(prefetched_lease_expiry_keeps_attempt_until_stall_limit),
 		cmocka_unit_test(bad_input_rejected_naming_the_field),
 		cmocka_unit_test(retry_with_backoff_then_dead_letter_then_retry),
 		cmocka_unit_test(malformed_document_goes_to_dead_letter),
+		cmocka_unit_test(error_text_cut_on_utf8_boundary),
+		cmocka_unit_test(dead_retry_all_skips_what_it_cannot_requeue),
+		cmocka_unit_test(dequeue_survives_inconsistent_state),
+		cmocka_unit_test(malformed_documents_are_buried_in_bounded_steps),
+		cmocka_unit_test(stats_skip_bad_tenant_records),
 		cmocka_unit_test(cap_limits_leases_until_ack),
+		cmocka_unit_test(capped_tenant_is_not_prefetched),
+		cmocka_unit_test(lowered_cap_allows_no_extra_lease),
 		cmocka_unit_test(sfq_new_tenant_neither_waits_nor_banks),
 		cmocka_unit_test(sfq_charges_actual_duration),
 		cmocka_unit_test(auth_with_user_and_password),
+		cmocka_unit_test(pipelined_batch_reads_every_reply),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 

@@ -3,7 +3,9 @@
  * failing/unknown/malformed jobs never stop the worker, retry backoff. */
 #include "tests/queue/qtest.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +213,111 @@ static void retries_back_off_exponentially_then_dead_letter(void **state)
 	jobq_close(q);
 }
 
+/* Default options lease only for free slots: a second idle worker gets
+ * work while the first is busy, instead of the first hoarding it. */
+static void two_workers_share_work_with_default_options(void **state)
+{
+	struct jobq *q = qt_connect("w6");
+	const char *log_a = qt_path("w6-a.log"), *log_b = qt_path("w6-b.log");
+	long na, nb;
+	pid_t a, b;
+
+	(void)state;
+	a = qt_worker("w6", "--handler", "x=builtin:sleep:500", "--concurrency", "1", "--job-log", log_a,
+		      NULL);
+	b = qt_worker("w6", "--handler", "x=builtin:sleep:500", "--concurrency", "1", "--job-log", log_b,
+		      NULL);
+	qt_sleep_ms(700); /* both idle, blocked waiting for work */
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 4);
+	assert_int_equal(qt_wait_drained(q, 20000), 0);
+	assert_int_equal(qt_stop(a, SIGTERM, 10000), 0);
+	assert_int_equal(qt_stop(b, SIGTERM, 10000), 0);
+	na = qt_log_lines(log_a);
+	nb = qt_log_lines(log_b);
+	printf("worker a ran %ld jobs, worker b %ld\n", na, nb);
+	assert_int_equal(na + nb, 4);
+	if (na < 1 || nb < 1)
+		fail_msg("one worker ran all the jobs (a %ld, b %ld): the other was idle", na, nb);
+	jobq_close(q);
+}
+
+/* The depth probe's semaphore (queue/jobq_probes.h): set, the worker
+ * reports depth as if a tracer were attached. */
+extern unsigned short jobq_depth_semaphore;
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_bad[4096];
+static int log_bad_tenant_warnings;
+
+static void record_log(enum jobq_log_level lvl, const char *msg, void *user)
+{
+	(void)user;
+	pthread_mutex_lock(&log_mu);
+	if (strstr(msg, "bad tenant records"))
+		log_bad_tenant_warnings++;
+	else if (lvl <= JOBQ_LOG_WARN && strlen(log_bad) + strlen(msg) + 2 < sizeof(log_bad))
+		strcat(strcat(log_bad, msg), "\n");
+	pthread_mutex_unlock(&log_mu);
+}
+
+static atomic_int ran;
+
+static int count_job(const struct jobq_job *job, void *user, char *err, size_t errlen)
+{
+	(void)job, (void)user, (void)err, (void)errlen;
+	atomic_fetch_add(&ran, 1);
+	return 0;
+}
+
+static void *run_worker(void *w)
+{
+	return (void *)(intptr_t)jobq_worker_run(w);
+}
+
+/* A bad tenant record (id over 64 bytes, weight not a number) must not
+ * fail the worker's periodic depth report (it used to drop the Redis
+ * connection every time): the record is skipped, said once. */
+static void depth_report_survives_bad_tenant_records(void **state)
+{
+	struct jobq *q = qt_connect("w7");
+	struct jobq_worker_opts o;
+	struct jobq_worker *w;
+	char err[256], long_name[71];
+	pthread_t th;
+	void *rc;
+
+	(void)state;
+	memset(long_name, 'a', 70);
+	long_name[70] = '\0';
+	qt_redis_cmd("SADD jobq:{w7}:tenants %s", long_name);
+	qt_redis_cmd("SADD jobq:{w7}:tenants w");
+	qt_redis_cmd("HSET jobq:{w7}:t:w weight abc");
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 20);
+	jobq_worker_opts_init(&o);
+	o.conn.redis_url = qt_redis.url;
+	o.conn.queue = "w7";
+	o.depth_report_ms = 20;
+	assert_int_equal(jobq_worker_new(&o, &w, err, sizeof(err)), JOBQ_OK);
+	assert_int_equal(jobq_worker_handle(w, "x", count_job, NULL), JOBQ_OK);
+	jobq_set_log(record_log, NULL);
+	jobq_depth_semaphore = 1;
+	assert_int_equal(pthread_create(&th, NULL, run_worker, w), 0);
+	for (int i = 0; i < 1000 && atomic_load(&ran) < 20; i++)
+		qt_sleep_ms(10);
+	qt_sleep_ms(300); /* a dozen depth reports */
+	jobq_worker_stop(w);
+	pthread_join(th, &rc);
+	jobq_depth_semaphore = 0;
+	jobq_set_log(NULL, NULL);
+	assert_int_equal((intptr_t)rc, JOBQ_OK);
+	assert_int_equal(atomic_load(&ran), 20);
+	if (log_bad[0])
+		fail_msg("the worker logged trouble: %s", log_bad);
+	assert_int_equal(log_bad_tenant_warnings, 1);
+	jobq_worker_free(w);
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +326,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(idle_worker_uses_no_cpu_and_wakes_fast),
 		cmocka_unit_test(failing_unknown_and_malformed_jobs_never_stop_the_worker),
 		cmocka_unit_test(retries_back_off_exponentially_then_dead_letter),
+		cmocka_unit_test(two_workers_share_work_with_default_options),
+		cmocka_unit_test(depth_report_survives_bad_tenant_records),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 

@@ -85,6 +85,39 @@ static void depth_and_field_limits(void **s)
 	assert_int_equal(parse("  {}  ", f, 2, buf, err), 0);
 }
 
+static void quote_is_valid_json_and_utf8(void **s)
+{
+	char out[256];
+	size_t n;
+
+	(void)s;
+	n = json_quote("plain \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 1, out, sizeof(out));
+	assert_string_equal(out, "\"plain \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+	assert_int_equal(n, strlen(out));
+	json_quote("a\"b\\c\nd\re\tf\bg\fh\x01i\x1fj\x7f", 1, out, sizeof(out));
+	assert_string_equal(out, "\"a\\\"b\\\\c\\nd\\re\\tf\\bg\\fh\\u0001i\\u001fj\x7f\"");
+	/* Not UTF-8: a lone continuation byte, a truncated sequence, an
+	 * overlong, a surrogate, a byte that is never UTF-8. */
+	json_quote("x\x80y\xc3z\xc0\xafw\xed\xa0\x80v\xff", 0, out, sizeof(out));
+	assert_string_equal(out, "x\\ufffdy\\ufffdz\\ufffd\\ufffdw\\ufffd\\ufffd\\ufffdv\\ufffd");
+	/* The decoder of `jobq enqueue --stdin` reads it back. */
+	{
+		struct json_field f[2];
+		char buf[256], err[128];
+
+		json_quote("bad\ntype \"q\" \x01", 1, out, sizeof(out));
+		snprintf(buf, sizeof(buf), "{\"k\": %s}", out);
+		assert_int_equal(json_parse_object(buf, strlen(buf), f, 2, err, sizeof(err)), 1);
+		assert_string_equal(f[0].str, "bad\ntype \"q\" \x01");
+	}
+	/* Truncation keeps escapes whole and reports the full length. */
+	n = json_quote("ab\ncd", 1, out, 5);
+	assert_int_equal(n, 8);
+	assert_string_equal(out, "\"ab");
+	n = json_quote("ab\ncd", 1, out, 6);
+	assert_string_equal(out, "\"ab\\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -92,6 +125,7 @@ int main(void)
 		cmocka_unit_test(string_escapes_decoded),
 		cmocka_unit_test(rejects_invalid),
 		cmocka_unit_test(depth_and_field_limits),
+		cmocka_unit_test(quote_is_valid_json_and_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -73,6 +74,31 @@ static void hex(void **s)
 	assert_int_equal(jobq_hex_decode("abc", 3, back, 2), -1);
 }
 
+static void utf8_cut_on_character_boundary(void **s)
+{
+	char b[32];
+
+	(void)s;
+	snprintf(b, sizeof(b), "x\xc3\xa9\xc3\xa9");
+	jobq_utf8_cut(b, 4); /* would split the second e-acute */
+	assert_string_equal(b, "x\xc3\xa9");
+	snprintf(b, sizeof(b), "x\xc3\xa9\xc3\xa9");
+	jobq_utf8_cut(b, 5);
+	assert_string_equal(b, "x\xc3\xa9\xc3\xa9");
+	snprintf(b, sizeof(b), "ab\xf0\x9f\x98"); /* snprintf already cut an emoji */
+	jobq_utf8_cut(b, 16);
+	assert_string_equal(b, "ab");
+	snprintf(b, sizeof(b), "ab\xe2\x82\xac");
+	jobq_utf8_cut(b, 4);
+	assert_string_equal(b, "ab");
+	snprintf(b, sizeof(b), "plain ascii");
+	jobq_utf8_cut(b, 5);
+	assert_string_equal(b, "plain");
+	snprintf(b, sizeof(b), "\x80\x80\x80\x80"); /* not UTF-8 at all: left alone */
+	jobq_utf8_cut(b, 16);
+	assert_int_equal(strlen(b), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -80,6 +106,7 @@ int main(void)
 		cmocka_unit_test(names),
 		cmocka_unit_test(traceparent),
 		cmocka_unit_test(hex),
+		cmocka_unit_test(utf8_cut_on_character_boundary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
