@@ -191,32 +191,92 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 	return 0;
 }
 
-/* Loading BPF needs CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); say so up
- * front instead of letting the verifier or perf_event_open fail oddly. */
-static int check_privileges(void)
+/*
+ * Privileges. Loading the programs needs CAP_BPF + CAP_PERFMON (or
+ * CAP_SYS_ADMIN, which the kernel accepts for both). Attaching uprobes
+ * through perf_event_open needs CAP_SYS_ADMIN on kernels with the fix for
+ * CVE-2025-38466 ("perf: Revert to requiring CAP_SYS_ADMIN for uprobes":
+ * mainline 6.16, stable 5.10.240/5.15.189/6.1.146/6.6.99/6.12.39/6.15.7),
+ * which is every kernel this agent is likely to meet; older ones let
+ * CAP_PERFMON do. Which one a kernel is cannot be asked, so the check
+ * before load lets CAP_BPF + CAP_PERFMON through and attach_all() turns
+ * the kernel's EACCES/EPERM into the same clear message.
+ */
+struct caps {
+	int bpf, perfmon, sysadmin;
+};
+
+#define CAPS_GRANT                                                                       \
+	"  Run it as root (sudo jobq-agent ...), or grant CAP_SYS_ADMIN + CAP_BPF + CAP_PERFMON\n" \
+	"  (CAP_SYS_ADMIN is required to attach uprobes on Linux >= 6.16 and on stable\n"       \
+	"  kernels since July 2025, CVE-2025-38466; older kernels accept CAP_BPF +\n"           \
+	"  CAP_PERFMON alone; --pid on another user's process also needs CAP_SYS_PTRACE):\n"    \
+	"  sudo setcap cap_sys_admin,cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search,"   \
+	"cap_sys_resource+ep $(command -v jobq-agent)\n"                                         \
+	"  or in a systemd unit: AmbientCapabilities=CAP_SYS_ADMIN CAP_BPF CAP_PERFMON ...\n"
+
+static int read_caps(struct caps *c)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
-	int bpf, perfmon, sysadmin;
 
 	if (syscall(SYS_capget, &hdr, data) != 0) {
 		fprintf(stderr, "jobq-agent: capget: %s\n", strerror(errno));
 		return -1;
 	}
-#define HAS_CAP(c) ((data[(c) / 32].effective >> ((c) % 32)) & 1)
-	bpf = HAS_CAP(39 /* CAP_BPF */);
-	perfmon = HAS_CAP(38 /* CAP_PERFMON */);
-	sysadmin = HAS_CAP(21 /* CAP_SYS_ADMIN */);
+#define HAS_CAP(n) ((data[(n) / 32].effective >> ((n) % 32)) & 1)
+	c->bpf = HAS_CAP(39 /* CAP_BPF */);
+	c->perfmon = HAS_CAP(38 /* CAP_PERFMON */);
+	c->sysadmin = HAS_CAP(21 /* CAP_SYS_ADMIN */);
 #undef HAS_CAP
-	if ((bpf && perfmon) || sysadmin)
+	return 0;
+}
+
+/* " CAP_SYS_ADMIN CAP_BPF" ...: the capabilities of the three c lacks. */
+static const char *caps_missing(const struct caps *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s", c->sysadmin ? "" : " CAP_SYS_ADMIN", c->bpf ? "" : " CAP_BPF",
+		 c->perfmon ? "" : " CAP_PERFMON");
+	return buf;
+}
+
+/* Before anything is loaded: enough to load BPF at all? Say so up front
+ * instead of letting the verifier or perf_event_open fail oddly. */
+static int check_privileges(void)
+{
+	struct caps c;
+	char miss[64];
+
+	if (read_caps(&c))
+		return -1;
+	if ((c.bpf && c.perfmon) || c.sysadmin)
 		return 0;
 	fprintf(stderr,
-		"jobq-agent: not enough privilege to load BPF programs (uid %d, missing%s%s).\n"
-		"  Run it as root (sudo jobq-agent ...), or grant the capabilities:\n"
-		"  sudo setcap cap_bpf,cap_perfmon,cap_sys_resource,cap_dac_read_search+ep "
-		"$(command -v jobq-agent)\n",
-		(int)geteuid(), bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
+		"jobq-agent: not enough privilege to load and attach BPF programs (uid %d, "
+		"missing%s).\n" CAPS_GRANT,
+		(int)geteuid(), caps_missing(&c, miss, sizeof(miss)));
 	return -1;
+}
+
+/* The kernel refused a uprobe (perf_event_open: EACCES or EPERM). */
+static void attach_denied(const char *probe, const char *path, int err)
+{
+	struct caps c = { 0 };
+	char miss[64];
+
+	read_caps(&c);
+	fprintf(stderr, "jobq-agent: attach jobq:%s in %s: %s\n", probe, path, strerror(err));
+	if (!c.sysadmin) {
+		fprintf(stderr,
+			"jobq-agent: this kernel requires CAP_SYS_ADMIN to attach uprobes; the agent "
+			"has CAP_BPF and CAP_PERFMON but is missing%s.\n" CAPS_GRANT,
+			caps_missing(&c, miss, sizeof(miss)));
+	} else {
+		fprintf(stderr,
+			"jobq-agent: the kernel refused the uprobe although the agent has "
+			"CAP_SYS_ADMIN: a security policy (kernel lockdown, SELinux/AppArmor, a "
+			"container's seccomp profile blocking perf_event_open) forbids it here.\n");
+	}
 }
 
 static const char *const probe_names[] = {
@@ -258,10 +318,16 @@ static int attach_all(struct agent *a)
 						     a->target.pid, a->target.paths[f], "jobq",
 						     probe_names[p], NULL);
 			if (!l) {
-				if (errno == ENOENT)
+				int err = errno;
+
+				if (err == ENOENT)
 					continue;
+				if (err == EACCES || err == EPERM) {
+					attach_denied(probe_names[p], a->target.paths[f], err);
+					return -1;
+				}
 				fprintf(stderr, "jobq-agent: attach jobq:%s in %s: %s\n",
-					probe_names[p], a->target.paths[f], strerror(errno));
+					probe_names[p], a->target.paths[f], strerror(err));
 				return -1;
 			}
 			a->links[a->nlinks++] = l;

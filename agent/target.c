@@ -68,7 +68,11 @@ static int resolve_pid(struct target *t, const char *arg, char *found, size_t fl
 	len = readlink(link, exe, sizeof(exe) - 1);
 	if (len < 0) {
 		snprintf(err, errlen, "--pid %ld: %s", pid,
-			 errno == ENOENT ? "no such process" : strerror(errno));
+			 errno == ENOENT ? "no such process"
+			 : errno == EACCES || errno == EPERM
+				 ? "permission denied reading /proc/PID/exe: looking into another "
+				   "user's process needs root or CAP_SYS_PTRACE"
+				 : strerror(errno));
 		return -1;
 	}
 	exe[len] = '\0';

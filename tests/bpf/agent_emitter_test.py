@@ -12,8 +12,10 @@ import signal
 import subprocess
 import time
 
-from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, check, check_quantiles, counter_map, main,
-                      links_left, parse_truth, run_agent_once, truth_counters)
+import shutil
+
+from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, Skipped, check, check_quantiles,
+                      counter_map, main, links_left, parse_truth, run_agent_once, truth_counters)
 
 GROUPS = [
     "acme,email,0,40,3000,50,4",     # 40 jobs, 3 ms handler, waited 50 ms, every 4th fails
@@ -261,6 +263,59 @@ def test_non_root_gets_privilege_error():
     check("CAP_BPF" in err and "root" in err, "privilege error unclear: %s" % err)
 
 
+def test_bpf_perfmon_without_sys_admin_gets_clear_attach_error():
+    # Root with only CAP_BPF + CAP_PERFMON left: enough to load, but kernels
+    # with the CVE-2025-38466 fix refuse uprobes without CAP_SYS_ADMIN. The
+    # agent must say what to grant and exit non-zero, leaving nothing behind.
+    if not shutil.which("setpriv"):
+        raise Skipped("setpriv (util-linux) is not installed")
+    rc, _, err = run_agent_once(["--bin", EMITTER, "--json", "--duration", "1"],
+                                cmd_prefix=["setpriv", "--bounding-set=-all,+bpf,+perfmon"])
+    if rc == 0:
+        raise Skipped("this kernel attaches uprobes with CAP_BPF+CAP_PERFMON alone")
+    check(rc == 1, "exit %d, want 1: %s" % (rc, err))
+    check("Permission denied" in err and "missing CAP_SYS_ADMIN" in err and
+          "CAP_SYS_ADMIN + CAP_BPF + CAP_PERFMON" in err and "root" in err and
+          "setcap cap_sys_admin,cap_bpf,cap_perfmon" in err,
+          "attach permission error unclear: %s" % err)
+
+
+CAPS = "cap_sys_admin,cap_bpf,cap_perfmon,cap_dac_read_search"
+
+
+def as_nobody_with(caps):
+    """A command prefix: what follows runs as nobody with caps (ambient)."""
+    return ["capsh", "--caps=%s,cap_setuid,cap_setgid+eip" % caps, "--keep=1", "--user=nobody",
+            "--addamb=%s" % caps, "--", "-c", 'exec "$0" "$@"']
+
+
+def test_documented_capabilities_suffice_without_root():
+    # The capabilities the error and docs/agent.md name, for a non-root uid:
+    # attach by binary works; --pid on another user's process says it also
+    # needs CAP_SYS_PTRACE.
+    if not shutil.which("capsh"):
+        raise Skipped("capsh (libcap2-bin) is not installed")
+    if not os.access(EMITTER, os.R_OK) or os.stat(EMITTER).st_mode & 0o005 != 0o005:
+        raise Skipped("%s is not readable by nobody" % EMITTER)
+    pre = as_nobody_with(CAPS)
+    a = Agent(["--bin", EMITTER, "--json"], cmd_prefix=pre)
+    a.wait_attached()
+    truth = finish(emitter(["capped,a,1,3,0,5,0"]))
+    rc, out, err = a.stop()
+    check(rc == 0, "agent with %s as nobody exit %d: %s" % (CAPS, rc, err))
+    check_snapshot(json.loads(out), truth)
+
+    em = emitter(["x,a,1,1,0,5,0"])
+    try:
+        rc, _, err = run_agent_once(["--pid", str(em.pid), "--json", "--duration", "1"],
+                                    cmd_prefix=pre)
+        check(rc == 1 and "CAP_SYS_PTRACE" in err,
+              "--pid of a root process without CAP_SYS_PTRACE: exit %d: %s" % (rc, err))
+    finally:
+        em.kill()
+        em.wait()
+
+
 if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
@@ -277,4 +332,6 @@ if __name__ == "__main__":
         test_target_without_jobq_probes_lists_what_it_found,
         test_missing_pid_is_a_clear_error,
         test_non_root_gets_privilege_error,
+        test_bpf_perfmon_without_sys_admin_gets_clear_attach_error,
+        test_documented_capabilities_suffice_without_root,
     ])

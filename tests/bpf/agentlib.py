@@ -39,6 +39,10 @@ class Failure(Exception):
     pass
 
 
+class Skipped(Exception):
+    """One test cannot run here (printed with its reason, never a pass)."""
+
+
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
@@ -245,7 +249,7 @@ def links_left(ids, timeout=5):
 
 def main(tests):
     require_bpf()
-    failed = 0
+    failed = skipped = 0
     for t in tests:
         start = time.time()
         try:
@@ -254,4 +258,9 @@ def main(tests):
         except Failure as e:
             failed += 1
             print("FAIL %s: %s" % (t.__name__, e))
+        except Skipped as e:
+            skipped += 1
+            print("SKIP %s: %s" % (t.__name__, e))
+    if skipped:
+        print("%d test(s) skipped (see SKIP lines)" % skipped)
     sys.exit(1 if failed else 0)
