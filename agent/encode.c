@@ -255,6 +255,10 @@ int encode_spans(const struct span *spans, size_t n, uint64_t dropped, uint8_t *
 		o->trace_id.len = sizeof(s->trace_id);
 		o->span_id.data = (uint8_t *)s->span_id;
 		o->span_id.len = sizeof(s->span_id);
+		if (s->has_parent) {
+			o->parent_span_id.data = (uint8_t *)s->parent_span_id;
+			o->parent_span_id.len = sizeof(s->parent_span_id);
+		}
 		o->start_unix_ns = s->start_unix_ns;
 		o->end_unix_ns = s->end_unix_ns;
 		o->flags = s->flags;

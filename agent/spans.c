@@ -227,6 +227,10 @@ static void add_enqueue(struct span_builder *b, const struct jobq_event *e, uint
 	put_be64(s->trace_id, e->trace_hi);
 	put_be64(s->trace_id + 8, e->trace_lo);
 	put_be64(s->span_id, e->span_id);
+	if (e->parent_span_id) { /* a child of the producer's traceparent span */
+		s->has_parent = 1;
+		put_be64(s->parent_span_id, e->parent_span_id);
+	}
 	s->end_unix_ns = e->ktime_ns + offset;
 	/* The probe fires once Redis accepted the job; the span starts at the
 	 * enqueue time recorded in the job (when it is plausible). */
@@ -235,7 +239,7 @@ static void add_enqueue(struct span_builder *b, const struct jobq_event *e, uint
 				   : s->end_unix_ns;
 	s->job_id = e->job_id;
 	s->priority = e->priority;
-	s->flags = 1;
+	s->flags = e->trace_flags;
 	copy_strings(s, e);
 }
 

@@ -260,11 +260,18 @@ int jobq_enqueue(struct pt_regs *ctx)
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_ENQUEUE];
 	struct jobq_series s;
 	struct jobq_event *e;
-	int sid;
+	int sid, argc;
 
-	ARGS(ctx, a, JOBQ_ARGC_ENQUEUE);
 	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
-	 * trace_lo, span_id */
+	 * trace_lo, span_id, parent_span_id, trace_flags. A version-1 site
+	 * (9 arguments) has no parent and counted as sampled. */
+	argc = usdt_args_min(ctx, a, JOBQ_ARGC_ENQUEUE_V1, JOBQ_ARGC_ENQUEUE);
+	if (argc < 0) {
+		loss(JOBQ_LOSS_READ_FAULT);
+		return 0;
+	}
+	if (argc < JOBQ_ARGC_ENQUEUE)
+		a[10] = 1;
 	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
 	if (emit_events && (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, STR(a[0])))) {
@@ -273,6 +280,8 @@ int jobq_enqueue(struct pt_regs *ctx)
 		e->trace_hi = a[6];
 		e->trace_lo = a[7];
 		e->span_id = a[8];
+		e->parent_span_id = a[9];
+		e->trace_flags = a[10];
 		event_send(e);
 	}
 	sid = series_id(&s);

@@ -19,7 +19,8 @@
 
 /* Argument counts of the probes, visible to BPF (jobq_probes.h keeps its
  * JOBQ_PROBE_ARGC_* out of BPF builds); agent/main.c asserts they agree. */
-#define JOBQ_ARGC_ENQUEUE 9
+#define JOBQ_ARGC_ENQUEUE 11
+#define JOBQ_ARGC_ENQUEUE_V1 9 /* contract version 1: no parent_span_id, trace_flags */
 #define JOBQ_ARGC_START 11
 #define JOBQ_ARGC_FINISH 8
 #define JOBQ_ARGC_DEPTH 8
@@ -159,7 +160,7 @@ enum jobq_event_kind {
 	JOBQ_EV_FINISH = 3,
 };
 
-/* Common head of every ring-buffer record (64 bytes). */
+/* Common head of every ring-buffer record (72 bytes). */
 #define JOBQ_EVENT_HEADER                                                      \
 	__u64 ktime_ns;                                                        \
 	__u64 job_id;                                                          \
@@ -167,12 +168,13 @@ enum jobq_event_kind {
 	__u64 trace_hi;         /* enqueue, start: the enqueue span's context */ \
 	__u64 trace_lo;                                                        \
 	__u64 span_id;                                                         \
+	__u64 parent_span_id;   /* enqueue: the producer's span, 0 if none */  \
 	__u32 tgid;                                                            \
 	__u32 attempt;          /* start, finish */                            \
 	__u8 kind;              /* enum jobq_event_kind */                     \
 	__u8 priority;                                                         \
 	__u8 status;            /* finish */                                   \
-	__u8 trace_flags;       /* start */                                    \
+	__u8 trace_flags;       /* enqueue, start */                           \
 	__u8 pad0[4]
 
 /*

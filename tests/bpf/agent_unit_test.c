@@ -437,6 +437,44 @@ static void process_span_encodes_link_error_and_attributes(void **state)
 	span_builder_free(b);
 }
 
+/* A producer's traceparent: job.enqueue is its child (parent_span_id on
+ * the wire) with the traceparent's flags; without one, no parent. */
+static void enqueue_span_carries_producer_parent_and_flags(void **state)
+{
+	static const uint8_t parent[8] = { 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8 };
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event e = ev(JOBQ_EV_ENQUEUE, 7, 42, 500), root = ev(JOBQ_EV_ENQUEUE, 7, 43, 500);
+	Jobq__Agent__Frame *f;
+	struct span s[2];
+	size_t len, used;
+	uint8_t *buf;
+	char err[128];
+
+	(void)state;
+	e.parent_span_id = 0xa1a2a3a4a5a6a7a8ull;
+	e.trace_flags = 0;
+	root.trace_flags = 3;
+	span_builder_add(b, &e, 0);
+	span_builder_add(b, &root, 0);
+	assert_int_equal(span_builder_take(b, s, 2), 2);
+	assert_true(s[0].has_parent);
+	assert_memory_equal(s[0].parent_span_id, parent, 8);
+	assert_int_equal(s[0].flags, 0);
+	assert_false(s[1].has_parent);
+	assert_int_equal(s[1].flags, 3);
+	assert_int_equal(encode_spans(s, 2, 0, &buf, &len), 0);
+	assert_int_equal(wire_decode(buf, len, &used, &f, err, sizeof(err)), WIRE_FRAME);
+	assert_int_equal(f->spans->spans[0]->parent_span_id.len, 8);
+	assert_memory_equal(f->spans->spans[0]->parent_span_id.data, parent, 8);
+	assert_memory_equal(f->spans->spans[0]->trace_id.data, trace, 16);
+	assert_int_equal(f->spans->spans[0]->flags, 0);
+	assert_int_equal(f->spans->spans[1]->parent_span_id.len, 0);
+	assert_int_equal(f->spans->spans[1]->flags, 3);
+	jobq__agent__frame__free_unpacked(f, NULL);
+	free(buf);
+	span_builder_free(b);
+}
+
 static void metric_snapshot_encodes_trimmed_buckets(void **state)
 {
 	struct snapshot s;
@@ -527,6 +565,7 @@ int main(void)
 		cmocka_unit_test(sidecar_reading_all_then_closing_loses_nothing),
 		cmocka_unit_test(sidecar_dying_mid_stream_counts_unread_frames),
 		cmocka_unit_test(process_span_encodes_link_error_and_attributes),
+		cmocka_unit_test(enqueue_span_carries_producer_parent_and_flags),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
 	};

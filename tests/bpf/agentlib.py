@@ -132,6 +132,7 @@ def parse_truth(text):
                 "status": f[5], "attempt": int(f[6]), "wait_ns": int(f[7]),
                 "wait_hi": int(f[8]), "dur_lo": int(f[9]), "dur_hi": int(f[10]),
                 "trace_hi": int(f[11]), "trace_lo": int(f[12]), "span_id": int(f[13]),
+                "parent_span_id": int(f[14]), "trace_flags": int(f[15]),
             })
         else:
             other.append(f)
