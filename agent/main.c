@@ -60,7 +60,13 @@ static const char usage[] =
 	"  --top            live per-tenant table on the terminal\n"
 	"  --json           print one JSON snapshot when stopped or after --duration\n"
 	"  --duration S     run S seconds then exit (default: until SIGINT/SIGTERM)\n"
-	"  --tenant-cap N   tenants tracked before the overflow series (default 1024)\n"
+	"  --tenant-cap N   tenants tracked one by one; events of further tenants go\n"
+	"                   to the overflow series (default 1024, at most 65536)\n"
+	"  --types-per-tenant K  job types tracked per tenant; further types of a\n"
+	"                   tenant go to the overflow series (default 4, at most 256).\n"
+	"                   The kernel's series table holds tenant-cap x K series\n"
+	"  --top-rows N     --top shows N tenants (default: as many as the terminal\n"
+	"                   fits, all when stdout is not a terminal), then \"N more\"\n"
 	"  --inflight-max-age S  forget jobs started this long ago without a finish\n"
 	"                   (default 3600; counted as expired_inflight)\n"
 	"  --no-spans       metrics only (no ring buffer, no span building)\n"
@@ -94,7 +100,7 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 static int parse_args(int argc, char **argv, struct agent_opts *o)
 {
 	enum { O_PID = 256, O_BIN, O_LIB, O_SIDECAR, O_INTERVAL, O_TOP, O_JSON, O_DURATION,
-	       O_TENANT_CAP, O_INFLIGHT, O_NO_SPANS, O_HELP };
+	       O_TENANT_CAP, O_TYPES, O_TOP_ROWS, O_INFLIGHT, O_NO_SPANS, O_HELP };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "bin", required_argument, NULL, O_BIN },
@@ -105,6 +111,8 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "tenant-cap", required_argument, NULL, O_TENANT_CAP },
+		{ "types-per-tenant", required_argument, NULL, O_TYPES },
+		{ "top-rows", required_argument, NULL, O_TOP_ROWS },
 		{ "inflight-max-age", required_argument, NULL, O_INFLIGHT },
 		{ "no-spans", no_argument, NULL, O_NO_SPANS },
 		{ "help", no_argument, NULL, O_HELP },
@@ -117,6 +125,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->interval_ms = 1000;
 	o->tenant_cap = JOBQ_DEFAULT_TENANT_CAP;
+	o->types_per_tenant = JOBQ_DEFAULT_TYPES_PER_TENANT;
 	o->inflight_max_age_s = 3600;
 	o->spans = 1;
 	o->sidecar = env && *env ? env : JOBQ_AGENT_DEFAULT_SOCKET;
@@ -149,9 +158,19 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			o->duration_s = v;
 			break;
 		case O_TENANT_CAP:
-			if (parse_long("--tenant-cap", optarg, 1, 1000000, &v))
+			if (parse_long("--tenant-cap", optarg, 1, JOBQ_MAX_TENANT_CAP, &v))
 				return -1;
 			o->tenant_cap = (unsigned int)v;
+			break;
+		case O_TYPES:
+			if (parse_long("--types-per-tenant", optarg, 1, JOBQ_MAX_TYPES_PER_TENANT, &v))
+				return -1;
+			o->types_per_tenant = (unsigned int)v;
+			break;
+		case O_TOP_ROWS:
+			if (parse_long("--top-rows", optarg, 1, 1000000, &v))
+				return -1;
+			o->top_rows = v;
 			break;
 		case O_INFLIGHT:
 			if (parse_long("--inflight-max-age", optarg, 1, 86400 * 30, &v))
@@ -183,6 +202,16 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 	}
 	if (o->json && o->top) {
 		fprintf(stderr, "jobq-agent: --json and --top exclude each other\n");
+		return -1;
+	}
+	o->max_series = jobq_series_table(o->tenant_cap, o->types_per_tenant);
+	if (o->max_series > JOBQ_SERIES_LIMIT) {
+		fprintf(stderr,
+			"jobq-agent: --tenant-cap %u x --types-per-tenant %u needs a series table of "
+			"%u series, more than the %u the agent allows (each series costs %zu bytes of "
+			"kernel memory per CPU): lower --tenant-cap or --types-per-tenant\n",
+			o->tenant_cap, o->types_per_tenant, o->max_series, JOBQ_SERIES_LIMIT,
+			sizeof(struct jobq_counters) + sizeof(struct jobq_hists));
 		return -1;
 	}
 	/* --json and --top are local views: no sidecar, no spans. */
@@ -399,6 +428,32 @@ static void expire_inflight(struct agent *a)
 			a->agent_losses[JOBQ_LOSS_EXPIRED_INFLIGHT]++;
 }
 
+/* Overflow is kept and exported (the overflow series, otel.metric.overflow
+ * = true, the tenant_overflow/type_overflow losses); say it on stderr too,
+ * once per reason, with the option that avoids it. */
+static void warn_overflow(struct agent *a)
+{
+	uint64_t *t = &a->warned_losses[JOBQ_LOSS_TENANT_OVERFLOW];
+	uint64_t *ty = &a->warned_losses[JOBQ_LOSS_TYPE_OVERFLOW];
+
+	if (a->snap.losses[JOBQ_LOSS_TENANT_OVERFLOW] && !*t) {
+		*t = 1;
+		fprintf(stderr,
+			"jobq-agent: more tenants than --tenant-cap %u: the events of further "
+			"tenants are counted in the overflow series (otel.metric.overflow=true, "
+			"loss tenant_overflow)\n",
+			a->opts.tenant_cap);
+	}
+	if (a->snap.losses[JOBQ_LOSS_TYPE_OVERFLOW] && !*ty) {
+		*ty = 1;
+		fprintf(stderr,
+			"jobq-agent: a tenant has more job types than --types-per-tenant %u: the "
+			"events of its further types are counted in the overflow series "
+			"(otel.metric.overflow=true, loss type_overflow)\n",
+			a->opts.types_per_tenant);
+	}
+}
+
 int agent_snapshot(struct agent *a)
 {
 	struct snap_maps m = {
@@ -417,6 +472,7 @@ int agent_snapshot(struct agent *a)
 		fprintf(stderr, "jobq-agent: %s\n", err);
 		return -1;
 	}
+	warn_overflow(a);
 	return 0;
 }
 
@@ -434,6 +490,15 @@ static int insert_overflow_series(struct agent *a)
 		return -1;
 	}
 	return 0;
+}
+
+/* Kernel memory of a series table of n series: per CPU, or in all. */
+static double series_mib(unsigned int n, int per_cpu)
+{
+	int cpus = libbpf_num_possible_cpus();
+
+	return (double)n * (double)(sizeof(struct jobq_counters) + sizeof(struct jobq_hists)) *
+	       (per_cpu || cpus <= 0 ? 1 : cpus) / (1024.0 * 1024.0);
 }
 
 static int setup(struct agent *a)
@@ -457,7 +522,15 @@ static int setup(struct agent *a)
 	}
 	memcpy((void *)a->skel->rodata->hist_bounds, bounds, sizeof(bounds));
 	a->skel->rodata->emit_events = a->opts.spans;
+	a->skel->rodata->max_series = a->opts.max_series;
+	a->skel->rodata->types_per_tenant = a->opts.types_per_tenant;
 	e = bpf_map__set_max_entries(a->skel->maps.tenants, a->opts.tenant_cap);
+	if (!e)
+		e = bpf_map__set_max_entries(a->skel->maps.series, a->opts.max_series);
+	if (!e)
+		e = bpf_map__set_max_entries(a->skel->maps.counters, a->opts.max_series);
+	if (!e)
+		e = bpf_map__set_max_entries(a->skel->maps.hists, a->opts.max_series);
 	if (!e && !a->opts.spans) /* no spans: keep the ring buffer minimal */
 		e = bpf_map__set_max_entries(a->skel->maps.events, 4096);
 	if (e) {
@@ -468,13 +541,21 @@ static int setup(struct agent *a)
 	if (e) {
 		fprintf(stderr, "jobq-agent: load BPF programs: %s%s\n", strerror(-e),
 			verbose ? "" : " (run with -v for the verifier log)");
+		if (e == -ENOMEM || e == -E2BIG)
+			fprintf(stderr,
+				"jobq-agent: the series table (%u series = --tenant-cap %u x "
+				"--types-per-tenant %u) needs %.1f MiB of kernel memory per CPU, %.1f "
+				"MiB in all: lower --tenant-cap or --types-per-tenant\n",
+				a->opts.max_series, a->opts.tenant_cap, a->opts.types_per_tenant,
+				series_mib(a->opts.max_series, 1), series_mib(a->opts.max_series, 0));
 		return -1;
 	}
 	if (insert_overflow_series(a))
 		return -1;
 	update_offset(a);
 	/* Bounded: a series has at most a few dozen non-zero counter cells. */
-	if (snapshot_init(&a->snap, (size_t)JOBQ_MAX_SERIES * 32, (size_t)JOBQ_MAX_SERIES * JOBQ_H_COUNT,
+	if (snapshot_init(&a->snap, (size_t)a->opts.max_series * 32,
+			  (size_t)a->opts.max_series * JOBQ_H_COUNT,
 			  bpf_map__max_entries(a->skel->maps.depths))) {
 		fprintf(stderr, "jobq-agent: out of memory\n");
 		return -1;
@@ -483,7 +564,11 @@ static int setup(struct agent *a)
 		return -1;
 	if (a->opts.spans && agent_spans_start(a))
 		return -1;
-	fprintf(stderr, "jobq-agent: attached %zu probes to %s\n", a->nlinks, a->target.desc);
+	fprintf(stderr,
+		"jobq-agent: attached %zu probes to %s (up to %u tenants x %u types: %u series, "
+		"%.1f MiB of kernel memory)\n",
+		a->nlinks, a->target.desc, a->opts.tenant_cap, a->opts.types_per_tenant,
+		a->opts.max_series, series_mib(a->opts.max_series, 0));
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 const volatile __u64 hist_bounds[JOBQ_HIST_TABLE_SIZE]; /* jobq_hist.h */
 const volatile bool emit_events = false;
 const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries */
+const volatile __u32 types_per_tenant = JOBQ_DEFAULT_TYPES_PER_TENANT;
 
 /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by the agent
  * (bss is mmap'd), so wait = ktime + offset - enqueued_unix_ns. */
@@ -61,13 +62,13 @@ struct {
 	__type(value, struct jobq_inflight_val);
 } inflight SEC(".maps");
 
-/* Admitted tenants; max_entries is the tenant cap. Consulted only when a
- * new series appears. */
+/* Admitted tenants -> how many series they hold; max_entries is the tenant
+ * cap. Consulted only when a new series appears (and by depth reports). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JOBQ_DEFAULT_TENANT_CAP);
 	__type(key, char[JOBQ_STR_TENANT]);
-	__type(value, __u8);
+	__type(value, __u32);
 } tenants SEC(".maps");
 
 struct {
@@ -102,41 +103,55 @@ static __always_inline int read_str(char *dst, __u32 size, const char *src)
 	return 0;
 }
 
-/* Beyond the tenant cap, a new tenant's data goes to the overflow series. */
-static __always_inline void admit_tenant(char *tenant, char *type, __u8 *overflow)
+/* The admitted tenant's series count, admitting it if the cap allows;
+ * NULL beyond the cap: then its strings are blanked and overflow set (its
+ * data goes to the overflow series), counted. */
+static __always_inline __u32 *admit_tenant(char *tenant, char *type, __u8 *overflow)
 {
-	__u8 one = 1;
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&tenants, tenant);
 	long err;
 
-	if (bpf_map_lookup_elem(&tenants, tenant))
-		return;
-	err = bpf_map_update_elem(&tenants, tenant, &one, BPF_NOEXIST);
-	if (err == 0 || err == -17 /* EEXIST: raced with another CPU */)
-		return;
+	if (n)
+		return n;
+	err = bpf_map_update_elem(&tenants, tenant, &zero, BPF_NOEXIST);
+	if (err == 0 || err == -17 /* EEXIST: raced with another CPU */) {
+		n = bpf_map_lookup_elem(&tenants, tenant);
+		if (n)
+			return n;
+	}
 	__builtin_memset(tenant, 0, JOBQ_STR_TENANT);
 	if (type)
 		__builtin_memset(type, 0, JOBQ_STR_TYPE);
 	*overflow = 1;
 	loss(JOBQ_LOSS_TENANT_OVERFLOW);
+	return NULL;
 }
 
 /*
- * The id of series s, created on first sight (tenant cap applied then:
- * s may become the overflow series). The overflow series has the fixed
- * id JOBQ_OVERFLOW_SERIES_ID, inserted by the agent before attach, so it
- * always exists: when the series table is full, a new series' data goes
- * there too (counted as map_full) instead of being dropped.
+ * The id of series s, created on first sight. The tenant cap and the
+ * per-tenant type allowance are applied then: beyond either, the data goes
+ * to the overflow series (fixed id JOBQ_OVERFLOW_SERIES_ID, inserted by the
+ * agent before attach), counted as tenant_overflow or type_overflow on
+ * every event. The table is sized so that admitted tenants within their
+ * allowance always fit (jobq.h); should it still be full (ids wasted by
+ * races beyond the slack), the data goes to the overflow series too,
+ * counted as map_full.
  */
 static __always_inline int series_id(struct jobq_series *s)
 {
-	__u32 *idp = bpf_map_lookup_elem(&series, s), id;
+	__u32 *idp = bpf_map_lookup_elem(&series, s), id, *ntypes;
 	long err;
 
 	if (idp)
 		return *idp;
-	admit_tenant(s->tenant, s->type, &s->overflow);
-	if (s->overflow)
+	ntypes = admit_tenant(s->tenant, s->type, &s->overflow);
+	if (!ntypes)
 		return JOBQ_OVERFLOW_SERIES_ID;
+	if (*ntypes >= types_per_tenant ||
+	    __sync_fetch_and_add(ntypes, 1) >= types_per_tenant) {
+		loss(JOBQ_LOSS_TYPE_OVERFLOW);
+		return JOBQ_OVERFLOW_SERIES_ID;
+	}
 	/* Check before taking an id: a full table must not keep advancing the
 	 * counter (it would wrap and hand out ids of live series). */
 	if (next_series_id >= max_series)
@@ -146,6 +161,7 @@ static __always_inline int series_id(struct jobq_series *s)
 		goto full;
 	err = bpf_map_update_elem(&series, s, &id, BPF_NOEXIST);
 	if (err == -17) { /* another CPU created it: use its id (ours is wasted) */
+		__sync_fetch_and_add(ntypes, -1);
 		idp = bpf_map_lookup_elem(&series, s);
 		if (idp)
 			return *idp;

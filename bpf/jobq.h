@@ -25,9 +25,27 @@
 #define JOBQ_ARGC_FINISH 8
 #define JOBQ_ARGC_DEPTH 8
 
-/* Default map sizes; the agent may change them before load. */
+/*
+ * Limits, coherent by construction: at most tenant_cap tenants are
+ * admitted, each with at most types_per_tenant series (job types); the
+ * series table holds them all plus the overflow series and a little slack
+ * for ids two CPUs take for one new series at once (jobq_series_table()).
+ * So an admitted tenant's type within the allowance always gets its own
+ * series; a tenant beyond the cap (tenant_overflow) or a type beyond the
+ * allowance (type_overflow) goes to the overflow series, counted.
+ * The agent sizes the maps between open and load.
+ */
 #define JOBQ_DEFAULT_TENANT_CAP 1024
-#define JOBQ_MAX_SERIES 1024   /* (tenant, type) pairs, incl. the overflow one */
+#define JOBQ_DEFAULT_TYPES_PER_TENANT 4
+#define JOBQ_MAX_TENANT_CAP 65536
+#define JOBQ_MAX_TYPES_PER_TENANT 256
+#define JOBQ_SERIES_LIMIT 262144 /* largest series table the agent configures */
+/* Series table size for a tenant cap and a per-tenant type allowance. */
+#define JOBQ_SERIES_SLACK(n) ((n) / 64 > 16 ? (n) / 64 : 16)
+#define jobq_series_table(cap, types) \
+	((cap) * (types) + 1 + JOBQ_SERIES_SLACK((cap) * (types)))
+#define JOBQ_MAX_SERIES \
+	jobq_series_table(JOBQ_DEFAULT_TENANT_CAP, JOBQ_DEFAULT_TYPES_PER_TENANT)
 /* The overflow series (tenant and type "", overflow = 1) has this id; the
  * agent inserts it into the series map before attaching. */
 #define JOBQ_OVERFLOW_SERIES_ID 0
@@ -146,6 +164,8 @@ enum jobq_loss {
 	JOBQ_LOSS_NEGATIVE_DELTA,    /* wait or duration < 0: clamped to 0 */
 	JOBQ_LOSS_HIST_CLAMP,        /* value above the top bucket, clamped into it */
 	JOBQ_LOSS_TENANT_OVERFLOW,   /* event of a tenant beyond the cap (overflow key) */
+	JOBQ_LOSS_TYPE_OVERFLOW,     /* event of an admitted tenant's type beyond the
+				      * per-tenant allowance (overflow series) */
 	JOBQ_LOSS_READ_FAULT,        /* a probe string argument could not be read */
 	JOBQ_LOSS_KERNEL_COUNT,
 	/* counted by the agent, not in the kernel array */

@@ -166,27 +166,96 @@ def test_tenant_cap_sends_new_tenants_to_overflow_series():
     check(snap["losses"]["tenant_overflow"] > 0, "tenant_overflow not counted")
 
 
-def test_full_series_table_goes_to_overflow_series_counted():
-    # More (tenant, type) series than the kernel's table holds (1024, one of
-    # them the overflow series) with a tenant cap that is not reached: the
-    # series beyond the table must land in the overflow series (map_full
-    # counted), not vanish.
-    n = 1030
-    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "5000"])
+def test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted():
+    # 400 tenants with 2 job types each against --tenant-cap 300: the series
+    # table is sized for 300 x --types-per-tenant, so every admitted tenant
+    # keeps both of its series with exact counts (before, the 1024-series
+    # table filled at ~511 such tenants and admitted tenants' new types
+    # vanished into the overflow series); the other 100 tenants are counted
+    # in the overflow series, with tenant_overflow, and nothing else is lost.
+    ntenants, cap = 400, 300
+    groups = ["t%03d,%s,1,1,0,5,0" % (i, ty) for i in range(ntenants) for ty in ("a", "b")]
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", str(cap), "--types-per-tenant", "2"])
     ag.wait_attached()
-    finish(emitter(["s%04d,t,1,1,0,5,0" % i for i in range(n)]))
+    truth = finish(emitter(groups))
     rc, out, err = ag.stop()
     check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check("more tenants than --tenant-cap 300" in err, "overflow not reported on stderr: %s" % err)
     snap = json.loads(out)
+    jobs, other = parse_truth(truth)
+    admitted = {"t%03d" % i for i in range(cap)}
+    got = {k: v for k, v in counter_map(snap).items() if k[1] in admitted}
+    want = {k: v for k, v in truth_counters(jobs, other).items() if k[1] in admitted}
+    check(got == want, "admitted tenants' counters differ:\n want %s\n got  %s" %
+          (sorted(set(want.items()) - set(got.items()))[:5],
+           sorted(set(got.items()) - set(want.items()))[:5]))
     started = [c for c in snap["counters"] if c["name"] == "jobs.started"]
-    total = sum(c["value"] for c in started)
     over = sum(c["value"] for c in started if c["overflow"])
     named = {c["tenant"] for c in started if not c["overflow"]}
-    check(total == n, "jobs.started adds up to %d, want %d (data lost)" % (total, n))
-    check(len(named) == 1023 and over == n - 1023,
-          "%d named series, %d jobs in overflow; want 1023 and %d" % (len(named), over, n - 1023))
-    check(snap["losses"]["map_full"] > 0, "map_full not counted")
-    check(snap["losses"]["tenant_overflow"] == 0, "tenant cap was not reached")
+    check(named == admitted, "%d named tenants, want the first %d" % (len(named), cap))
+    check(over == 2 * (ntenants - cap) and sum(c["value"] for c in started) == 2 * ntenants,
+          "overflow series started %d, want %d" % (over, 2 * (ntenants - cap)))
+    check(all(c["tenant"] == "" for c in snap["counters"] if c["overflow"]),
+          "overflow series carries a tenant name")
+    losses = snap["losses"]
+    check(losses["tenant_overflow"] > 0, "tenant_overflow not counted")
+    check(losses["map_full"] == 0 and losses["type_overflow"] == 0,
+          "admitted tenants lost series: %s" % losses)
+
+
+def test_types_beyond_the_allowance_go_to_overflow_counted():
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "4", "--types-per-tenant", "2"])
+    ag.wait_attached()
+    finish(emitter(["a,x,1,2,0,5,0", "a,y,1,3,0,5,0", "a,z,1,4,0,5,0", "b,x,1,5,0,5,0"]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check("more job types than --types-per-tenant 2" in err,
+          "type overflow not reported on stderr: %s" % err)
+    snap = json.loads(out)
+    started = {(c["tenant"], c["job_type"], c["overflow"]): c["value"] for c in snap["counters"]
+               if c["name"] == "jobs.started"}
+    check(started == {("a", "x", False): 2, ("a", "y", False): 3, ("b", "x", False): 5,
+                      ("", "", True): 4}, "started by series: %s" % started)
+    check(snap["losses"]["type_overflow"] > 0 and snap["losses"]["tenant_overflow"] == 0 and
+          snap["losses"]["map_full"] == 0, "losses: %s" % snap["losses"])
+
+
+def test_limits_that_cannot_fit_are_usage_errors():
+    rc, _, err = run_agent_once(["--bin", EMITTER, "--json", "--tenant-cap", "65536",
+                                 "--types-per-tenant", "256"])
+    check(rc == 2 and "--tenant-cap 65536 x --types-per-tenant 256" in err and
+          "lower --tenant-cap or --types-per-tenant" in err,
+          "exit %d, unclear error for a series table too large: %s" % (rc, err))
+    rc, _, err = run_agent_once(["--bin", EMITTER, "--json", "--tenant-cap", "1000000"])
+    check(rc == 2 and "--tenant-cap" in err and "65536" in err,
+          "exit %d for a tenant cap above the limit: %s" % (rc, err))
+
+
+def test_top_shows_every_tenant_when_not_on_a_terminal():
+    # The table used to stop at 1025 rows whatever the tenant cap.
+    n = 1100
+    ag = Agent(["--bin", EMITTER, "--top", "--interval", "500", "--duration", "4",
+                "--tenant-cap", "1200", "--types-per-tenant", "1"])
+    ag.wait_attached()
+    finish(emitter(["t%04d,a,1,1,0,5,0" % i for i in range(n)]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
+    last = out.split("\033[H\033[2J")[-1].splitlines()
+    rows = {l.split()[0] for l in last[2:] if l and l[0] not in "(."}
+    check(rows == {"t%04d" % i for i in range(n)}, "%d rows for %d tenants" % (len(rows), n))
+
+
+def test_top_limits_rows_and_says_how_many_more():
+    ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3",
+                "--top-rows", "10"])
+    ag.wait_attached()
+    finish(emitter(["t%02d,a,1,1,0,5,0" % i for i in range(30)]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
+    last = out.split("\033[H\033[2J")[-1].splitlines()
+    rows = [l for l in last[2:] if l and l[0] not in "(."]
+    check(len(rows) == 10 and "... 20 more tenants" in last[-2],
+          "want 10 rows then '... 20 more tenants', got: %s" % last)
 
 
 def test_enqueue_time_in_the_future_is_clamped_and_counted():
@@ -325,7 +394,11 @@ if __name__ == "__main__":
         test_attach_by_pid_finds_probes_in_mapped_library,
         test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
-        test_full_series_table_goes_to_overflow_series_counted,
+        test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted,
+        test_types_beyond_the_allowance_go_to_overflow_counted,
+        test_limits_that_cannot_fit_are_usage_errors,
+        test_top_shows_every_tenant_when_not_on_a_terminal,
+        test_top_limits_rows_and_says_how_many_more,
         test_enqueue_time_in_the_future_is_clamped_and_counted,
         test_detach_on_sigint_and_sigterm_leaves_no_uprobe,
         test_agent_sigkill_leaves_worker_running,
