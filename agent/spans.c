@@ -14,7 +14,7 @@ struct pending {
 
 struct victim {
 	uint64_t job_id;
-	uint32_t tgid;
+	uint32_t tgid, queue_id;
 };
 
 struct span_builder {
@@ -97,22 +97,28 @@ void span_builder_free(struct span_builder *b)
 	free(b);
 }
 
-static size_t slot_of(const struct span_builder *b, uint32_t tgid, uint64_t job_id)
+/* Starts and finishes pair by (pid, queue, job id), as in the kernel: job
+ * ids are unique only within a queue. */
+static size_t slot_of(const struct span_builder *b, uint32_t tgid, uint32_t queue_id,
+		      uint64_t job_id)
 {
-	uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ ((uint64_t)tgid << 32 | tgid);
+	uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ ((uint64_t)tgid << 32 | queue_id);
 
+	h *= 0xbf58476d1ce4e5b9ull;
 	return (size_t)(h ^ (h >> 29)) & (b->cap_pend - 1);
 }
 
-static struct pending *find(struct span_builder *b, uint32_t tgid, uint64_t job_id)
+static struct pending *find(struct span_builder *b, uint32_t tgid, uint32_t queue_id,
+			    uint64_t job_id)
 {
-	for (size_t i = slot_of(b, tgid, job_id), n = 0; n < b->cap_pend;
+	for (size_t i = slot_of(b, tgid, queue_id, job_id), n = 0; n < b->cap_pend;
 	     i = (i + 1) & (b->cap_pend - 1), n++) {
 		struct pending *p = &b->pend[i];
 
 		if (!p->used)
 			return NULL;
-		if (p->start.tgid == tgid && p->start.job_id == job_id)
+		if (p->start.tgid == tgid && p->start.job_id == job_id &&
+		    p->start.queue_id == queue_id)
 			return p;
 	}
 	return NULL;
@@ -131,7 +137,8 @@ static void remove_at(struct span_builder *b, struct pending *p)
 		j = (j + 1) & (b->cap_pend - 1);
 		if (!b->pend[j].used)
 			return;
-		home = slot_of(b, b->pend[j].start.tgid, b->pend[j].start.job_id);
+		home = slot_of(b, b->pend[j].start.tgid, b->pend[j].start.queue_id,
+			       b->pend[j].start.job_id);
 		/* Move j into the hole i unless home lies cyclically in (i, j]. */
 		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
 			b->pend[i] = b->pend[j];
@@ -158,10 +165,12 @@ static void evict_oldest(struct span_builder *b)
 	for (size_t i = 0; i < b->cap_pend && n < b->max_pend; i++)
 		if (b->pend[i].used && b->pend[i].seq < cut)
 			b->victims[n++] = (struct victim){ b->pend[i].start.job_id,
-							   b->pend[i].start.tgid };
+							   b->pend[i].start.tgid,
+							   b->pend[i].start.queue_id };
 	/* Removal shifts entries, so look each victim up again. */
 	for (size_t i = 0; i < n; i++) {
-		struct pending *p = find(b, b->victims[i].tgid, b->victims[i].job_id);
+		struct pending *p = find(b, b->victims[i].tgid, b->victims[i].queue_id,
+					 b->victims[i].job_id);
 
 		if (p) {
 			remove_at(b, p);
@@ -172,7 +181,7 @@ static void evict_oldest(struct span_builder *b)
 
 static void add_start(struct span_builder *b, const struct jobq_event *e)
 {
-	struct pending *p = find(b, e->tgid, e->job_id);
+	struct pending *p = find(b, e->tgid, e->queue_id, e->job_id);
 	size_t i;
 
 	if (p) { /* the same job started again in this process: newest wins */
@@ -182,7 +191,8 @@ static void add_start(struct span_builder *b, const struct jobq_event *e)
 	}
 	if (b->npend >= b->max_pend)
 		evict_oldest(b); /* a start whose finish never came */
-	for (i = slot_of(b, e->tgid, e->job_id); b->pend[i].used; i = (i + 1) & (b->cap_pend - 1))
+	for (i = slot_of(b, e->tgid, e->queue_id, e->job_id); b->pend[i].used;
+	     i = (i + 1) & (b->cap_pend - 1))
 		;
 	b->pend[i].used = 1;
 	b->pend[i].start = *e;
@@ -245,7 +255,7 @@ static void add_enqueue(struct span_builder *b, const struct jobq_event *e, uint
 
 static void add_finish(struct span_builder *b, const struct jobq_event *e, uint64_t offset)
 {
-	struct pending *p = find(b, e->tgid, e->job_id);
+	struct pending *p = find(b, e->tgid, e->queue_id, e->job_id);
 	const struct jobq_event *st;
 	struct span *s;
 

@@ -10,7 +10,8 @@
  *   start + finish  -> job.process (CONSUMER): a new trace id and its own
  *                      span id, LINKED to the enqueue span; status ERROR
  *                      and an "exception" event when the handler failed
- * Starts wait for their finish in a bounded table keyed by (pid, job id);
+ * Starts wait for their finish in a bounded table keyed by (pid, queue,
+ * job id) (ids are unique only within a queue);
  * finished spans wait in a bounded queue until taken. Anything that does
  * not fit is dropped oldest-first and counted.
  */

@@ -221,11 +221,24 @@ static __always_inline void record(int sid, __u8 kind, __u64 v_ns)
 		h->buckets[pos]++;
 }
 
+/* A queue name read into a zero-padded buffer (JOBQ_QUEUE_BUF bytes,
+ * 8-aligned), and its jobq_queue_id(). */
+struct queue_name {
+	char name[JOBQ_QUEUE_BUF];
+} __attribute__((aligned(8)));
+
+static __always_inline __u32 read_queue(struct queue_name *q, const char *queue)
+{
+	__builtin_memset(q, 0, sizeof(*q));
+	read_str(q->name, JOBQ_STR_QUEUE, queue);
+	return jobq_queue_id(q->name);
+}
+
 /* A ring-buffer record, or NULL (counted) when the buffer is full. The
  * consumer drains on a timer: never wake it per record. */
 static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 job_id,
 						    const struct jobq_series *s,
-						    const char *queue)
+						    const struct queue_name *q, __u32 queue_id)
 {
 	/* Only the record's size is reserved: no e->error here. */
 	struct jobq_event *e = bpf_ringbuf_reserve(&events, JOBQ_EVENT_REC_SIZE, 0);
@@ -239,8 +252,9 @@ static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 
 	e->job_id = job_id;
 	e->tgid = bpf_get_current_pid_tgid() >> 32;
 	e->kind = kind;
+	e->queue_id = queue_id;
 	__builtin_memcpy(&e->s, s, sizeof(e->s));
-	read_str(e->queue, sizeof(e->queue), queue);
+	__builtin_memcpy(e->queue, q->name, sizeof(e->queue));
 	return e;
 }
 
@@ -275,6 +289,7 @@ int jobq_enqueue(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_ENQUEUE];
 	struct jobq_series s;
+	struct queue_name q;
 	struct jobq_event *e;
 	int sid, argc;
 
@@ -290,7 +305,8 @@ int jobq_enqueue(struct pt_regs *ctx)
 		a[10] = 1;
 	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, STR(a[0])))) {
+	if (emit_events &&
+	    (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, &q, read_queue(&q, STR(a[0]))))) {
 		e->priority = a[4];
 		e->enqueued_unix_ns = a[5];
 		e->trace_hi = a[6];
@@ -306,21 +322,23 @@ int jobq_enqueue(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Remembers when job_id started in this process. Keyed by (pid, job id),
- * not by thread: the finish may come from another thread. */
-static __always_inline void inflight_start(__u32 tgid, __u64 job_id, __u64 now)
+/* Remembers when job_id of the queue started in this process. Keyed by
+ * (pid, queue, job id), not by thread: the finish may come from another
+ * thread, and ids repeat across queues. */
+static __always_inline void inflight_start(__u32 tgid, __u32 queue_id, __u64 job_id, __u64 now)
 {
-	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
+	struct jobq_inflight_key ik = { .tgid = tgid, .queue_id = queue_id, .job_id = job_id };
 	struct jobq_inflight_val iv = { .start_ktime_ns = now };
 
 	if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
 		loss(JOBQ_LOSS_MAP_FULL);
 }
 
-/* When job_id started in this process; 0 if unknown (counted). */
-static __always_inline __u64 inflight_finish(__u32 tgid, __u64 job_id)
+/* When job_id of the queue started in this process; 0 if unknown
+ * (counted). */
+static __always_inline __u64 inflight_finish(__u32 tgid, __u32 queue_id, __u64 job_id)
 {
-	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
+	struct jobq_inflight_key ik = { .tgid = tgid, .queue_id = queue_id, .job_id = job_id };
 	struct jobq_inflight_val *iv = bpf_map_lookup_elem(&inflight, &ik);
 	__u64 start;
 
@@ -338,7 +356,9 @@ int jobq_start(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
 	struct jobq_series s;
+	struct queue_name q;
 	struct jobq_event *e;
+	__u32 queue_id;
 	__s64 wait;
 	int sid;
 
@@ -347,7 +367,8 @@ int jobq_start(struct pt_regs *ctx)
 	 * trace_lo, span_id, attempt, trace_flags */
 	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, STR(a[0])))) {
+	queue_id = read_queue(&q, STR(a[0]));
+	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, &q, queue_id))) {
 		e->priority = a[4];
 		e->enqueued_unix_ns = a[5];
 		e->trace_hi = a[6];
@@ -357,7 +378,7 @@ int jobq_start(struct pt_regs *ctx)
 		e->trace_flags = a[10];
 		event_send(e);
 	}
-	inflight_start(bpf_get_current_pid_tgid() >> 32, a[3], now);
+	inflight_start(bpf_get_current_pid_tgid() >> 32, queue_id, a[3], now);
 	sid = series_id(&s);
 	if (sid < 0)
 		return 0;
@@ -378,7 +399,9 @@ int jobq_finish(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH], start;
 	struct jobq_series s;
+	struct queue_name q;
 	int sid, status;
+	__u32 queue_id;
 	__s64 dur;
 
 	ARGS(ctx, a, JOBQ_ARGC_FINISH);
@@ -386,6 +409,7 @@ int jobq_finish(struct pt_regs *ctx)
 	status = (int)a[5];
 	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
+	queue_id = read_queue(&q, STR(a[0]));
 	if (emit_events) {
 		struct jobq_finish_rec *f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
 
@@ -395,6 +419,7 @@ int jobq_finish(struct pt_regs *ctx)
 			f->job_id = a[3];
 			f->tgid = bpf_get_current_pid_tgid() >> 32;
 			f->kind = JOBQ_EV_FINISH;
+			f->queue_id = queue_id;
 			f->priority = a[4];
 			f->status = status;
 			f->attempt = a[6];
@@ -406,7 +431,7 @@ int jobq_finish(struct pt_regs *ctx)
 			loss(JOBQ_LOSS_RINGBUF_FULL);
 		}
 	}
-	start = inflight_finish(bpf_get_current_pid_tgid() >> 32, a[3]);
+	start = inflight_finish(bpf_get_current_pid_tgid() >> 32, queue_id, a[3]);
 	sid = series_id(&s);
 	if (sid < 0)
 		return 0;

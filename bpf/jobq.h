@@ -15,6 +15,28 @@
 #define JOBQ_STR_TENANT (JOBQ_TENANT_MAX + 1)
 #define JOBQ_STR_TYPE (JOBQ_TYPE_MAX + 1)
 #define JOBQ_STR_QUEUE (JOBQ_QUEUE_MAX + 1)
+#define JOBQ_QUEUE_BUF ((JOBQ_STR_QUEUE + 7) / 8 * 8) /* a queue name, zero-padded */
+
+/*
+ * The queue identity in start/finish pairing keys (job ids are unique only
+ * within a queue): a 32-bit hash of the queue name, zero-padded to
+ * JOBQ_QUEUE_BUF bytes (FNV-1a over 64-bit words, folded). BPF computes it
+ * at start and at finish from the name the probe passes, and puts it in the
+ * ring records too, so the agent pairs by the same key. Two queue names of
+ * one process with the same hash and the same job id in flight at once
+ * would still be mixed up (about 2^-32 per pair of names).
+ */
+static inline __attribute__((always_inline)) __u32 jobq_queue_id(const void *name)
+{
+	const __u64 *w = (const __u64 *)name;
+	__u64 h = 0xcbf29ce484222325ull;
+
+	for (int i = 0; i < JOBQ_QUEUE_BUF / 8; i++) {
+		h ^= w[i];
+		h *= 0x100000001b3ull;
+	}
+	return (__u32)(h ^ (h >> 32));
+}
 #define JOBQ_STR_ERROR (JOBQ_ERROR_MAX + 1)
 
 /* Argument counts of the probes, visible to BPF (jobq_probes.h keeps its
@@ -144,11 +166,11 @@ struct jobq_depth_val {
 	__u64 ktime_ns; /* when the probe fired */
 };
 
-/* start -> finish pairing, by (pid, job id): the finish may come from
- * another thread than the start. */
+/* start -> finish pairing, by (pid, queue, job id): the finish may come
+ * from another thread than the start, and job ids repeat across queues. */
 struct jobq_inflight_key {
 	__u32 tgid;
-	__u32 pad;
+	__u32 queue_id; /* jobq_queue_id() of the queue name */
 	__u64 job_id;
 };
 
@@ -195,7 +217,7 @@ enum jobq_event_kind {
 	__u8 priority;                                                         \
 	__u8 status;            /* finish */                                   \
 	__u8 trace_flags;       /* enqueue, start */                           \
-	__u8 pad0[4]
+	__u32 queue_id          /* jobq_queue_id() of the queue name */
 
 /*
  * A span-building event as the agent handles it. In the ring buffer an

@@ -77,7 +77,8 @@ enum jobq_probe_status {
  * finish      (8)       queue, tenant, type, job_id, priority, status,
  *                       attempt, error
  *     Fired by the worker right after the handler returned (same thread
- *     or not). error is "" on success. Pair with start by (pid, job_id).
+ *     or not). error is "" on success. Pair with start by (pid, queue,
+ *     job_id): job ids are unique only within a queue.
  *
  * retry       (7)       queue, tenant, type, job_id, attempt, delay_ms, error
  *     A failed job was scheduled again after delay_ms (attempt is the one

@@ -96,6 +96,22 @@ def test_attach_by_pid_counts_and_histograms_match_truth():
     check_snapshot(json.loads(out), truth)
 
 
+def test_same_job_id_in_two_queues_pairs_each_with_its_own_start():
+    # Job ids are unique only within a queue: each job here has a twin of
+    # the same id in another queue, started after it and finished before
+    # it. Paired by (pid, job id) alone, the twin's start replaced the
+    # job's and the job's finish found nothing (unmatched_finish, no
+    # duration). Paired with the queue, every duration is exact.
+    em = emitter(["--twin-queue", "other"] + GROUPS[:2])
+    time.sleep(0.2)
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    truth = finish(em)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
 def test_attach_by_bin_reaches_process_started_after_attach():
     ag = Agent(["--bin", EMITTER, "--json"])
     ag.wait_attached()
@@ -388,6 +404,7 @@ def test_documented_capabilities_suffice_without_root():
 if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
+        test_same_job_id_in_two_queues_pairs_each_with_its_own_start,
         test_attach_by_bin_reaches_process_started_after_attach,
         test_finish_on_another_thread_still_pairs_durations,
         test_attach_by_lib_reaches_running_and_later_processes,

@@ -155,6 +155,34 @@ static void start_and_finish_make_linked_consumer_span(void **state)
 	span_builder_free(b);
 }
 
+/* Job ids are unique only within a queue: the same id in two queues of one
+ * process, both in flight, pairs with its own start. */
+static void same_job_id_in_two_queues_pairs_by_queue(void **state)
+{
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event a = ev(JOBQ_EV_START, 7, 42, 1000), c = ev(JOBQ_EV_START, 7, 42, 2000);
+	struct jobq_event fc = ev(JOBQ_EV_FINISH, 7, 42, 3000), fa = ev(JOBQ_EV_FINISH, 7, 42, 9000);
+	struct span s[2];
+
+	(void)state;
+	a.queue_id = fa.queue_id = 111;
+	c.queue_id = fc.queue_id = 222;
+	strcpy(c.queue, "other");
+	span_builder_add(b, &a, 0);
+	span_builder_add(b, &c, 0);
+	span_builder_add(b, &fc, 0);
+	span_builder_add(b, &fa, 0);
+	assert_int_equal(span_builder_take(b, s, 2), 2);
+	assert_string_equal(s[0].queue, "other");
+	assert_int_equal(s[0].start_unix_ns, 2000);
+	assert_int_equal(s[0].end_unix_ns, 3000);
+	assert_string_equal(s[1].queue, "q");
+	assert_int_equal(s[1].start_unix_ns, 1000);
+	assert_int_equal(s[1].end_unix_ns, 9000);
+	assert_int_equal(span_builder_dropped(b), 0);
+	span_builder_free(b);
+}
+
 static void finish_without_start_is_counted_not_built(void **state)
 {
 	struct span_builder *b = span_builder_new(4, 4, 1);
@@ -557,6 +585,7 @@ int main(void)
 		cmocka_unit_test(wire_rejects_bad_length_and_unknown_version),
 		cmocka_unit_test(enqueue_record_makes_producer_span_with_job_ids),
 		cmocka_unit_test(start_and_finish_make_linked_consumer_span),
+		cmocka_unit_test(same_job_id_in_two_queues_pairs_by_queue),
 		cmocka_unit_test(finish_without_start_is_counted_not_built),
 		cmocka_unit_test(full_queue_drops_oldest_and_counts),
 		cmocka_unit_test(full_start_table_evicts_oldest_in_batches),

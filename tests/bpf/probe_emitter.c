@@ -4,7 +4,7 @@
  * benchmark. Prints the truth, one line per event, for the tests to check.
  *
  *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
- *                 [--finish-thread] [--v1-enqueue] GROUP...
+ *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
  *     fail_every > 0 and the job's number in its group is a multiple of
@@ -15,7 +15,10 @@
  *     Job id i has trace flags i % 2 and, unless i % 3 == 0, a producer
  *     span 0xbee00 + i as the enqueue span's parent. --v1-enqueue fires
  *     the enqueue probe of contract version 1 (9 arguments: no parent, no
- *     flags) from a site of its own.
+ *     flags) from a site of its own. --twin-queue Q2: every job has a twin
+ *     with the same id in queue Q2 (type "twin", same tenant) that starts
+ *     after it and finishes before it (then the job sleeps again), so a
+ *     pairing by (pid, job id) alone mixes them up.
  *   probe_emitter --bench N [--rate JOBS_PER_S] [--wait-attach-ms N]
  *     N no-op jobs (start + finish probes only), as fast as possible or
  *     paced to --rate; prints
@@ -94,6 +97,9 @@ static int finish_on_other_thread;
 
 /* --v1-enqueue: an enqueue site of contract version 1 (9 arguments). */
 static int v1_enqueue;
+
+/* --twin-queue: a second queue whose jobs reuse the first queue's ids. */
+static const char *twin_queue;
 
 struct finish_args {
 	const char *queue, *tenant, *type, *err;
@@ -174,6 +180,32 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 					 1, fl);
 		s1 = now_ns(CLOCK_MONOTONIC);
 		r1 = now_ns(CLOCK_REALTIME);
+		if (twin_queue) {
+			uint64_t ts0, ts1, tf0, tf1, tr1, tsp = sp + 0x100000;
+
+			if (JOBQ_PROBE_ENABLED(enqueue))
+				JOBQ_PROBE_ENQUEUE(twin_queue, g->tenant, "twin", id, g->prio, enq_ns,
+						   th, tl, tsp, par, fl);
+			ts0 = now_ns(CLOCK_MONOTONIC);
+			if (JOBQ_PROBE_ENABLED(start))
+				JOBQ_PROBE_START(twin_queue, g->tenant, "twin", id, g->prio, enq_ns,
+						 th, tl, tsp, 1, fl);
+			ts1 = now_ns(CLOCK_MONOTONIC);
+			tr1 = now_ns(CLOCK_REALTIME);
+			if (g->sleep_us)
+				sleep_us((uint64_t)g->sleep_us);
+			tf0 = now_ns(CLOCK_MONOTONIC);
+			if (JOBQ_PROBE_ENABLED(finish))
+				JOBQ_PROBE_FINISH(twin_queue, g->tenant, "twin", id, g->prio,
+						  JOBQ_STATUS_SUCCESS, 1, "");
+			tf1 = now_ns(CLOCK_MONOTONIC);
+			(void)tsp;
+			printf("job\t%" PRIu64 "\t%s\ttwin\t%d\tsuccess\t1\t%" PRIu64 "\t%" PRIu64
+			       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+			       "\t%" PRIu64 "\t%d\n",
+			       id, g->tenant, g->prio, wait_ns, tr1 - enq_ns, tf0 - ts1, tf1 - ts0, th,
+			       tl, tsp, par, fl);
+		}
 		if (g->sleep_us)
 			sleep_us((uint64_t)g->sleep_us);
 		f0 = now_ns(CLOCK_MONOTONIC);
@@ -305,6 +337,8 @@ int main(int argc, char **argv)
 			attach_ms = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--queue"))
 			queue = argv[++i];
+		else if (!strcmp(argv[i], "--twin-queue"))
+			twin_queue = argv[++i];
 		else if (!strcmp(argv[i], "--first-id"))
 			next_id = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--bench"))
@@ -316,7 +350,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strlen(queue) > JOBQ_QUEUE_MAX) {
+	if (strlen(queue) > JOBQ_QUEUE_MAX || (twin_queue && strlen(twin_queue) > JOBQ_QUEUE_MAX)) {
 		fprintf(stderr, "probe_emitter: queue name too long\n");
 		return 2;
 	}
