@@ -156,6 +156,41 @@ def test_attach_by_pid_finds_probes_in_mapped_library():
     check_snapshot(json.loads(out), truth)
 
 
+def test_attach_by_pid_when_libjobq_was_replaced_on_disk():
+    # A worker keeps running the libjobq it loaded after a deploy replaced
+    # the file (maps: "... libjobq_emitter.so (deleted)"; same for its
+    # binary). --pid attaches to the inode the process maps, through
+    # /proc/PID/map_files and /proc/PID/exe, instead of failing.
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="jobq-agent-deleted-")
+    em = None
+    try:
+        lib = os.path.join(tmp, os.path.basename(LIBJOBQ))
+        prog = os.path.join(tmp, "lib_emitter")
+        shutil.copy(LIBJOBQ, lib)
+        shutil.copy(LIB_EMITTER, prog)
+        em = emitter(GROUPS[:1], prog=prog)
+        time.sleep(0.3)
+        for f in (lib, prog):  # a deploy: new files, new inodes
+            os.unlink(f)
+            shutil.copy(LIBJOBQ if f == lib else LIB_EMITTER, f)
+        with open("/proc/%d/maps" % em.pid) as m:
+            check("(deleted)" in m.read(), "the library is not shown as deleted")
+        ag = Agent(["--pid", str(em.pid), "--json"])
+        ag.wait_attached()
+        truth = finish(em)
+        rc, out, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        check("replaced on disk" in ag.attach_log and "map_files" in ag.attach_log,
+              "no note about the deleted library: %s" % ag.attach_log)
+        check_snapshot(json.loads(out), truth)
+    finally:
+        if em and em.poll() is None:
+            em.kill()
+            em.wait()
+        shutil.rmtree(tmp)
+
+
 def test_top_shows_a_row_per_tenant():
     ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3"])
     ag.wait_attached()
@@ -409,6 +444,7 @@ if __name__ == "__main__":
         test_finish_on_another_thread_still_pairs_durations,
         test_attach_by_lib_reaches_running_and_later_processes,
         test_attach_by_pid_finds_probes_in_mapped_library,
+        test_attach_by_pid_when_libjobq_was_replaced_on_disk,
         test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
         test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted,

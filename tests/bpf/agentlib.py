@@ -188,6 +188,7 @@ class Agent:
                 break
             lines.append(line)
             if "attached" in line:
+                self.attach_log = "".join(lines)
                 return
         self.p.kill()
         raise Failure("agent did not attach: %s" % "".join(lines))
