@@ -70,7 +70,8 @@ static const char usage[] =
 	"  --inflight-max-age S  forget jobs started this long ago without a finish\n"
 	"                   (default 3600; counted as expired_inflight)\n"
 	"  --no-spans       metrics only (no ring buffer, no span building)\n"
-	"  -v               libbpf diagnostics\n";
+	"  -v               libbpf diagnostics\n"
+	"exit status: 0 done, 1 refused by the system (privileges, target, BPF), 2 usage\n";
 
 static int verbose;
 
@@ -132,6 +133,13 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_PID:
+			/* Its syntax is a usage error like any other (exit 2);
+			 * whether the process exists is checked with the target. */
+			if (!target_pid_valid(optarg)) {
+				fprintf(stderr, "jobq-agent: --pid: '%s' is not a process id\n", optarg);
+				return -1;
+			}
+			/* fall through */
 		case O_BIN:
 		case O_LIB:
 			o->kind = c == O_PID ? TARGET_PID : c == O_BIN ? TARGET_BIN : TARGET_LIB;
@@ -630,6 +638,12 @@ static int run(struct agent *a)
 	return 0;
 }
 
+/*
+ * Exit codes (docs/agent.md): 0 done (also after SIGINT/SIGTERM), 1 the
+ * system refused what was asked (privileges, target, BPF load or attach,
+ * reading the maps), 2 usage error (options, values, limits), checked
+ * before anything else.
+ */
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };

@@ -109,6 +109,17 @@ static int mapped_file_path(long pid, const char *range, unsigned long ino, cons
 	return -1;
 }
 
+int target_pid_valid(const char *arg)
+{
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(arg, &end, 10);
+	return !errno && end != arg && !*end && pid > 0 && pid <= INT_MAX &&
+	       arg[strspn(arg, "0123456789")] == '\0';
+}
+
 static int resolve_pid(struct target *t, const char *arg, char *found, size_t flen, char *err,
 		       size_t errlen)
 {
@@ -120,12 +131,11 @@ static int resolve_pid(struct target *t, const char *arg, char *found, size_t fl
 	ssize_t len;
 	FILE *maps;
 
-	errno = 0;
-	pid = strtol(arg, &end, 10);
-	if (errno || *end || pid <= 0 || pid > INT_MAX) {
+	if (!target_pid_valid(arg)) {
 		snprintf(err, errlen, "--pid: '%s' is not a process id", arg);
 		return -1;
 	}
+	pid = strtol(arg, &end, 10);
 	t->pid = (pid_t)pid;
 	snprintf(t->desc, sizeof(t->desc), "pid:%ld", pid);
 	snprintf(link, sizeof(link), "/proc/%ld/exe", pid);

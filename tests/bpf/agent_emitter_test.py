@@ -370,9 +370,34 @@ def test_target_without_jobq_probes_lists_what_it_found():
 
 def test_missing_pid_is_a_clear_error():
     rc, _, err = run_agent_once(["--pid", "12x", "--json"])
-    check(rc != 0 and "not a process id" in err, "unclear error for a bad pid: %s" % err)
+    check(rc == 2 and "not a process id" in err, "exit %d, unclear error for a bad pid: %s" %
+          (rc, err))
     rc, _, err = run_agent_once(["--pid", "4194303", "--json"])
-    check(rc != 0 and "no such process" in err, "unclear error for a missing pid: %s" % err)
+    check(rc == 1 and "no such process" in err, "exit %d, unclear error for a missing pid: %s" %
+          (rc, err))
+
+
+def test_usage_errors_exit_2_runtime_errors_exit_1():
+    # docs/agent.md "Exit codes": 2 for every usage error (checked before
+    # privileges or targets), 1 when the system refuses what was asked.
+    for args in (["--pid", "abc"], ["--pid", "0"], ["--pid", "-5"], ["--pid", ""],
+                 ["--pid", "99999999999"], ["--bogus"], [], ["--pid", "1", "--bin", "/bin/true"],
+                 ["--bin", EMITTER, "--json", "--top"], ["--bin", EMITTER, "--interval", "1"],
+                 ["--bin", EMITTER, "--tenant-cap", "0"], ["--bin", EMITTER, "extra"],
+                 ["--bin", EMITTER, "--duration", "x"]):
+        rc, out, err = run_agent_once(args)
+        check(rc == 2 and err.startswith("jobq-agent") or rc == 2 and "usage" in err,
+              "%s: exit %d (want 2): %s" % (args, rc, err))
+        check(out == "", "%s: usage error printed on stdout: %r" % (args, out))
+        rc, _, err = run_agent_once(args, cmd_prefix=["setpriv", "--reuid=65534",
+                                                      "--regid=65534", "--clear-groups",
+                                                      "--inh-caps=-all"])
+        check(rc == 2, "%s as non-root: exit %d (a usage error comes first): %s" %
+              (args, rc, err))
+    rc, _, err = run_agent_once(["--bin", "/nonexistent/jobq", "--json"])
+    check(rc == 1 and "No such file" in err, "missing binary: exit %d: %s" % (rc, err))
+    rc, out, _ = run_agent_once(["--help"])
+    check(rc == 0 and "usage" in out, "--help: exit %d" % rc)
 
 
 def test_non_root_gets_privilege_error():
@@ -457,6 +482,7 @@ if __name__ == "__main__":
         test_agent_sigkill_leaves_worker_running,
         test_target_without_jobq_probes_lists_what_it_found,
         test_missing_pid_is_a_clear_error,
+        test_usage_errors_exit_2_runtime_errors_exit_1,
         test_non_root_gets_privilege_error,
         test_bpf_perfmon_without_sys_admin_gets_clear_attach_error,
         test_documented_capabilities_suffice_without_root,
