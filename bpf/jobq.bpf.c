@@ -7,6 +7,34 @@
  * report per (queue, tenant), and, when emit_events is set, ring-buffer
  * records from which the agent builds spans. Every record that cannot be
  * kept is counted in `losses` by reason; nothing is dropped silently.
+ *
+ * Per-CPU state and interleaving. The counters, histograms and losses are
+ * per-CPU values updated with plain (non-atomic) increments, and
+ * usdt_args() copies the registers into a per-CPU scratch buffer. Both
+ * assume that two of these programs never interleave on one CPU:
+ *  - The programs run only from uprobes, i.e. in the context of the task
+ *    that hit the probe (the int3 trap), never from an interrupt or NMI,
+ *    so an interrupt cannot start another of them halfway through one.
+ *  - The kernel runs them from __uprobe_perf_func() ->
+ *    bpf_prog_run_array_uprobe() under migrate_disable() and
+ *    rcu_read_lock() (they are not sleepable): the task cannot move to
+ *    another CPU mid-program, so the per-CPU pointers stay valid. But with
+ *    PREEMPT_RCU neither disables preemption.
+ *  - Whether they can be preempted is the kernel's preemption model. This
+ *    kernel (6.18, PREEMPT_DYNAMIC, CONFIG_PREEMPT_NONE default, no
+ *    preempt= on the command line: preempt=none) never preempts kernel
+ *    code involuntarily, and the programs have no voluntary preemption
+ *    point (no sleeping helper), so each runs to completion: the
+ *    assumption holds.
+ *  - Booted with preempt=full or preempt=lazy (or PREEMPT_RT), a program
+ *    can be preempted on the return from an interrupt, and another thread
+ *    on the same CPU can hit a jobq probe meanwhile: the preempted program
+ *    would then read a register scratch the other one overwrote (wrong
+ *    arguments) or lose one increment of a counter or histogram it was
+ *    updating. The window is the program's run (~1 us) and needs a
+ *    reschedule inside it, so it is rare, but it is not counted. Known and
+ *    documented (docs/agent.md), not designed for: the fixes cost per hit
+ *    (atomic increments, or the registers on the stack).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -16,8 +16,11 @@
 
 #if defined(__TARGET_ARCH_x86)
 /* A copy of the probe's registers, indexed by offsetof(struct pt_regs, r)
- * / 8 (what libbpf records in the spec). Per-CPU scratch: the programs do
- * not nest on one CPU, and it keeps 256 bytes off the 512-byte stack. */
+ * / 8 (what libbpf records in the spec). Per-CPU scratch, which keeps 256
+ * bytes off the 512-byte stack: the uprobe programs do not nest or
+ * interleave on one CPU (task context only, migration disabled, and no
+ * preemption under this kernel's preempt=none; see the note at the top of
+ * jobq.bpf.c for preempt=full/lazy kernels). */
 struct usdt_regs {
 	__u64 r[32];
 };
