@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "agent/inflight.h"
 #include "agent/snapshot.h"
 #include "agent/target.h"
 
@@ -53,6 +54,9 @@ struct agent {
 	struct top_state *top;
 	uint64_t spans_built, spans_dropped;
 	uint64_t warned_losses[JOBQ_LOSS_COUNT]; /* overflow already reported on stderr */
+	struct jobq_inflight_set *inflight; /* the kernel's in-flight table, mapped */
+	size_t inflight_len;
+	struct inflight_expiry expiry;
 };
 
 uint64_t agent_now_ns(clockid_t clk);

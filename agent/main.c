@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 
 #include "agent/agent.h"
 #include "agent/hist.h"
+#include "agent/inflight.h"
 #include "agent/json.h"
 #include "agent/snapshot.h"
 #include "agent/target.h"
@@ -411,29 +413,40 @@ static void update_offset(struct agent *a)
 	a->skel->bss->realtime_offset_ns = a->offset_ns;
 }
 
-/* Drops in-flight entries of jobs that never finished (killed workers,
- * lost finish probes), so the bounded map never fills up with them. */
+/* Frees in-flight slots of jobs that never finished (killed workers, lost
+ * finish probes), so stale starts do not crowd the bounded table. */
 static void expire_inflight(struct agent *a)
 {
-	int fd = bpf_map__fd(a->skel->maps.inflight);
-	uint64_t now = agent_now_ns(CLOCK_MONOTONIC);
-	uint64_t max_age = (uint64_t)a->opts.inflight_max_age_s * 1000000000ull;
-	struct jobq_inflight_key key, next, expired[256];
-	struct jobq_inflight_val val;
-	size_t nexp = 0;
-	void *prev = NULL;
+	a->agent_losses[JOBQ_LOSS_EXPIRED_INFLIGHT] +=
+		inflight_expire(&a->expiry, a->inflight, JOBQ_INFLIGHT_SETS,
+				agent_now_ns(CLOCK_MONOTONIC),
+				(uint64_t)a->opts.inflight_max_age_s * 1000000000ull);
+}
 
-	while (nexp < sizeof(expired) / sizeof(expired[0]) &&
-	       bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &val) == 0 && now > val.start_ktime_ns &&
-		    now - val.start_ktime_ns > max_age)
-			expired[nexp++] = key;
+/* The in-flight table, mapped for expiry (BPF_F_MMAPABLE array). */
+static int map_inflight(struct agent *a)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = (JOBQ_INFLIGHT_SETS * sizeof(struct jobq_inflight_set) + page - 1) / page * page;
+	void *p;
+
+	if (bpf_map__value_size(a->skel->maps.inflight) != sizeof(struct jobq_inflight_set)) {
+		fprintf(stderr, "jobq-agent: internal error: in-flight table layout\n");
+		return -1;
 	}
-	for (size_t i = 0; i < nexp; i++)
-		if (bpf_map_delete_elem(fd, &expired[i]) == 0)
-			a->agent_losses[JOBQ_LOSS_EXPIRED_INFLIGHT]++;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(a->skel->maps.inflight), 0);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "jobq-agent: map the in-flight table: %s\n", strerror(errno));
+		return -1;
+	}
+	a->inflight = p;
+	a->inflight_len = len;
+	if (inflight_expiry_init(&a->expiry, 4096)) {
+		fprintf(stderr, "jobq-agent: out of memory\n");
+		return -1;
+	}
+	return 0;
 }
 
 /* Overflow is kept and exported (the overflow series, otel.metric.overflow
@@ -558,7 +571,7 @@ static int setup(struct agent *a)
 				series_mib(a->opts.max_series, 1), series_mib(a->opts.max_series, 0));
 		return -1;
 	}
-	if (insert_overflow_series(a))
+	if (insert_overflow_series(a) || map_inflight(a))
 		return -1;
 	update_offset(a);
 	/* Bounded: a series has at most a few dozen non-zero counter cells. */
@@ -677,6 +690,9 @@ cleanup:
 	/* Links first: no probe fires into maps being torn down. */
 	for (size_t i = a.nlinks; i > 0; i--)
 		bpf_link__destroy(a.links[i - 1]);
+	if (a.inflight)
+		munmap(a.inflight, a.inflight_len);
+	inflight_expiry_free(&a.expiry);
 	jobq_bpf__destroy(a.skel);
 	snapshot_free(&a.snap);
 	agent_top_free(&a);

@@ -83,11 +83,13 @@ struct {
 	__type(value, struct jobq_depth_val);
 } depths SEC(".maps");
 
+/* Started jobs awaiting their finish (jobq.h: jobq_inflight_set). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, JOBQ_MAX_INFLIGHT);
-	__type(key, struct jobq_inflight_key);
-	__type(value, struct jobq_inflight_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, JOBQ_INFLIGHT_SETS);
+	__type(key, __u32);
+	__type(value, struct jobq_inflight_set);
 } inflight SEC(".maps");
 
 /* Admitted tenants -> how many series they hold; max_entries is the tenant
@@ -350,32 +352,80 @@ int jobq_enqueue(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Remembers when job_id of the queue started in this process. Keyed by
- * (pid, queue, job id), not by thread: the finish may come from another
- * thread, and ids repeat across queues. */
-static __always_inline void inflight_start(__u32 tgid, __u32 queue_id, __u64 job_id, __u64 now)
+static __always_inline struct jobq_inflight_set *inflight_set(__u64 tag)
 {
-	struct jobq_inflight_key ik = { .tgid = tgid, .queue_id = queue_id, .job_id = job_id };
-	struct jobq_inflight_val iv = { .start_ktime_ns = now };
+	__u32 set = (__u32)(tag >> 1) & (JOBQ_INFLIGHT_SETS - 1);
 
-	if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
-		loss(JOBQ_LOSS_MAP_FULL);
+	return bpf_map_lookup_elem(&inflight, &set);
 }
 
-/* When job_id of the queue started in this process; 0 if unknown
- * (counted). */
-static __always_inline __u64 inflight_finish(__u32 tgid, __u32 queue_id, __u64 job_id)
+/* Remembers when the job (tag: pid, queue, job id; not the thread: the
+ * finish may come from another one) started, and its series. */
+static __always_inline void inflight_start(__u64 tag, __u32 tgid, __u64 now, int sid)
 {
-	struct jobq_inflight_key ik = { .tgid = tgid, .queue_id = queue_id, .job_id = job_id };
-	struct jobq_inflight_val *iv = bpf_map_lookup_elem(&inflight, &ik);
-	__u64 start;
+	struct jobq_inflight_set *set = inflight_set(tag);
+	struct jobq_inflight_slot *slot = NULL;
+	__u64 oldest = ~0ull, seen;
+	int victim = 0;
 
-	if (!iv) {
-		loss(JOBQ_LOSS_UNMATCHED_FINISH);
-		return 0;
+	if (!set)
+		return;
+	/* The same job started again (its finish was lost): newest wins. */
+#pragma unroll
+	for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++)
+		if (set->w[w].tag == tag)
+			slot = &set->w[w];
+	if (!slot) {
+#pragma unroll
+		for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++) {
+			if (slot)
+				break;
+			if (!set->w[w].tag &&
+			    __sync_val_compare_and_swap(&set->w[w].tag, 0, tag) == 0)
+				slot = &set->w[w];
+		}
 	}
-	start = iv->start_ktime_ns;
-	bpf_map_delete_elem(&inflight, &ik);
+	if (!slot) { /* full set: evict its oldest start (a lost finish) */
+#pragma unroll
+		for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++) {
+			if (set->w[w].start_ktime_ns < oldest) {
+				oldest = set->w[w].start_ktime_ns;
+				victim = w;
+			}
+		}
+		seen = set->w[victim & (JOBQ_INFLIGHT_WAYS - 1)].tag;
+		loss(JOBQ_LOSS_MAP_FULL);
+		if (!seen || __sync_val_compare_and_swap(&set->w[victim & (JOBQ_INFLIGHT_WAYS - 1)].tag,
+							  seen, tag) != seen)
+			return; /* raced with another CPU: this start goes unpaired */
+		slot = &set->w[victim & (JOBQ_INFLIGHT_WAYS - 1)];
+	}
+	slot->start_ktime_ns = now;
+	slot->series_id = sid;
+	slot->tgid = tgid;
+}
+
+/* When the job (tag) started and its series (*sid), freeing its slot; 0 if
+ * unknown (started before the agent attached, or evicted). */
+static __always_inline __u64 inflight_finish(__u64 tag, int *sid)
+{
+	struct jobq_inflight_set *set = inflight_set(tag);
+	__u64 start = 0;
+
+	if (!set)
+		return 0;
+#pragma unroll
+	for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++) {
+		if (set->w[w].tag != tag)
+			continue;
+		start = set->w[w].start_ktime_ns;
+		*sid = set->w[w].series_id;
+		/* Read before freeing; freed by whoever wins (the agent may be
+		 * expiring it). */
+		if (__sync_val_compare_and_swap(&set->w[w].tag, tag, 0) != tag)
+			start = 0;
+		break;
+	}
 	return start;
 }
 
@@ -386,7 +436,7 @@ int jobq_start(struct pt_regs *ctx)
 	struct jobq_series s;
 	struct queue_name q;
 	struct jobq_event *e;
-	__u32 queue_id;
+	__u32 queue_id, tgid;
 	__s64 wait;
 	int sid;
 
@@ -406,10 +456,11 @@ int jobq_start(struct pt_regs *ctx)
 		e->trace_flags = a[10];
 		event_send(e);
 	}
-	inflight_start(bpf_get_current_pid_tgid() >> 32, queue_id, a[3], now);
 	sid = series_id(&s);
 	if (sid < 0)
 		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	inflight_start(jobq_inflight_tag(tgid, queue_id, a[3]), tgid, now, sid);
 	count(sid, JOBQ_M_STARTED, a[4], JOBQ_NO_STATUS);
 	/* Wait from the producer's wall clock: valid across hosts and for
 	 * jobs enqueued before the agent attached. */
@@ -428,15 +479,14 @@ int jobq_finish(struct pt_regs *ctx)
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH], start;
 	struct jobq_series s;
 	struct queue_name q;
-	int sid, status;
-	__u32 queue_id;
+	int sid = -1, status;
+	__u32 queue_id, tgid;
 	__s64 dur;
 
 	ARGS(ctx, a, JOBQ_ARGC_FINISH);
 	/* queue, tenant, type, job_id, priority, status, attempt, error */
 	status = (int)a[5];
-	if (read_series(&s, STR(a[1]), STR(a[2])))
-		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
 	queue_id = read_queue(&q, STR(a[0]));
 	if (emit_events) {
 		struct jobq_finish_rec *f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
@@ -445,7 +495,7 @@ int jobq_finish(struct pt_regs *ctx)
 			__builtin_memset(f, 0, offsetof(struct jobq_finish_rec, error));
 			f->ktime_ns = now;
 			f->job_id = a[3];
-			f->tgid = bpf_get_current_pid_tgid() >> 32;
+			f->tgid = tgid;
 			f->kind = JOBQ_EV_FINISH;
 			f->queue_id = queue_id;
 			f->priority = a[4];
@@ -459,8 +509,15 @@ int jobq_finish(struct pt_regs *ctx)
 			loss(JOBQ_LOSS_RINGBUF_FULL);
 		}
 	}
-	start = inflight_finish(bpf_get_current_pid_tgid() >> 32, queue_id, a[3]);
-	sid = series_id(&s);
+	/* The series the start found; without a start (attached mid-job, or
+	 * evicted), the one the finish's own tenant/type name. */
+	start = inflight_finish(jobq_inflight_tag(tgid, queue_id, a[3]), &sid);
+	if (!start) {
+		loss(JOBQ_LOSS_UNMATCHED_FINISH);
+		if (read_series(&s, STR(a[1]), STR(a[2])))
+			return 0;
+		sid = series_id(&s);
+	}
 	if (sid < 0)
 		return 0;
 	count(sid, status == JOBQ_STATUS_RELEASED ? JOBQ_M_RELEASED : JOBQ_M_PROCESSED, a[4],

@@ -166,17 +166,43 @@ struct jobq_depth_val {
 	__u64 ktime_ns; /* when the probe fired */
 };
 
-/* start -> finish pairing, by (pid, queue, job id): the finish may come
- * from another thread than the start, and job ids repeat across queues. */
-struct jobq_inflight_key {
+/*
+ * start -> finish pairing, by (pid, queue, job id): the finish may come
+ * from another thread than the start, and job ids repeat across queues.
+ * A set-associative table (an array of sets of JOBQ_INFLIGHT_WAYS slots,
+ * BPF_F_MMAPABLE): a job's tag picks its set; the start claims a free slot
+ * with a compare-and-swap on the tag (or evicts the set's oldest, counted
+ * as map_full), the finish finds its tag in the set and frees the slot the
+ * same way, so no hash-map insert/delete (~330 ns a job here) and no lock.
+ * The slot also keeps the series id, so the finish needs neither the
+ * tenant/type strings nor the series lookup. The agent expires slots older
+ * than --inflight-max-age through its mapping, with the same CAS.
+ */
+#define JOBQ_INFLIGHT_WAYS 4
+#define JOBQ_INFLIGHT_SETS (JOBQ_MAX_INFLIGHT / JOBQ_INFLIGHT_WAYS) /* a power of two */
+
+struct jobq_inflight_slot {
+	__u64 tag;            /* 0: free; else jobq_inflight_tag() */
+	__u64 start_ktime_ns;
+	__u32 series_id;
 	__u32 tgid;
-	__u32 queue_id; /* jobq_queue_id() of the queue name */
-	__u64 job_id;
 };
 
-struct jobq_inflight_val {
-	__u64 start_ktime_ns;
+struct jobq_inflight_set {
+	struct jobq_inflight_slot w[JOBQ_INFLIGHT_WAYS];
 };
+
+/* Never 0. Distinct jobs in one set share a tag with probability ~2^-63. */
+static inline __attribute__((always_inline)) __u64 jobq_inflight_tag(__u32 tgid, __u32 queue_id,
+								     __u64 job_id)
+{
+	__u64 h = (job_id ^ ((__u64)tgid << 32 | queue_id)) * 0x9e3779b97f4a7c15ull;
+
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 29;
+	return h | 1;
+}
 
 /* Loss reasons, a per-CPU array indexed by these. */
 enum jobq_loss {

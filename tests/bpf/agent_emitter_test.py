@@ -112,6 +112,20 @@ def test_same_job_id_in_two_queues_pairs_each_with_its_own_start():
     check_snapshot(json.loads(out), truth)
 
 
+def test_starts_without_finish_expire_and_are_counted():
+    # Jobs of a worker killed mid-job never finish: their in-flight slots
+    # are freed after --inflight-max-age and counted as expired_inflight,
+    # exactly once each.
+    ag = Agent(["--bin", EMITTER, "--json", "--inflight-max-age", "1", "--duration", "6"])
+    ag.wait_attached()
+    finish(emitter(["--no-finish", "gone,a,1,25,0,5,0"]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent exit %d: %s" % (ag.p.returncode, err))
+    losses = json.loads(out)["losses"]
+    check(losses["expired_inflight"] == 25, "expired_inflight %d, want 25: %s" %
+          (losses["expired_inflight"], losses))
+
+
 def test_attach_by_bin_reaches_process_started_after_attach():
     ag = Agent(["--bin", EMITTER, "--json"])
     ag.wait_attached()
@@ -465,6 +479,7 @@ if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
         test_same_job_id_in_two_queues_pairs_each_with_its_own_start,
+        test_starts_without_finish_expire_and_are_counted,
         test_attach_by_bin_reaches_process_started_after_attach,
         test_finish_on_another_thread_still_pairs_durations,
         test_attach_by_lib_reaches_running_and_later_processes,

@@ -20,6 +20,7 @@
 
 #include "agent/conn.h"
 #include "agent/encode.h"
+#include "agent/inflight.h"
 #include "agent/spans.h"
 #include "agent/top.h"
 #include "agent/wire.h"
@@ -181,6 +182,35 @@ static void same_job_id_in_two_queues_pairs_by_queue(void **state)
 	assert_int_equal(s[1].end_unix_ns, 9000);
 	assert_int_equal(span_builder_dropped(b), 0);
 	span_builder_free(b);
+}
+
+/* In-flight expiry through the mapping: a slot is freed only when two
+ * scans in a row saw it too old with the same tag (a start claims the tag
+ * before it writes its time); fresh and just-reclaimed slots stay. */
+static void inflight_expiry_needs_two_sightings_of_the_same_tag(void **state)
+{
+	struct jobq_inflight_set sets[4];
+	struct inflight_expiry x;
+	const uint64_t age = 1000;
+
+	(void)state;
+	memset(sets, 0, sizeof(sets));
+	assert_int_equal(inflight_expiry_init(&x, 8), 0);
+	sets[0].w[1] = (struct jobq_inflight_slot){ .tag = 11, .start_ktime_ns = 100 };  /* old */
+	sets[2].w[3] = (struct jobq_inflight_slot){ .tag = 23, .start_ktime_ns = 9500 }; /* fresh */
+	sets[3].w[0] = (struct jobq_inflight_slot){ .tag = 30, .start_ktime_ns = 50 };   /* old */
+	assert_int_equal(inflight_expire(&x, sets, 4, 10000, age), 0); /* first sighting */
+	sets[3].w[0].tag = 31; /* freed and claimed by a new start, time not yet written */
+	assert_int_equal(inflight_expire(&x, sets, 4, 10001, age), 1);
+	assert_int_equal(sets[0].w[1].tag, 0);
+	assert_int_equal(sets[2].w[3].tag, 23);
+	assert_int_equal(sets[3].w[0].tag, 31);
+	sets[3].w[0].start_ktime_ns = 9990; /* the new start's time lands */
+	assert_int_equal(inflight_expire(&x, sets, 4, 10002, age), 0);
+	assert_int_equal(sets[3].w[0].tag, 31);
+	assert_int_equal(inflight_expire(&x, sets, 4, 20000, age), 0); /* both old now: seen */
+	assert_int_equal(inflight_expire(&x, sets, 4, 20001, age), 2);
+	inflight_expiry_free(&x);
 }
 
 static void finish_without_start_is_counted_not_built(void **state)
@@ -586,6 +616,7 @@ int main(void)
 		cmocka_unit_test(enqueue_record_makes_producer_span_with_job_ids),
 		cmocka_unit_test(start_and_finish_make_linked_consumer_span),
 		cmocka_unit_test(same_job_id_in_two_queues_pairs_by_queue),
+		cmocka_unit_test(inflight_expiry_needs_two_sightings_of_the_same_tag),
 		cmocka_unit_test(finish_without_start_is_counted_not_built),
 		cmocka_unit_test(full_queue_drops_oldest_and_counts),
 		cmocka_unit_test(full_start_table_evicts_oldest_in_batches),

@@ -4,7 +4,8 @@
  * benchmark. Prints the truth, one line per event, for the tests to check.
  *
  *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
- *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] GROUP...
+ *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] [--no-finish]
+ *                 GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
  *     fail_every > 0 and the job's number in its group is a multiple of
@@ -18,7 +19,8 @@
  *     flags) from a site of its own. --twin-queue Q2: every job has a twin
  *     with the same id in queue Q2 (type "twin", same tenant) that starts
  *     after it and finishes before it (then the job sleeps again), so a
- *     pairing by (pid, job id) alone mixes them up.
+ *     pairing by (pid, job id) alone mixes them up. --no-finish: jobs start
+ *     and never finish (a worker killed mid-job).
  *   probe_emitter --bench N [--rate JOBS_PER_S] [--wait-attach-ms N]
  *     N no-op jobs (start + finish probes only), as fast as possible or
  *     paced to --rate; prints
@@ -97,6 +99,9 @@ static int finish_on_other_thread;
 
 /* --v1-enqueue: an enqueue site of contract version 1 (9 arguments). */
 static int v1_enqueue;
+
+/* --no-finish: the finish probe never fires. */
+static int no_finish;
 
 /* --twin-queue: a second queue whose jobs reuse the first queue's ids. */
 static const char *twin_queue;
@@ -217,7 +222,7 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 				pthread_join(t, NULL);
 			else
 				fprintf(stderr, "probe_emitter: pthread_create failed\n");
-		} else if (JOBQ_PROBE_ENABLED(finish)) {
+		} else if (JOBQ_PROBE_ENABLED(finish) && !no_finish) {
 			JOBQ_PROBE_FINISH(queue, g->tenant, g->type, id, g->prio, status, 1, err);
 		}
 		f1 = now_ns(CLOCK_MONOTONIC);
@@ -323,6 +328,10 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--finish-thread")) {
 			finish_on_other_thread = 1;
+			continue;
+		}
+		if (!strcmp(argv[i], "--no-finish")) {
+			no_finish = 1;
 			continue;
 		}
 		if (!strcmp(argv[i], "--v1-enqueue")) {
