@@ -352,18 +352,14 @@ int jobq_enqueue(struct pt_regs *ctx)
 	return 0;
 }
 
-static __always_inline struct jobq_inflight_set *inflight_set(__u64 tag)
+/* Remembers when the job (pid, queue, job id; not the thread: the finish
+ * may come from another one) started, and its series. */
+static __always_inline void inflight_start(__u32 tgid, __u32 queue_id, __u64 job_id, __u64 now,
+					   int sid)
 {
-	__u32 set = (__u32)(tag >> 1) & (JOBQ_INFLIGHT_SETS - 1);
-
-	return bpf_map_lookup_elem(&inflight, &set);
-}
-
-/* Remembers when the job (tag: pid, queue, job id; not the thread: the
- * finish may come from another one) started, and its series. */
-static __always_inline void inflight_start(__u64 tag, __u32 tgid, __u64 now, int sid)
-{
-	struct jobq_inflight_set *set = inflight_set(tag);
+	__u32 idx = jobq_inflight_set_of(tgid, queue_id, job_id);
+	__u64 tag = jobq_inflight_tag(tgid, queue_id, job_id);
+	struct jobq_inflight_set *set = bpf_map_lookup_elem(&inflight, &idx);
 	struct jobq_inflight_slot *slot = NULL;
 	__u64 oldest = ~0ull, seen;
 	int victim = 0;
@@ -405,11 +401,13 @@ static __always_inline void inflight_start(__u64 tag, __u32 tgid, __u64 now, int
 	slot->tgid = tgid;
 }
 
-/* When the job (tag) started and its series (*sid), freeing its slot; 0 if
+/* When the job started and its series (*sid), freeing its slot; 0 if
  * unknown (started before the agent attached, or evicted). */
-static __always_inline __u64 inflight_finish(__u64 tag, int *sid)
+static __always_inline __u64 inflight_finish(__u32 tgid, __u32 queue_id, __u64 job_id, int *sid)
 {
-	struct jobq_inflight_set *set = inflight_set(tag);
+	__u32 idx = jobq_inflight_set_of(tgid, queue_id, job_id);
+	__u64 tag = jobq_inflight_tag(tgid, queue_id, job_id);
+	struct jobq_inflight_set *set = bpf_map_lookup_elem(&inflight, &idx);
 	__u64 start = 0;
 
 	if (!set)
@@ -460,7 +458,7 @@ int jobq_start(struct pt_regs *ctx)
 	if (sid < 0)
 		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
-	inflight_start(jobq_inflight_tag(tgid, queue_id, a[3]), tgid, now, sid);
+	inflight_start(tgid, queue_id, a[3], now, sid);
 	count(sid, JOBQ_M_STARTED, a[4], JOBQ_NO_STATUS);
 	/* Wait from the producer's wall clock: valid across hosts and for
 	 * jobs enqueued before the agent attached. */
@@ -511,7 +509,7 @@ int jobq_finish(struct pt_regs *ctx)
 	}
 	/* The series the start found; without a start (attached mid-job, or
 	 * evicted), the one the finish's own tenant/type name. */
-	start = inflight_finish(jobq_inflight_tag(tgid, queue_id, a[3]), &sid);
+	start = inflight_finish(tgid, queue_id, a[3], &sid);
 	if (!start) {
 		loss(JOBQ_LOSS_UNMATCHED_FINISH);
 		if (read_series(&s, STR(a[1]), STR(a[2])))
