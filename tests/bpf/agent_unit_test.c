@@ -533,6 +533,59 @@ static void enqueue_span_carries_producer_parent_and_flags(void **state)
 	span_builder_free(b);
 }
 
+/* encode_spans() writes its frames directly; the protobuf-c generated
+ * code is the reference: the same bytes for every kind of span (enqueue
+ * with and without parent, process with and without link, failed with and
+ * without text, flags 0, empty strings, huge and negative values, an empty
+ * batch, dropped 0 and not). */
+static void direct_span_encoder_writes_the_protobuf_c_bytes(void **state)
+{
+	struct span sp[8];
+	uint64_t x = 0x243f6a8885a308d3ull;
+
+	(void)state;
+	for (int round = 0; round < 200; round++) {
+		size_t n = (size_t)(round % 9);
+		uint8_t *a, *b;
+		size_t alen, blen;
+
+		for (size_t i = 0; i < n && i < 8; i++) {
+			struct span *s = &sp[i];
+
+			memset(s, 0, sizeof(*s));
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			s->kind = (x >> 7) & 1 ? SPAN_PROCESS : SPAN_ENQUEUE;
+			for (int k = 0; k < 16; k++)
+				s->trace_id[k] = s->link_trace_id[k] = (uint8_t)(x >> (k % 8 * 8));
+			for (int k = 0; k < 8; k++)
+				s->span_id[k] = s->parent_span_id[k] = s->link_span_id[k] =
+					(uint8_t)(x >> (k * 8 + 3));
+			s->has_parent = (x >> 9) & 1;
+			s->has_link = (x >> 10) & 1;
+			s->flags = (x >> 11) & 1 ? (uint8_t)(x >> 12) : 0;
+			s->start_unix_ns = (x >> 20) & 1 ? 0 : x >> 1;
+			s->end_unix_ns = (x >> 21) & 1 ? 0 : x;
+			s->job_id = (x >> 22) & 1 ? x : (x >> 40);
+			s->attempt = (uint32_t)(x >> 30);
+			s->priority = (uint8_t)((x >> 33) % 5);
+			s->status = (uint8_t)((x >> 35) % 3);
+			s->wait_ns = (x >> 38) & 1 ? -(int64_t)(x >> 45) : (int64_t)(x >> 20);
+			snprintf(s->tenant, sizeof(s->tenant), "%s", (x >> 50) & 1 ? "" : "tenant-é");
+			snprintf(s->type, sizeof(s->type), "type%u", (unsigned)(x >> 52));
+			snprintf(s->queue, sizeof(s->queue), "%s", (x >> 54) & 1 ? "q" : "");
+			snprintf(s->error, sizeof(s->error), "%s", (x >> 56) & 1 ? "" : "disk full");
+		}
+		assert_int_equal(encode_spans(sp, n, round % 3 ? (uint64_t)round * 1000003 : 0, &a,
+					      &alen), 0);
+		assert_int_equal(encode_spans_pbc(sp, n, round % 3 ? (uint64_t)round * 1000003 : 0,
+						  &b, &blen), 0);
+		assert_int_equal(alen, blen);
+		assert_memory_equal(a, b, alen);
+		free(a);
+		free(b);
+	}
+}
+
 static void metric_snapshot_encodes_trimmed_buckets(void **state)
 {
 	struct snapshot s;
@@ -626,6 +679,7 @@ int main(void)
 		cmocka_unit_test(sidecar_dying_mid_stream_counts_unread_frames),
 		cmocka_unit_test(process_span_encodes_link_error_and_attributes),
 		cmocka_unit_test(enqueue_span_carries_producer_parent_and_flags),
+		cmocka_unit_test(direct_span_encoder_writes_the_protobuf_c_bytes),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
 	};
