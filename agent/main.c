@@ -42,6 +42,8 @@ _Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
 		       JOBQ_ARGC_DEPTH == JOBQ_PROBE_ARGC_DEPTH,
 	       "bpf/jobq.h argument counts disagree with queue/jobq_probes.h");
 
+_Static_assert(JOBQ_SERIES_LIMIT <= 1 << 24, "series ids must fit jobq_inflight_slot.series_id");
+
 #define TICK_MS 50 /* ring-buffer drain period: never a wakeup per record */
 
 static volatile sig_atomic_t stop_signal;

@@ -185,7 +185,8 @@ struct jobq_depth_val {
 struct jobq_inflight_slot {
 	__u64 tag;            /* 0: free; else jobq_inflight_tag() */
 	__u64 start_ktime_ns;
-	__u32 series_id;
+	__u32 series_id : 24; /* < JOBQ_SERIES_LIMIT */
+	__u32 why : 8;        /* the start's overflow loss reason + 1, counted at finish too */
 	__u32 tgid;
 };
 

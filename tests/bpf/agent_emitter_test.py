@@ -228,7 +228,10 @@ def test_tenant_cap_sends_new_tenants_to_overflow_series():
     started = {(c["tenant"], c["overflow"]): c["value"] for c in snap["counters"]
                if c["name"] == "jobs.started"}
     check(started == {("t1", False): 3, ("", True): 9}, "started by tenant: %s" % started)
-    check(snap["losses"]["tenant_overflow"] > 0, "tenant_overflow not counted")
+    # Every event of t2 and t3: enqueue, start, finish of 9 jobs, a reap
+    # and a depth report each.
+    check(snap["losses"]["tenant_overflow"] == 9 * 3 + 2 + 2,
+          "tenant_overflow %d, want 31 (one per event)" % snap["losses"]["tenant_overflow"])
 
 
 def test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted():
@@ -263,7 +266,11 @@ def test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted():
     check(all(c["tenant"] == "" for c in snap["counters"] if c["overflow"]),
           "overflow series carries a tenant name")
     losses = snap["losses"]
-    check(losses["tenant_overflow"] > 0, "tenant_overflow not counted")
+    # One per event of the 100 tenants beyond the cap: per type an enqueue,
+    # start, finish and reap, and a depth report.
+    want = (ntenants - cap) * 2 * 5
+    check(losses["tenant_overflow"] == want, "tenant_overflow %d, want %d (one per event)" %
+          (losses["tenant_overflow"], want))
     check(losses["map_full"] == 0 and losses["type_overflow"] == 0,
           "admitted tenants lost series: %s" % losses)
 
@@ -281,8 +288,10 @@ def test_types_beyond_the_allowance_go_to_overflow_counted():
                if c["name"] == "jobs.started"}
     check(started == {("a", "x", False): 2, ("a", "y", False): 3, ("b", "x", False): 5,
                       ("", "", True): 4}, "started by series: %s" % started)
-    check(snap["losses"]["type_overflow"] > 0 and snap["losses"]["tenant_overflow"] == 0 and
-          snap["losses"]["map_full"] == 0, "losses: %s" % snap["losses"])
+    # One per event of a/z: enqueue, start and finish of 4 jobs, a reap.
+    check(snap["losses"]["type_overflow"] == 4 * 3 + 1 and
+          snap["losses"]["tenant_overflow"] == 0 and snap["losses"]["map_full"] == 0,
+          "losses: %s" % snap["losses"])
 
 
 def test_limits_that_cannot_fit_are_usage_errors():
