@@ -263,7 +263,8 @@ enum jobq_event_kind {
  * A span-building event as the agent handles it. In the ring buffer an
  * enqueue or start record is its first JOBQ_EVENT_REC_SIZE bytes (no
  * error text); a finish record is a struct jobq_finish_rec (no strings but
- * the error: the agent takes them from the start). Smaller records keep
+ * the error: the agent takes them from the start), of which a successful
+ * finish carries only the header (JOBQ_FINISH_REC_OK_SIZE bytes). Smaller records keep
  * the ring buffer's headroom for bursts. Strings are NUL-terminated; the
  * series carries the real tenant even beyond the tenant cap.
  */
@@ -282,5 +283,7 @@ struct jobq_finish_rec {
 	char error[JOBQ_STR_ERROR];
 	__u8 pad1[7];
 };
+
+#define JOBQ_FINISH_REC_OK_SIZE offsetof(struct jobq_finish_rec, error)
 
 #endif /* JOBQ_BPF_H */
