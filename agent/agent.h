@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "agent/inflight.h"
 #include "agent/snapshot.h"
 #include "agent/target.h"
 
@@ -23,7 +24,9 @@ struct agent_opts {
 	const char *sidecar;
 	long interval_ms;
 	long duration_s; /* 0: until a signal */
-	unsigned int tenant_cap;
+	unsigned int tenant_cap, types_per_tenant;
+	unsigned int max_series; /* jobq_series_table(tenant_cap, types_per_tenant) */
+	long top_rows;           /* --top rows shown; 0: fit the terminal */
 	long inflight_max_age_s;
 	int top, json, spans;
 };
@@ -50,6 +53,10 @@ struct agent {
 	struct conn *sc;
 	struct top_state *top;
 	uint64_t spans_built, spans_dropped;
+	uint64_t warned_losses[JOBQ_LOSS_COUNT]; /* overflow already reported on stderr */
+	struct jobq_inflight_set *inflight; /* the kernel's in-flight table, mapped */
+	size_t inflight_len;
+	struct inflight_expiry expiry;
 };
 
 uint64_t agent_now_ns(clockid_t clk);

@@ -28,7 +28,13 @@ int encode_hello(const struct hello_info *h, uint8_t **out, size_t *outlen);
 int encode_metrics(const struct snapshot *s, uint64_t series_start_unix_ns, uint8_t **out,
 		   size_t *outlen);
 
+/* A SpanBatch frame, written directly (the agent's hot path). */
 int encode_spans(const struct span *spans, size_t n, uint64_t dropped_total, uint8_t **out,
 		 size_t *outlen);
+
+/* The same frame built through the protobuf-c generated code: the
+ * reference the tests compare encode_spans() with, byte for byte. */
+int encode_spans_pbc(const struct span *spans, size_t n, uint64_t dropped_total, uint8_t **out,
+		     size_t *outlen);
 
 #endif

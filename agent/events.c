@@ -32,10 +32,13 @@ static int on_event(void *ctx, void *data, size_t size)
 		return 0; /* not ours: ignore rather than stop draining */
 	memset(&e, 0, sizeof(e));
 	if (f->kind == JOBQ_EV_FINISH) {
-		if (size < sizeof(*f))
-			return 0;
-		memcpy(&e, f, offsetof(struct jobq_finish_rec, error));
-		memcpy(e.error, f->error, sizeof(e.error));
+		/* A success carries the header only (error ""). */
+		memcpy(&e, f, JOBQ_FINISH_REC_OK_SIZE);
+		if (f->status != JOBQ_STATUS_SUCCESS) {
+			if (size < sizeof(*f))
+				return 0;
+			memcpy(e.error, f->error, sizeof(e.error));
+		}
 	} else {
 		if (size < JOBQ_EVENT_REC_SIZE)
 			return 0;

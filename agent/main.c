@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 
 #include "agent/agent.h"
 #include "agent/hist.h"
+#include "agent/inflight.h"
 #include "agent/json.h"
 #include "agent/snapshot.h"
 #include "agent/target.h"
@@ -39,6 +41,8 @@ _Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
 		       JOBQ_ARGC_FINISH == JOBQ_PROBE_ARGC_FINISH &&
 		       JOBQ_ARGC_DEPTH == JOBQ_PROBE_ARGC_DEPTH,
 	       "bpf/jobq.h argument counts disagree with queue/jobq_probes.h");
+
+_Static_assert(JOBQ_SERIES_LIMIT <= 1 << 24, "series ids must fit jobq_inflight_slot.series_id");
 
 #define TICK_MS 50 /* ring-buffer drain period: never a wakeup per record */
 
@@ -60,11 +64,18 @@ static const char usage[] =
 	"  --top            live per-tenant table on the terminal\n"
 	"  --json           print one JSON snapshot when stopped or after --duration\n"
 	"  --duration S     run S seconds then exit (default: until SIGINT/SIGTERM)\n"
-	"  --tenant-cap N   tenants tracked before the overflow series (default 1024)\n"
+	"  --tenant-cap N   tenants tracked one by one; events of further tenants go\n"
+	"                   to the overflow series (default 1024, at most 65536)\n"
+	"  --types-per-tenant K  job types tracked per tenant; further types of a\n"
+	"                   tenant go to the overflow series (default 4, at most 256).\n"
+	"                   The kernel's series table holds tenant-cap x K series\n"
+	"  --top-rows N     --top shows N tenants (default: as many as the terminal\n"
+	"                   fits, all when stdout is not a terminal), then \"N more\"\n"
 	"  --inflight-max-age S  forget jobs started this long ago without a finish\n"
 	"                   (default 3600; counted as expired_inflight)\n"
 	"  --no-spans       metrics only (no ring buffer, no span building)\n"
-	"  -v               libbpf diagnostics\n";
+	"  -v               libbpf diagnostics\n"
+	"exit status: 0 done, 1 refused by the system (privileges, target, BPF), 2 usage\n";
 
 static int verbose;
 
@@ -94,7 +105,7 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 static int parse_args(int argc, char **argv, struct agent_opts *o)
 {
 	enum { O_PID = 256, O_BIN, O_LIB, O_SIDECAR, O_INTERVAL, O_TOP, O_JSON, O_DURATION,
-	       O_TENANT_CAP, O_INFLIGHT, O_NO_SPANS, O_HELP };
+	       O_TENANT_CAP, O_TYPES, O_TOP_ROWS, O_INFLIGHT, O_NO_SPANS, O_HELP };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "bin", required_argument, NULL, O_BIN },
@@ -105,6 +116,8 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{ "json", no_argument, NULL, O_JSON },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "tenant-cap", required_argument, NULL, O_TENANT_CAP },
+		{ "types-per-tenant", required_argument, NULL, O_TYPES },
+		{ "top-rows", required_argument, NULL, O_TOP_ROWS },
 		{ "inflight-max-age", required_argument, NULL, O_INFLIGHT },
 		{ "no-spans", no_argument, NULL, O_NO_SPANS },
 		{ "help", no_argument, NULL, O_HELP },
@@ -117,12 +130,20 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->interval_ms = 1000;
 	o->tenant_cap = JOBQ_DEFAULT_TENANT_CAP;
+	o->types_per_tenant = JOBQ_DEFAULT_TYPES_PER_TENANT;
 	o->inflight_max_age_s = 3600;
 	o->spans = 1;
 	o->sidecar = env && *env ? env : JOBQ_AGENT_DEFAULT_SOCKET;
 	while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_PID:
+			/* Its syntax is a usage error like any other (exit 2);
+			 * whether the process exists is checked with the target. */
+			if (!target_pid_valid(optarg)) {
+				fprintf(stderr, "jobq-agent: --pid: '%s' is not a process id\n", optarg);
+				return -1;
+			}
+			/* fall through */
 		case O_BIN:
 		case O_LIB:
 			o->kind = c == O_PID ? TARGET_PID : c == O_BIN ? TARGET_BIN : TARGET_LIB;
@@ -149,9 +170,19 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			o->duration_s = v;
 			break;
 		case O_TENANT_CAP:
-			if (parse_long("--tenant-cap", optarg, 1, 1000000, &v))
+			if (parse_long("--tenant-cap", optarg, 1, JOBQ_MAX_TENANT_CAP, &v))
 				return -1;
 			o->tenant_cap = (unsigned int)v;
+			break;
+		case O_TYPES:
+			if (parse_long("--types-per-tenant", optarg, 1, JOBQ_MAX_TYPES_PER_TENANT, &v))
+				return -1;
+			o->types_per_tenant = (unsigned int)v;
+			break;
+		case O_TOP_ROWS:
+			if (parse_long("--top-rows", optarg, 1, 1000000, &v))
+				return -1;
+			o->top_rows = v;
 			break;
 		case O_INFLIGHT:
 			if (parse_long("--inflight-max-age", optarg, 1, 86400 * 30, &v))
@@ -185,38 +216,108 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		fprintf(stderr, "jobq-agent: --json and --top exclude each other\n");
 		return -1;
 	}
+	o->max_series = jobq_series_table(o->tenant_cap, o->types_per_tenant);
+	if (o->max_series > JOBQ_SERIES_LIMIT) {
+		fprintf(stderr,
+			"jobq-agent: --tenant-cap %u x --types-per-tenant %u needs a series table of "
+			"%u series, more than the %u the agent allows (each series costs %zu bytes of "
+			"kernel memory per CPU): lower --tenant-cap or --types-per-tenant\n",
+			o->tenant_cap, o->types_per_tenant, o->max_series, JOBQ_SERIES_LIMIT,
+			sizeof(struct jobq_counters) + sizeof(struct jobq_hists));
+		return -1;
+	}
 	/* --json and --top are local views: no sidecar, no spans. */
 	if (o->json || o->top)
 		o->spans = 0;
 	return 0;
 }
 
-/* Loading BPF needs CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); say so up
- * front instead of letting the verifier or perf_event_open fail oddly. */
-static int check_privileges(void)
+/*
+ * Privileges. Loading the programs needs CAP_BPF + CAP_PERFMON (or
+ * CAP_SYS_ADMIN, which the kernel accepts for both). Attaching uprobes
+ * through perf_event_open needs CAP_SYS_ADMIN on kernels with the fix for
+ * CVE-2025-38466 ("perf: Revert to requiring CAP_SYS_ADMIN for uprobes":
+ * mainline 6.16, stable 5.10.240/5.15.189/6.1.146/6.6.99/6.12.39/6.15.7),
+ * which is every kernel this agent is likely to meet; older ones let
+ * CAP_PERFMON do. Which one a kernel is cannot be asked, so the check
+ * before load lets CAP_BPF + CAP_PERFMON through and attach_all() turns
+ * the kernel's EACCES/EPERM into the same clear message.
+ */
+struct caps {
+	int bpf, perfmon, sysadmin;
+};
+
+#define CAPS_GRANT                                                                       \
+	"  Run it as root (sudo jobq-agent ...), or grant CAP_SYS_ADMIN + CAP_BPF + CAP_PERFMON\n" \
+	"  (CAP_SYS_ADMIN is required to attach uprobes on Linux >= 6.16 and on stable\n"       \
+	"  kernels since July 2025, CVE-2025-38466; older kernels accept CAP_BPF +\n"           \
+	"  CAP_PERFMON alone; --pid on another user's process also needs CAP_SYS_PTRACE):\n"    \
+	"  sudo setcap cap_sys_admin,cap_bpf,cap_perfmon,cap_sys_ptrace,cap_dac_read_search,"   \
+	"cap_sys_resource+ep $(command -v jobq-agent)\n"                                         \
+	"  or in a systemd unit: AmbientCapabilities=CAP_SYS_ADMIN CAP_BPF CAP_PERFMON ...\n"
+
+static int read_caps(struct caps *c)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct data[2];
-	int bpf, perfmon, sysadmin;
 
 	if (syscall(SYS_capget, &hdr, data) != 0) {
 		fprintf(stderr, "jobq-agent: capget: %s\n", strerror(errno));
 		return -1;
 	}
-#define HAS_CAP(c) ((data[(c) / 32].effective >> ((c) % 32)) & 1)
-	bpf = HAS_CAP(39 /* CAP_BPF */);
-	perfmon = HAS_CAP(38 /* CAP_PERFMON */);
-	sysadmin = HAS_CAP(21 /* CAP_SYS_ADMIN */);
+#define HAS_CAP(n) ((data[(n) / 32].effective >> ((n) % 32)) & 1)
+	c->bpf = HAS_CAP(39 /* CAP_BPF */);
+	c->perfmon = HAS_CAP(38 /* CAP_PERFMON */);
+	c->sysadmin = HAS_CAP(21 /* CAP_SYS_ADMIN */);
 #undef HAS_CAP
-	if ((bpf && perfmon) || sysadmin)
+	return 0;
+}
+
+/* " CAP_SYS_ADMIN CAP_BPF" ...: the capabilities of the three c lacks. */
+static const char *caps_missing(const struct caps *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s", c->sysadmin ? "" : " CAP_SYS_ADMIN", c->bpf ? "" : " CAP_BPF",
+		 c->perfmon ? "" : " CAP_PERFMON");
+	return buf;
+}
+
+/* Before anything is loaded: enough to load BPF at all? Say so up front
+ * instead of letting the verifier or perf_event_open fail oddly. */
+static int check_privileges(void)
+{
+	struct caps c;
+	char miss[64];
+
+	if (read_caps(&c))
+		return -1;
+	if ((c.bpf && c.perfmon) || c.sysadmin)
 		return 0;
 	fprintf(stderr,
-		"jobq-agent: not enough privilege to load BPF programs (uid %d, missing%s%s).\n"
-		"  Run it as root (sudo jobq-agent ...), or grant the capabilities:\n"
-		"  sudo setcap cap_bpf,cap_perfmon,cap_sys_resource,cap_dac_read_search+ep "
-		"$(command -v jobq-agent)\n",
-		(int)geteuid(), bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON");
+		"jobq-agent: not enough privilege to load and attach BPF programs (uid %d, "
+		"missing%s).\n" CAPS_GRANT,
+		(int)geteuid(), caps_missing(&c, miss, sizeof(miss)));
 	return -1;
+}
+
+/* The kernel refused a uprobe (perf_event_open: EACCES or EPERM). */
+static void attach_denied(const char *probe, const char *path, int err)
+{
+	struct caps c = { 0 };
+	char miss[64];
+
+	read_caps(&c);
+	fprintf(stderr, "jobq-agent: attach jobq:%s in %s: %s\n", probe, path, strerror(err));
+	if (!c.sysadmin) {
+		fprintf(stderr,
+			"jobq-agent: this kernel requires CAP_SYS_ADMIN to attach uprobes; the agent "
+			"has CAP_BPF and CAP_PERFMON but is missing%s.\n" CAPS_GRANT,
+			caps_missing(&c, miss, sizeof(miss)));
+	} else {
+		fprintf(stderr,
+			"jobq-agent: the kernel refused the uprobe although the agent has "
+			"CAP_SYS_ADMIN: a security policy (kernel lockdown, SELinux/AppArmor, a "
+			"container's seccomp profile blocking perf_event_open) forbids it here.\n");
+	}
 }
 
 static const char *const probe_names[] = {
@@ -258,10 +359,16 @@ static int attach_all(struct agent *a)
 						     a->target.pid, a->target.paths[f], "jobq",
 						     probe_names[p], NULL);
 			if (!l) {
-				if (errno == ENOENT)
+				int err = errno;
+
+				if (err == ENOENT)
 					continue;
+				if (err == EACCES || err == EPERM) {
+					attach_denied(probe_names[p], a->target.paths[f], err);
+					return -1;
+				}
 				fprintf(stderr, "jobq-agent: attach jobq:%s in %s: %s\n",
-					probe_names[p], a->target.paths[f], strerror(errno));
+					probe_names[p], a->target.paths[f], strerror(err));
 				return -1;
 			}
 			a->links[a->nlinks++] = l;
@@ -308,29 +415,66 @@ static void update_offset(struct agent *a)
 	a->skel->bss->realtime_offset_ns = a->offset_ns;
 }
 
-/* Drops in-flight entries of jobs that never finished (killed workers,
- * lost finish probes), so the bounded map never fills up with them. */
+/* Frees in-flight slots of jobs that never finished (killed workers, lost
+ * finish probes), so stale starts do not crowd the bounded table. */
 static void expire_inflight(struct agent *a)
 {
-	int fd = bpf_map__fd(a->skel->maps.inflight);
-	uint64_t now = agent_now_ns(CLOCK_MONOTONIC);
-	uint64_t max_age = (uint64_t)a->opts.inflight_max_age_s * 1000000000ull;
-	struct jobq_inflight_key key, next, expired[256];
-	struct jobq_inflight_val val;
-	size_t nexp = 0;
-	void *prev = NULL;
+	a->agent_losses[JOBQ_LOSS_EXPIRED_INFLIGHT] +=
+		inflight_expire(&a->expiry, a->inflight, JOBQ_INFLIGHT_SETS,
+				agent_now_ns(CLOCK_MONOTONIC),
+				(uint64_t)a->opts.inflight_max_age_s * 1000000000ull);
+}
 
-	while (nexp < sizeof(expired) / sizeof(expired[0]) &&
-	       bpf_map_get_next_key(fd, prev, &next) == 0) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &val) == 0 && now > val.start_ktime_ns &&
-		    now - val.start_ktime_ns > max_age)
-			expired[nexp++] = key;
+/* The in-flight table, mapped for expiry (BPF_F_MMAPABLE array). */
+static int map_inflight(struct agent *a)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = (JOBQ_INFLIGHT_SETS * sizeof(struct jobq_inflight_set) + page - 1) / page * page;
+	void *p;
+
+	if (bpf_map__value_size(a->skel->maps.inflight) != sizeof(struct jobq_inflight_set)) {
+		fprintf(stderr, "jobq-agent: internal error: in-flight table layout\n");
+		return -1;
 	}
-	for (size_t i = 0; i < nexp; i++)
-		if (bpf_map_delete_elem(fd, &expired[i]) == 0)
-			a->agent_losses[JOBQ_LOSS_EXPIRED_INFLIGHT]++;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 bpf_map__fd(a->skel->maps.inflight), 0);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "jobq-agent: map the in-flight table: %s\n", strerror(errno));
+		return -1;
+	}
+	a->inflight = p;
+	a->inflight_len = len;
+	if (inflight_expiry_init(&a->expiry, 4096)) {
+		fprintf(stderr, "jobq-agent: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Overflow is kept and exported (the overflow series, otel.metric.overflow
+ * = true, the tenant_overflow/type_overflow losses); say it on stderr too,
+ * once per reason, with the option that avoids it. */
+static void warn_overflow(struct agent *a)
+{
+	uint64_t *t = &a->warned_losses[JOBQ_LOSS_TENANT_OVERFLOW];
+	uint64_t *ty = &a->warned_losses[JOBQ_LOSS_TYPE_OVERFLOW];
+
+	if (a->snap.losses[JOBQ_LOSS_TENANT_OVERFLOW] && !*t) {
+		*t = 1;
+		fprintf(stderr,
+			"jobq-agent: more tenants than --tenant-cap %u: the events of further "
+			"tenants are counted in the overflow series (otel.metric.overflow=true, "
+			"loss tenant_overflow)\n",
+			a->opts.tenant_cap);
+	}
+	if (a->snap.losses[JOBQ_LOSS_TYPE_OVERFLOW] && !*ty) {
+		*ty = 1;
+		fprintf(stderr,
+			"jobq-agent: a tenant has more job types than --types-per-tenant %u: the "
+			"events of its further types are counted in the overflow series "
+			"(otel.metric.overflow=true, loss type_overflow)\n",
+			a->opts.types_per_tenant);
+	}
 }
 
 int agent_snapshot(struct agent *a)
@@ -351,6 +495,7 @@ int agent_snapshot(struct agent *a)
 		fprintf(stderr, "jobq-agent: %s\n", err);
 		return -1;
 	}
+	warn_overflow(a);
 	return 0;
 }
 
@@ -368,6 +513,15 @@ static int insert_overflow_series(struct agent *a)
 		return -1;
 	}
 	return 0;
+}
+
+/* Kernel memory of a series table of n series: per CPU, or in all. */
+static double series_mib(unsigned int n, int per_cpu)
+{
+	int cpus = libbpf_num_possible_cpus();
+
+	return (double)n * (double)(sizeof(struct jobq_counters) + sizeof(struct jobq_hists)) *
+	       (per_cpu || cpus <= 0 ? 1 : cpus) / (1024.0 * 1024.0);
 }
 
 static int setup(struct agent *a)
@@ -391,7 +545,15 @@ static int setup(struct agent *a)
 	}
 	memcpy((void *)a->skel->rodata->hist_bounds, bounds, sizeof(bounds));
 	a->skel->rodata->emit_events = a->opts.spans;
+	a->skel->rodata->max_series = a->opts.max_series;
+	a->skel->rodata->types_per_tenant = a->opts.types_per_tenant;
 	e = bpf_map__set_max_entries(a->skel->maps.tenants, a->opts.tenant_cap);
+	if (!e)
+		e = bpf_map__set_max_entries(a->skel->maps.series, a->opts.max_series);
+	if (!e)
+		e = bpf_map__set_max_entries(a->skel->maps.counters, a->opts.max_series);
+	if (!e)
+		e = bpf_map__set_max_entries(a->skel->maps.hists, a->opts.max_series);
 	if (!e && !a->opts.spans) /* no spans: keep the ring buffer minimal */
 		e = bpf_map__set_max_entries(a->skel->maps.events, 4096);
 	if (e) {
@@ -402,13 +564,21 @@ static int setup(struct agent *a)
 	if (e) {
 		fprintf(stderr, "jobq-agent: load BPF programs: %s%s\n", strerror(-e),
 			verbose ? "" : " (run with -v for the verifier log)");
+		if (e == -ENOMEM || e == -E2BIG)
+			fprintf(stderr,
+				"jobq-agent: the series table (%u series = --tenant-cap %u x "
+				"--types-per-tenant %u) needs %.1f MiB of kernel memory per CPU, %.1f "
+				"MiB in all: lower --tenant-cap or --types-per-tenant\n",
+				a->opts.max_series, a->opts.tenant_cap, a->opts.types_per_tenant,
+				series_mib(a->opts.max_series, 1), series_mib(a->opts.max_series, 0));
 		return -1;
 	}
-	if (insert_overflow_series(a))
+	if (insert_overflow_series(a) || map_inflight(a))
 		return -1;
 	update_offset(a);
 	/* Bounded: a series has at most a few dozen non-zero counter cells. */
-	if (snapshot_init(&a->snap, (size_t)JOBQ_MAX_SERIES * 32, (size_t)JOBQ_MAX_SERIES * JOBQ_H_COUNT,
+	if (snapshot_init(&a->snap, (size_t)a->opts.max_series * 32,
+			  (size_t)a->opts.max_series * JOBQ_H_COUNT,
 			  bpf_map__max_entries(a->skel->maps.depths))) {
 		fprintf(stderr, "jobq-agent: out of memory\n");
 		return -1;
@@ -417,7 +587,11 @@ static int setup(struct agent *a)
 		return -1;
 	if (a->opts.spans && agent_spans_start(a))
 		return -1;
-	fprintf(stderr, "jobq-agent: attached %zu probes to %s\n", a->nlinks, a->target.desc);
+	fprintf(stderr,
+		"jobq-agent: attached %zu probes to %s (up to %u tenants x %u types: %u series, "
+		"%.1f MiB of kernel memory)\n",
+		a->nlinks, a->target.desc, a->opts.tenant_cap, a->opts.types_per_tenant,
+		a->opts.max_series, series_mib(a->opts.max_series, 0));
 	return 0;
 }
 
@@ -479,6 +653,12 @@ static int run(struct agent *a)
 	return 0;
 }
 
+/*
+ * Exit codes (docs/agent.md): 0 done (also after SIGINT/SIGTERM), 1 the
+ * system refused what was asked (privileges, target, BPF load or attach,
+ * reading the maps), 2 usage error (options, values, limits), checked
+ * before anything else.
+ */
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -512,6 +692,9 @@ cleanup:
 	/* Links first: no probe fires into maps being torn down. */
 	for (size_t i = a.nlinks; i > 0; i--)
 		bpf_link__destroy(a.links[i - 1]);
+	if (a.inflight)
+		munmap(a.inflight, a.inflight_len);
+	inflight_expiry_free(&a.expiry);
 	jobq_bpf__destroy(a.skel);
 	snapshot_free(&a.snap);
 	agent_top_free(&a);

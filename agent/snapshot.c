@@ -261,6 +261,7 @@ const char *snap_loss_name(unsigned int reason)
 		[JOBQ_LOSS_NEGATIVE_DELTA] = "negative_delta",
 		[JOBQ_LOSS_HIST_CLAMP] = "histogram_clamp",
 		[JOBQ_LOSS_TENANT_OVERFLOW] = "tenant_overflow",
+		[JOBQ_LOSS_TYPE_OVERFLOW] = "type_overflow",
 		[JOBQ_LOSS_READ_FAULT] = "read_fault",
 		[JOBQ_LOSS_EXPIRED_INFLIGHT] = "expired_inflight",
 		[JOBQ_LOSS_SPANS_DROPPED] = "spans_dropped",

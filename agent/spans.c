@@ -6,20 +6,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct pending {
-	int used;
+/*
+ * Starts awaiting their finish: a compact open-addressing index (24-byte
+ * slots, linear probing) over a pool of start records. The index is what a
+ * lookup walks, so it is small and grows with the starts in flight (from
+ * 64 slots, doubling at load 1/2, up to 2 x the limit: 3 MiB at 65536
+ * starts), where slots of whole records (416 bytes) made every lookup a
+ * cache and TLB miss in a 55 MiB table; pool entries are reused
+ * last-freed-first, so the records of the jobs in flight stay hot and
+ * untouched memory is never faulted in.
+ */
+struct slot {
+	uint64_t job_id;
+	uint32_t tgid, queue_id;
+	uint32_t pool; /* index into pool + 1; 0: empty slot */
+	uint32_t pad;
+};
+
+struct pooled {
 	struct jobq_event start;
 	uint64_t seq; /* insertion order, to evict the oldest */
 };
 
 struct victim {
 	uint64_t job_id;
-	uint32_t tgid;
+	uint32_t tgid, queue_id;
 };
 
 struct span_builder {
-	struct pending *pend;   /* open addressing, linear probing */
-	size_t npend, cap_pend, max_pend;
+	struct slot *idx;       /* cap_idx slots, load <= 1/2 */
+	size_t npend, cap_idx, max_idx, max_pend;
+	struct pooled *pool;    /* max_pend records */
+	uint32_t *free_pool;    /* stack of free pool entries */
+	size_t nfree;
 	struct victim *victims; /* scratch for evict_oldest, max_pend entries */
 	uint64_t seq;
 	struct span *q;         /* ring of finished spans */
@@ -67,17 +86,24 @@ struct span_builder *span_builder_new(size_t pending, size_t queued, uint64_t se
 {
 	struct span_builder *b = calloc(1, sizeof(*b));
 
-	if (!b || pending == 0 || queued == 0)
+	if (!b || pending == 0 || pending > UINT32_MAX / 2 || queued == 0)
 		goto fail;
 	b->max_pend = pending;
-	b->cap_pend = 16;
-	while (b->cap_pend < pending * 2) /* load factor <= 1/2 */
-		b->cap_pend *= 2;
-	b->pend = calloc(b->cap_pend, sizeof(*b->pend));
+	b->max_idx = 64;
+	while (b->max_idx < pending * 2) /* load factor <= 1/2 */
+		b->max_idx *= 2;
+	b->cap_idx = 64;
+	b->idx = calloc(b->cap_idx, sizeof(*b->idx));
+	/* malloc, not calloc: pool pages are touched only when used. */
+	b->pool = malloc(pending * sizeof(*b->pool));
+	b->free_pool = malloc(pending * sizeof(*b->free_pool));
 	b->victims = calloc(pending, sizeof(*b->victims));
 	b->q = calloc(queued, sizeof(*b->q));
-	if (!b->pend || !b->victims || !b->q)
+	if (!b->idx || !b->pool || !b->free_pool || !b->victims || !b->q)
 		goto fail;
+	for (size_t i = 0; i < pending; i++) /* entry 0 on top */
+		b->free_pool[i] = (uint32_t)(pending - 1 - i);
+	b->nfree = pending;
 	b->cap_q = queued;
 	b->rng[0] = splitmix(&seed);
 	b->rng[1] = splitmix(&seed);
@@ -91,51 +117,90 @@ void span_builder_free(struct span_builder *b)
 {
 	if (!b)
 		return;
-	free(b->pend);
+	free(b->idx);
+	free(b->pool);
+	free(b->free_pool);
 	free(b->victims);
 	free(b->q);
 	free(b);
 }
 
-static size_t slot_of(const struct span_builder *b, uint32_t tgid, uint64_t job_id)
+/* Starts and finishes pair by (pid, queue, job id), as in the kernel: job
+ * ids are unique only within a queue. */
+static size_t slot_of(const struct span_builder *b, uint32_t tgid, uint32_t queue_id,
+		      uint64_t job_id)
 {
-	uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ ((uint64_t)tgid << 32 | tgid);
+	uint64_t h = job_id * 0x9e3779b97f4a7c15ull ^ ((uint64_t)tgid << 32 | queue_id);
 
-	return (size_t)(h ^ (h >> 29)) & (b->cap_pend - 1);
+	h *= 0xbf58476d1ce4e5b9ull;
+	return (size_t)(h ^ (h >> 29)) & (b->cap_idx - 1);
 }
 
-static struct pending *find(struct span_builder *b, uint32_t tgid, uint64_t job_id)
+static struct slot *find(struct span_builder *b, uint32_t tgid, uint32_t queue_id,
+			 uint64_t job_id)
 {
-	for (size_t i = slot_of(b, tgid, job_id), n = 0; n < b->cap_pend;
-	     i = (i + 1) & (b->cap_pend - 1), n++) {
-		struct pending *p = &b->pend[i];
+	for (size_t i = slot_of(b, tgid, queue_id, job_id), n = 0; n < b->cap_idx;
+	     i = (i + 1) & (b->cap_idx - 1), n++) {
+		struct slot *p = &b->idx[i];
 
-		if (!p->used)
+		if (!p->pool)
 			return NULL;
-		if (p->start.tgid == tgid && p->start.job_id == job_id)
+		if (p->job_id == job_id && p->tgid == tgid && p->queue_id == queue_id)
 			return p;
 	}
 	return NULL;
 }
 
-/* Deletion with backward shift keeps probe chains intact. */
-static void remove_at(struct span_builder *b, struct pending *p)
+/* Doubles the index (at load 1/2, up to max_idx); 0, or -1 when out of
+ * memory (the index then stays as it is, fuller). */
+static int grow(struct span_builder *b)
 {
-	size_t i = (size_t)(p - b->pend), j = i;
+	size_t cap = b->cap_idx * 2;
+	struct slot *old = b->idx, *idx = calloc(cap, sizeof(*idx));
 
-	b->pend[i].used = 0;
+	if (!idx)
+		return -1;
+	b->idx = idx;
+	b->cap_idx = cap;
+	for (size_t i = 0; i < cap / 2; i++) {
+		size_t j;
+
+		if (!old[i].pool)
+			continue;
+		for (j = slot_of(b, old[i].tgid, old[i].queue_id, old[i].job_id); idx[j].pool;
+		     j = (j + 1) & (cap - 1))
+			;
+		idx[j] = old[i];
+	}
+	free(old);
+	return 0;
+}
+
+static struct pooled *pooled_of(struct span_builder *b, const struct slot *p)
+{
+	return &b->pool[p->pool - 1];
+}
+
+/* Frees the slot and its record; deletion with backward shift keeps probe
+ * chains intact. */
+static void remove_at(struct span_builder *b, struct slot *p)
+{
+	size_t i = (size_t)(p - b->idx), j = i;
+
+	b->free_pool[b->nfree++] = p->pool - 1;
+	b->idx[i].pool = 0;
 	b->npend--;
 	for (;;) {
 		size_t home;
 
-		j = (j + 1) & (b->cap_pend - 1);
-		if (!b->pend[j].used)
+		j = (j + 1) & (b->cap_idx - 1);
+		if (!b->idx[j].pool)
 			return;
-		home = slot_of(b, b->pend[j].start.tgid, b->pend[j].start.job_id);
+		home = slot_of(b, b->idx[j].tgid, b->idx[j].queue_id, b->idx[j].job_id);
 		/* Move j into the hole i unless home lies cyclically in (i, j]. */
 		if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-			b->pend[i] = b->pend[j];
-			b->pend[j].used = 0;
+			b->idx[i] = b->idx[j];
+			b->idx[j].pool = 0;
 			i = j;
 		}
 	}
@@ -145,7 +210,7 @@ static void remove_at(struct span_builder *b, struct pending *p)
  * The table is full (starts whose finish never came: a killed worker, a
  * finish record lost to a full ring buffer). Evicts, oldest first, every
  * start not among the newest max_pend - max_pend/16 insertions: at least
- * one and usually max_pend/16 entries per scan of the table, so a full
+ * one and usually max_pend/16 entries per scan of the pool, so a full
  * table costs O(1) amortised per start, not a whole scan per start (which
  * was ~1 ms at 65536 entries, a rate no worker fleet would survive).
  */
@@ -154,14 +219,16 @@ static void evict_oldest(struct span_builder *b)
 	size_t batch = b->max_pend / 16 ? b->max_pend / 16 : 1, n = 0;
 	uint64_t keep = b->max_pend - batch, cut = b->seq > keep ? b->seq - keep : 0;
 
-	/* Distinct seqs all below b->seq: at most keep entries have seq >= cut. */
-	for (size_t i = 0; i < b->cap_pend && n < b->max_pend; i++)
-		if (b->pend[i].used && b->pend[i].seq < cut)
-			b->victims[n++] = (struct victim){ b->pend[i].start.job_id,
-							   b->pend[i].start.tgid };
+	/* Distinct seqs all below b->seq: at most keep entries have seq >= cut.
+	 * A full table has every pool entry in use. */
+	for (size_t i = 0; i < b->cap_idx && n < b->max_pend; i++)
+		if (b->idx[i].pool && pooled_of(b, &b->idx[i])->seq < cut)
+			b->victims[n++] = (struct victim){ b->idx[i].job_id, b->idx[i].tgid,
+							   b->idx[i].queue_id };
 	/* Removal shifts entries, so look each victim up again. */
 	for (size_t i = 0; i < n; i++) {
-		struct pending *p = find(b, b->victims[i].tgid, b->victims[i].job_id);
+		struct slot *p = find(b, b->victims[i].tgid, b->victims[i].queue_id,
+				      b->victims[i].job_id);
 
 		if (p) {
 			remove_at(b, p);
@@ -172,21 +239,33 @@ static void evict_oldest(struct span_builder *b)
 
 static void add_start(struct span_builder *b, const struct jobq_event *e)
 {
-	struct pending *p = find(b, e->tgid, e->job_id);
+	struct slot *p = find(b, e->tgid, e->queue_id, e->job_id);
+	struct pooled *r;
 	size_t i;
 
 	if (p) { /* the same job started again in this process: newest wins */
-		p->start = *e;
-		p->seq = b->seq++;
+		r = pooled_of(b, p);
+		r->start = *e;
+		r->seq = b->seq++;
 		return;
 	}
-	if (b->npend >= b->max_pend)
+	if (b->npend >= b->max_pend || !b->nfree)
 		evict_oldest(b); /* a start whose finish never came */
-	for (i = slot_of(b, e->tgid, e->job_id); b->pend[i].used; i = (i + 1) & (b->cap_pend - 1))
+	/* Grow before the insert would pass load 1/2. Out of memory, the
+	 * table gets fuller; with no free slot left, the start is not kept
+	 * (its finish then counts as dropped). */
+	if ((b->npend + 1) * 2 > b->cap_idx && b->cap_idx < b->max_idx)
+		grow(b);
+	if (b->npend + 1 >= b->cap_idx)
+		return;
+	for (i = slot_of(b, e->tgid, e->queue_id, e->job_id); b->idx[i].pool;
+	     i = (i + 1) & (b->cap_idx - 1))
 		;
-	b->pend[i].used = 1;
-	b->pend[i].start = *e;
-	b->pend[i].seq = b->seq++;
+	b->idx[i] = (struct slot){ .job_id = e->job_id, .tgid = e->tgid, .queue_id = e->queue_id,
+				   .pool = b->free_pool[--b->nfree] + 1 };
+	r = pooled_of(b, &b->idx[i]);
+	r->start = *e;
+	r->seq = b->seq++;
 	b->npend++;
 }
 
@@ -227,6 +306,10 @@ static void add_enqueue(struct span_builder *b, const struct jobq_event *e, uint
 	put_be64(s->trace_id, e->trace_hi);
 	put_be64(s->trace_id + 8, e->trace_lo);
 	put_be64(s->span_id, e->span_id);
+	if (e->parent_span_id) { /* a child of the producer's traceparent span */
+		s->has_parent = 1;
+		put_be64(s->parent_span_id, e->parent_span_id);
+	}
 	s->end_unix_ns = e->ktime_ns + offset;
 	/* The probe fires once Redis accepted the job; the span starts at the
 	 * enqueue time recorded in the job (when it is plausible). */
@@ -235,13 +318,13 @@ static void add_enqueue(struct span_builder *b, const struct jobq_event *e, uint
 				   : s->end_unix_ns;
 	s->job_id = e->job_id;
 	s->priority = e->priority;
-	s->flags = 1;
+	s->flags = e->trace_flags;
 	copy_strings(s, e);
 }
 
 static void add_finish(struct span_builder *b, const struct jobq_event *e, uint64_t offset)
 {
-	struct pending *p = find(b, e->tgid, e->job_id);
+	struct slot *p = find(b, e->tgid, e->queue_id, e->job_id);
 	const struct jobq_event *st;
 	struct span *s;
 
@@ -249,7 +332,7 @@ static void add_finish(struct span_builder *b, const struct jobq_event *e, uint6
 		b->dropped++; /* started before we attached, or its start was lost */
 		return;
 	}
-	st = &p->start;
+	st = &pooled_of(b, p)->start;
 	s = enqueue_span(b);
 	s->kind = SPAN_PROCESS;
 	random_id(b, s->trace_id, sizeof(s->trace_id));

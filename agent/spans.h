@@ -4,11 +4,14 @@
  * generator the caller provides.
  *
  *   enqueue record  -> job.enqueue (PRODUCER) with exactly the trace and
- *                      span id the enqueue recorded in the job
+ *                      span id the enqueue recorded in the job, the
+ *                      producer's traceparent span as its parent (if any)
+ *                      and its trace flags
  *   start + finish  -> job.process (CONSUMER): a new trace id and its own
  *                      span id, LINKED to the enqueue span; status ERROR
  *                      and an "exception" event when the handler failed
- * Starts wait for their finish in a bounded table keyed by (pid, job id);
+ * Starts wait for their finish in a bounded table keyed by (pid, queue,
+ * job id) (ids are unique only within a queue);
  * finished spans wait in a bounded queue until taken. Anything that does
  * not fit is dropped oldest-first and counted.
  */
@@ -26,6 +29,8 @@ struct span {
 	enum span_kind kind;
 	uint8_t trace_id[16];
 	uint8_t span_id[8];
+	uint8_t parent_span_id[8];  /* job.enqueue: the producer's span */
+	int has_parent;
 	uint8_t link_trace_id[16]; /* job.process: the enqueue span */
 	uint8_t link_span_id[8];
 	int has_link;

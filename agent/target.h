@@ -21,6 +21,9 @@ struct target {
 	char paths[TARGET_MAX_PATHS][PATH_MAX]; /* files with jobq probes */
 };
 
+/* Whether arg is a process id (a decimal number in 1..INT_MAX). */
+int target_pid_valid(const char *arg);
+
 /*
  * Resolves arg (a pid for TARGET_PID, else a path) into t. --pid looks at
  * /proc/PID/exe and every libjobq*.so the process maps. Returns 0, or -1

@@ -5,24 +5,73 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "agent/hist.h"
 
-static struct top_row *row_for(struct top_row *rows, size_t *n, size_t max,
-			       const char *tenant, int overflow)
+/* Rows by (tenant, overflow): an open-addressing index over rows[], so a
+ * snapshot of thousands of tenants is not a quadratic scan. */
+struct row_index {
+	size_t *slot; /* row number + 1; 0: empty */
+	size_t mask;
+};
+
+static int index_init(struct row_index *ix, size_t max)
 {
-	for (size_t i = 0; i < *n; i++)
-		if (rows[i].overflow == overflow && !strcmp(rows[i].tenant, tenant))
-			return &rows[i];
+	size_t cap = 16;
+
+	while (cap < 2 * max)
+		cap *= 2;
+	ix->slot = calloc(cap, sizeof(*ix->slot));
+	ix->mask = cap - 1;
+	return ix->slot ? 0 : -1;
+}
+
+static size_t hash_tenant(const char *t, int overflow)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)overflow;
+
+	for (; *t; t++)
+		h = (h ^ (unsigned char)*t) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 32));
+}
+
+/* The row of (tenant, overflow) in rows, or NULL; *slotp: where it goes. */
+static struct top_row *index_find(const struct row_index *ix, const struct top_row *rows,
+				  const char *tenant, int overflow, size_t **slotp)
+{
+	for (size_t i = hash_tenant(tenant, overflow) & ix->mask;; i = (i + 1) & ix->mask) {
+		size_t r = ix->slot[i];
+
+		if (!r) {
+			*slotp = &ix->slot[i];
+			return NULL;
+		}
+		if (rows[r - 1].overflow == overflow && !strcmp(rows[r - 1].tenant, tenant))
+			return (struct top_row *)&rows[r - 1];
+	}
+}
+
+static struct top_row *row_for(struct row_index *ix, struct top_row *rows, size_t *n,
+			       size_t max, const char *tenant, int overflow)
+{
+	size_t *slot;
+	struct top_row *r = index_find(ix, rows, tenant, overflow, &slot);
+
+	if (r)
+		return r;
 	if (*n == max)
 		return NULL;
-	memset(&rows[*n], 0, sizeof(rows[*n]));
-	snprintf(rows[*n].tenant, sizeof(rows[*n].tenant), "%s", tenant);
-	rows[*n].overflow = overflow;
-	rows[*n].wait_p50_ms = rows[*n].wait_p99_ms = rows[*n].dur_p99_ms = -1;
-	return &rows[(*n)++];
+	r = &rows[*n];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->tenant, sizeof(r->tenant), "%s", tenant);
+	r->overflow = overflow;
+	r->wait_p50_ms = r->wait_p99_ms = r->dur_p99_ms = -1;
+	*slot = ++*n;
+	return r;
 }
 
 static double quantile_ms(const uint64_t *counts, uint64_t zero, double q)
@@ -48,12 +97,19 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 	/* Per-tenant merged histograms: [row][kind][bucket], plus zero counts. */
 	uint64_t (*h)[JOBQ_H_COUNT][JOBQ_HIST_NBUCKETS] = calloc(max, sizeof(*h));
 	uint64_t (*z)[JOBQ_H_COUNT] = calloc(max, sizeof(*z));
+	struct row_index ix = { NULL, 0 }, pix = { NULL, 0 };
 
-	if (!h || !z)
+	if (!h || !z || index_init(&ix, max) || index_init(&pix, nprev))
 		goto out;
+	for (size_t p = 0; p < nprev; p++) {
+		size_t *slot;
+
+		if (!index_find(&pix, prev, prev[p].tenant, prev[p].overflow, &slot))
+			*slot = p + 1;
+	}
 	for (size_t i = 0; i < s->ncounters; i++) {
 		const struct snap_counter *c = &s->counters[i];
-		struct top_row *r = row_for(rows, &n, max, c->key.s.tenant, c->key.s.overflow);
+		struct top_row *r = row_for(&ix, rows, &n, max, c->key.s.tenant, c->key.s.overflow);
 
 		if (!r)
 			continue;
@@ -65,7 +121,7 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 	}
 	for (size_t i = 0; i < s->nhists; i++) {
 		const struct snap_hist *sh = &s->hists[i];
-		struct top_row *r = row_for(rows, &n, max, sh->key.s.tenant, sh->key.s.overflow);
+		struct top_row *r = row_for(&ix, rows, &n, max, sh->key.s.tenant, sh->key.s.overflow);
 		size_t ri;
 
 		if (!r || sh->key.kind >= JOBQ_H_COUNT)
@@ -77,7 +133,7 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 	}
 	for (size_t i = 0; i < s->ndepths; i++) {
 		const struct snap_depth *d = &s->depths[i];
-		struct top_row *r = row_for(rows, &n, max, d->key.tenant, d->key.overflow);
+		struct top_row *r = row_for(&ix, rows, &n, max, d->key.tenant, d->key.overflow);
 		double age;
 
 		if (!r)
@@ -96,15 +152,20 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 		r->wait_p50_ms = quantile_ms(h[i][JOBQ_H_WAIT], z[i][JOBQ_H_WAIT], 0.5);
 		r->wait_p99_ms = quantile_ms(h[i][JOBQ_H_WAIT], z[i][JOBQ_H_WAIT], 0.99);
 		r->dur_p99_ms = quantile_ms(h[i][JOBQ_H_DURATION], z[i][JOBQ_H_DURATION], 0.99);
-		for (size_t p = 0; p < nprev && elapsed_s > 0; p++)
-			if (prev[p].overflow == r->overflow && !strcmp(prev[p].tenant, r->tenant) &&
-			    r->processed >= prev[p].processed)
-				r->jobs_per_s = (double)(r->processed - prev[p].processed) / elapsed_s;
+		if (nprev && elapsed_s > 0) {
+			size_t *slot;
+			const struct top_row *p = index_find(&pix, prev, r->tenant, r->overflow, &slot);
+
+			if (p && r->processed >= p->processed)
+				r->jobs_per_s = (double)(r->processed - p->processed) / elapsed_s;
+		}
 	}
 	qsort(rows, n, sizeof(*rows), busiest_first);
 out:
 	free(h);
 	free(z);
+	free(ix.slot);
+	free(pix.slot);
 	return n;
 }
 
@@ -118,8 +179,8 @@ static void ms(FILE *out, double v)
 		fprintf(out, " %9.1f", v);
 }
 
-void top_print(FILE *out, const struct top_row *rows, size_t n, const uint64_t *losses,
-	       const char *target)
+void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
+	       const uint64_t *losses, const char *target)
 {
 	uint64_t total = 0;
 
@@ -133,7 +194,7 @@ void top_print(FILE *out, const struct top_row *rows, size_t n, const uint64_t *
 			fprintf(out, " %s=%llu", snap_loss_name(r), (unsigned long long)losses[r]);
 	fprintf(out, "\n%-24s %9s %9s %9s %9s %9s %11s %9s\n", "TENANT", "JOBS/S", "WAIT p50",
 		"WAIT p99", "DUR p99", "DEPTH", "OLDEST(ms)", "FAILED");
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && (!limit || i < limit); i++) {
 		const struct top_row *r = &rows[i];
 
 		fprintf(out, "%-24.24s %9.1f", r->overflow ? "(overflow)" : r->tenant, r->jobs_per_s);
@@ -143,18 +204,31 @@ void top_print(FILE *out, const struct top_row *rows, size_t n, const uint64_t *
 		fprintf(out, " %9llu %11.0f %9llu\n", (unsigned long long)r->depth, r->oldest_age_ms,
 			(unsigned long long)r->failures);
 	}
+	if (limit && n > limit)
+		fprintf(out, "... %zu more tenant%s (busiest first; --top-rows N shows more)\n",
+			n - limit, n - limit == 1 ? "" : "s");
 	fprintf(out, "(times in ms; Ctrl-C to detach)\n");
 	fflush(out);
 }
 
-#define TOP_MAX_ROWS (JOBQ_DEFAULT_TENANT_CAP + 1)
-
 struct top_state {
-	struct top_row rows[2][TOP_MAX_ROWS];
-	size_t n[2];
+	struct top_row *rows[2];
+	size_t n[2], max;
 	int cur;
 	uint64_t last_ns;
 };
+
+/* Rows shown: --top-rows, else what fits the terminal, else all. */
+static size_t row_limit(const struct agent *a, FILE *out)
+{
+	struct winsize ws;
+
+	if (a->opts.top_rows > 0)
+		return (size_t)a->opts.top_rows;
+	if (isatty(fileno(out)) && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_row > 5)
+		return (size_t)ws.ws_row - 5; /* header, column names, "more", footer, prompt */
+	return 0;
+}
 
 void agent_top_render(struct agent *a, FILE *out)
 {
@@ -166,21 +240,38 @@ void agent_top_render(struct agent *a, FILE *out)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 
-	if (!t && !(t = a->top = calloc(1, sizeof(*t)))) {
-		fprintf(stderr, "jobq-agent: out of memory for --top\n");
-		return;
+	if (!t) {
+		/* Every admitted tenant plus the overflow row. */
+		size_t max = (size_t)a->opts.tenant_cap + 1;
+
+		t = a->top = calloc(1, sizeof(*t));
+		if (t) {
+			t->max = max;
+			t->rows[0] = calloc(max, sizeof(*t->rows[0]));
+			t->rows[1] = calloc(max, sizeof(*t->rows[1]));
+		}
+		if (!t || !t->rows[0] || !t->rows[1]) {
+			fprintf(stderr, "jobq-agent: out of memory for --top\n");
+			agent_top_free(a);
+			return;
+		}
 	}
 	prev = t->cur;
 	t->cur ^= 1;
 	t->n[t->cur] = top_rows(&a->snap, t->last_ns ? t->rows[prev] : NULL,
 				t->last_ns ? t->n[prev] : 0, (double)(now - t->last_ns) / 1e9,
-				t->rows[t->cur], TOP_MAX_ROWS);
+				t->rows[t->cur], t->max);
 	t->last_ns = now;
-	top_print(out, t->rows[t->cur], t->n[t->cur], a->snap.losses, a->target.desc);
+	top_print(out, t->rows[t->cur], t->n[t->cur], row_limit(a, out), a->snap.losses,
+		  a->target.desc);
 }
 
 void agent_top_free(struct agent *a)
 {
+	if (a->top) {
+		free(a->top->rows[0]);
+		free(a->top->rows[1]);
+	}
 	free(a->top);
 	a->top = NULL;
 }

@@ -29,7 +29,8 @@ struct top_row {
 size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t nprev,
 		double elapsed_s, struct top_row *rows, size_t max);
 
-void top_print(FILE *out, const struct top_row *rows, size_t n, const uint64_t *losses,
-	       const char *target);
+/* Prints the first limit rows (0: all), then "... N more tenants". */
+void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
+	       const uint64_t *losses, const char *target);
 
 #endif

@@ -29,7 +29,7 @@ BPF_LDLIBS := -lbpf -lelf -lz
 # ---- agent ---------------------------------------------------------------
 # Pure modules (unit-tested under ASan) and the I/O around them.
 AGENT_PURE := agent/hist.c agent/wire.c agent/spans.c agent/encode.c agent/snapshot.c \
-	agent/top.c
+	agent/top.c agent/inflight.c
 AGENT_SRCS := $(AGENT_PURE) agent/main.c agent/stapsdt.c agent/target.c agent/json.c \
 	agent/events.c agent/export.c agent/conn.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)

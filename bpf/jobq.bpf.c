@@ -7,6 +7,34 @@
  * report per (queue, tenant), and, when emit_events is set, ring-buffer
  * records from which the agent builds spans. Every record that cannot be
  * kept is counted in `losses` by reason; nothing is dropped silently.
+ *
+ * Per-CPU state and interleaving. The counters, histograms and losses are
+ * per-CPU values updated with plain (non-atomic) increments, and
+ * usdt_args() copies the registers into a per-CPU scratch buffer. Both
+ * assume that two of these programs never interleave on one CPU:
+ *  - The programs run only from uprobes, i.e. in the context of the task
+ *    that hit the probe (the int3 trap), never from an interrupt or NMI,
+ *    so an interrupt cannot start another of them halfway through one.
+ *  - The kernel runs them from __uprobe_perf_func() ->
+ *    bpf_prog_run_array_uprobe() under migrate_disable() and
+ *    rcu_read_lock() (they are not sleepable): the task cannot move to
+ *    another CPU mid-program, so the per-CPU pointers stay valid. But with
+ *    PREEMPT_RCU neither disables preemption.
+ *  - Whether they can be preempted is the kernel's preemption model. This
+ *    kernel (6.18, PREEMPT_DYNAMIC, CONFIG_PREEMPT_NONE default, no
+ *    preempt= on the command line: preempt=none) never preempts kernel
+ *    code involuntarily, and the programs have no voluntary preemption
+ *    point (no sleeping helper), so each runs to completion: the
+ *    assumption holds.
+ *  - Booted with preempt=full or preempt=lazy (or PREEMPT_RT), a program
+ *    can be preempted on the return from an interrupt, and another thread
+ *    on the same CPU can hit a jobq probe meanwhile: the preempted program
+ *    would then read a register scratch the other one overwrote (wrong
+ *    arguments) or lose one increment of a counter or histogram it was
+ *    updating. The window is the program's run (~1 us) and needs a
+ *    reschedule inside it, so it is rare, but it is not counted. Known and
+ *    documented (docs/agent.md), not designed for: the fixes cost per hit
+ *    (atomic increments, or the registers on the stack).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -19,6 +47,7 @@
 const volatile __u64 hist_bounds[JOBQ_HIST_TABLE_SIZE]; /* jobq_hist.h */
 const volatile bool emit_events = false;
 const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries */
+const volatile __u32 types_per_tenant = JOBQ_DEFAULT_TYPES_PER_TENANT;
 
 /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by the agent
  * (bss is mmap'd), so wait = ktime + offset - enqueued_unix_ns. */
@@ -54,20 +83,22 @@ struct {
 	__type(value, struct jobq_depth_val);
 } depths SEC(".maps");
 
+/* Started jobs awaiting their finish (jobq.h: jobq_inflight_set). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, JOBQ_MAX_INFLIGHT);
-	__type(key, struct jobq_inflight_key);
-	__type(value, struct jobq_inflight_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, JOBQ_INFLIGHT_SETS);
+	__type(key, __u32);
+	__type(value, struct jobq_inflight_set);
 } inflight SEC(".maps");
 
-/* Admitted tenants; max_entries is the tenant cap. Consulted only when a
- * new series appears. */
+/* Admitted tenants -> how many series they hold; max_entries is the tenant
+ * cap. Consulted only when a new series appears (and by depth reports). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JOBQ_DEFAULT_TENANT_CAP);
 	__type(key, char[JOBQ_STR_TENANT]);
-	__type(value, __u8);
+	__type(value, __u32);
 } tenants SEC(".maps");
 
 struct {
@@ -102,41 +133,59 @@ static __always_inline int read_str(char *dst, __u32 size, const char *src)
 	return 0;
 }
 
-/* Beyond the tenant cap, a new tenant's data goes to the overflow series. */
-static __always_inline void admit_tenant(char *tenant, char *type, __u8 *overflow)
+/* The admitted tenant's series count, admitting it if the cap allows;
+ * NULL beyond the cap: then its strings are blanked and overflow set (its
+ * data goes to the overflow series), counted. */
+static __always_inline __u32 *admit_tenant(char *tenant, char *type, __u8 *overflow)
 {
-	__u8 one = 1;
+	__u32 zero = 0, *n = bpf_map_lookup_elem(&tenants, tenant);
 	long err;
 
-	if (bpf_map_lookup_elem(&tenants, tenant))
-		return;
-	err = bpf_map_update_elem(&tenants, tenant, &one, BPF_NOEXIST);
-	if (err == 0 || err == -17 /* EEXIST: raced with another CPU */)
-		return;
+	if (n)
+		return n;
+	err = bpf_map_update_elem(&tenants, tenant, &zero, BPF_NOEXIST);
+	if (err == 0 || err == -17 /* EEXIST: raced with another CPU */) {
+		n = bpf_map_lookup_elem(&tenants, tenant);
+		if (n)
+			return n;
+	}
 	__builtin_memset(tenant, 0, JOBQ_STR_TENANT);
 	if (type)
 		__builtin_memset(type, 0, JOBQ_STR_TYPE);
 	*overflow = 1;
 	loss(JOBQ_LOSS_TENANT_OVERFLOW);
+	return NULL;
 }
 
 /*
- * The id of series s, created on first sight (tenant cap applied then:
- * s may become the overflow series). The overflow series has the fixed
- * id JOBQ_OVERFLOW_SERIES_ID, inserted by the agent before attach, so it
- * always exists: when the series table is full, a new series' data goes
- * there too (counted as map_full) instead of being dropped.
+ * The id of series s, created on first sight. The tenant cap and the
+ * per-tenant type allowance are applied then: beyond either, the data goes
+ * to the overflow series (fixed id JOBQ_OVERFLOW_SERIES_ID, inserted by the
+ * agent before attach), counted as tenant_overflow or type_overflow on
+ * every event. The table is sized so that admitted tenants within their
+ * allowance always fit (jobq.h); should it still be full (ids wasted by
+ * races beyond the slack), the data goes to the overflow series too,
+ * counted as map_full.
  */
-static __always_inline int series_id(struct jobq_series *s)
+static __always_inline int series_id_slow(struct jobq_series *s, __u32 *why)
 {
-	__u32 *idp = bpf_map_lookup_elem(&series, s), id;
+	__u32 *idp = bpf_map_lookup_elem(&series, s), id, *ntypes;
 	long err;
 
+	*why = 0;
 	if (idp)
 		return *idp;
-	admit_tenant(s->tenant, s->type, &s->overflow);
-	if (s->overflow)
+	ntypes = admit_tenant(s->tenant, s->type, &s->overflow);
+	if (!ntypes) {
+		*why = JOBQ_LOSS_TENANT_OVERFLOW + 1;
 		return JOBQ_OVERFLOW_SERIES_ID;
+	}
+	if (*ntypes >= types_per_tenant ||
+	    __sync_fetch_and_add(ntypes, 1) >= types_per_tenant) {
+		loss(JOBQ_LOSS_TYPE_OVERFLOW);
+		*why = JOBQ_LOSS_TYPE_OVERFLOW + 1;
+		return JOBQ_OVERFLOW_SERIES_ID;
+	}
 	/* Check before taking an id: a full table must not keep advancing the
 	 * counter (it would wrap and hand out ids of live series). */
 	if (next_series_id >= max_series)
@@ -146,6 +195,7 @@ static __always_inline int series_id(struct jobq_series *s)
 		goto full;
 	err = bpf_map_update_elem(&series, s, &id, BPF_NOEXIST);
 	if (err == -17) { /* another CPU created it: use its id (ours is wasted) */
+		__sync_fetch_and_add(ntypes, -1);
 		idp = bpf_map_lookup_elem(&series, s);
 		if (idp)
 			return *idp;
@@ -155,7 +205,91 @@ static __always_inline int series_id(struct jobq_series *s)
 	return id;
 full:
 	loss(JOBQ_LOSS_MAP_FULL);
+	*why = JOBQ_LOSS_MAP_FULL + 1;
 	return JOBQ_OVERFLOW_SERIES_ID;
+}
+
+/*
+ * (tenant, type) -> series id without the hash map: a direct-mapped cache
+ * indexed by our own 64-bit hash of the key (17 words), checked against
+ * the whole key. The series hash map costs ~95 ns a lookup here (jhash and
+ * memcmp of 136 bytes); this ~25 ns. A decision never changes once made
+ * (ids are never reused, tenants never leave, a full tenant map or a full
+ * allowance stays full), so overflow decisions are cached too, with their
+ * loss reason, counted on every hit as before. Entries are written by
+ * whichever CPU missed: check is written last and must equal the key's
+ * hash mixed with the id and reason read, and is read again after, so an
+ * entry torn by two writers never validates (0 = being written).
+ */
+#define SERIES_CACHE 1024 /* entries, a power of two */
+
+struct series_cache_ent {
+	__u64 check;
+	struct jobq_series key;
+	__u32 sid;
+	__u32 why; /* loss reason + 1 counted on every hit; 0: none */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SERIES_CACHE);
+	__type(key, __u32);
+	__type(value, struct series_cache_ent);
+} series_cache SEC(".maps");
+
+#define SERIES_WORDS (sizeof(struct jobq_series) / 8)
+
+static __always_inline __u64 series_hash(const struct jobq_series *s)
+{
+	const __u64 *w = (const __u64 *)s;
+	__u64 h = 0x84222325cbf29ce4ull;
+
+	for (int i = 0; i < SERIES_WORDS; i++)
+		h = (h ^ w[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+static __always_inline __u64 series_check(__u64 h, __u32 sid, __u32 why)
+{
+	return (h ^ (((__u64)why << 32 | sid) * 0x9e3779b97f4a7c15ull)) | 1;
+}
+
+/* The id of series s; *why: the loss reason + 1 counted for this event
+ * (the overflow series' reasons), or 0. */
+static __always_inline int series_id(struct jobq_series *s, __u32 *whyp)
+{
+	__u64 h = series_hash(s), chk;
+	__u32 idx = (__u32)h & (SERIES_CACHE - 1), sid, why;
+	struct series_cache_ent *c = bpf_map_lookup_elem(&series_cache, &idx);
+	const __u64 *want = (const __u64 *)s, *have;
+	struct jobq_series key;
+	int id, same = 1;
+
+	if (!c)
+		return series_id_slow(s, whyp);
+	chk = c->check;
+	sid = c->sid;
+	why = c->why;
+	have = (const __u64 *)&c->key;
+	for (int i = 0; i < SERIES_WORDS; i++)
+		same &= have[i] == want[i];
+	if (same && chk == series_check(h, sid, why) && c->check == chk) {
+		if (why)
+			loss(why - 1);
+		*whyp = why;
+		return sid;
+	}
+	key = *s; /* series_id_slow() blanks an overflowing tenant's strings */
+	id = series_id_slow(s, &why);
+	*whyp = why;
+	if (id < 0)
+		return id;
+	c->check = 0;
+	__builtin_memcpy(&c->key, &key, sizeof(key));
+	c->sid = id;
+	c->why = why;
+	c->check = series_check(h, id, why);
+	return id;
 }
 
 static __always_inline void count(int sid, __u32 metric, __u32 prio, __u32 status)
@@ -205,11 +339,24 @@ static __always_inline void record(int sid, __u8 kind, __u64 v_ns)
 		h->buckets[pos]++;
 }
 
+/* A queue name read into a zero-padded buffer (JOBQ_QUEUE_BUF bytes,
+ * 8-aligned), and its jobq_queue_id(). */
+struct queue_name {
+	char name[JOBQ_QUEUE_BUF];
+} __attribute__((aligned(8)));
+
+static __always_inline __u32 read_queue(struct queue_name *q, const char *queue)
+{
+	__builtin_memset(q, 0, sizeof(*q));
+	read_str(q->name, JOBQ_STR_QUEUE, queue);
+	return jobq_queue_id(q->name);
+}
+
 /* A ring-buffer record, or NULL (counted) when the buffer is full. The
  * consumer drains on a timer: never wake it per record. */
 static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 job_id,
 						    const struct jobq_series *s,
-						    const char *queue)
+						    const struct queue_name *q, __u32 queue_id)
 {
 	/* Only the record's size is reserved: no e->error here. */
 	struct jobq_event *e = bpf_ringbuf_reserve(&events, JOBQ_EVENT_REC_SIZE, 0);
@@ -223,8 +370,9 @@ static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 
 	e->job_id = job_id;
 	e->tgid = bpf_get_current_pid_tgid() >> 32;
 	e->kind = kind;
+	e->queue_id = queue_id;
 	__builtin_memcpy(&e->s, s, sizeof(e->s));
-	read_str(e->queue, sizeof(e->queue), queue);
+	__builtin_memcpy(e->queue, q->name, sizeof(e->queue));
 	return e;
 }
 
@@ -259,52 +407,115 @@ int jobq_enqueue(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_ENQUEUE];
 	struct jobq_series s;
+	struct queue_name q;
 	struct jobq_event *e;
-	int sid;
+	int sid, argc;
+	__u32 why;
 
-	ARGS(ctx, a, JOBQ_ARGC_ENQUEUE);
 	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
-	 * trace_lo, span_id */
+	 * trace_lo, span_id, parent_span_id, trace_flags. A version-1 site
+	 * (9 arguments) has no parent and counted as sampled. */
+	argc = usdt_args_min(ctx, a, JOBQ_ARGC_ENQUEUE_V1, JOBQ_ARGC_ENQUEUE);
+	if (argc < 0) {
+		loss(JOBQ_LOSS_READ_FAULT);
+		return 0;
+	}
+	if (argc < JOBQ_ARGC_ENQUEUE)
+		a[10] = 1;
 	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, STR(a[0])))) {
+	if (emit_events &&
+	    (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, &q, read_queue(&q, STR(a[0]))))) {
 		e->priority = a[4];
 		e->enqueued_unix_ns = a[5];
 		e->trace_hi = a[6];
 		e->trace_lo = a[7];
 		e->span_id = a[8];
+		e->parent_span_id = a[9];
+		e->trace_flags = a[10];
 		event_send(e);
 	}
-	sid = series_id(&s);
+	sid = series_id(&s, &why);
 	if (sid >= 0)
 		count(sid, JOBQ_M_ENQUEUED, a[4], JOBQ_NO_STATUS);
 	return 0;
 }
 
-/* Remembers when job_id started in this process. Keyed by (pid, job id),
- * not by thread: the finish may come from another thread. */
-static __always_inline void inflight_start(__u32 tgid, __u64 job_id, __u64 now)
+/* Remembers when the job (pid, queue, job id; not the thread: the finish
+ * may come from another one) started, and its series. */
+static __always_inline void inflight_start(__u32 tgid, __u32 queue_id, __u64 job_id, __u64 now,
+					   int sid, __u32 why)
 {
-	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
-	struct jobq_inflight_val iv = { .start_ktime_ns = now };
+	__u32 idx = jobq_inflight_set_of(tgid, queue_id, job_id);
+	__u64 tag = jobq_inflight_tag(tgid, queue_id, job_id);
+	struct jobq_inflight_set *set = bpf_map_lookup_elem(&inflight, &idx);
+	struct jobq_inflight_slot *slot = NULL;
+	__u64 oldest = ~0ull, seen;
+	int victim = 0;
 
-	if (bpf_map_update_elem(&inflight, &ik, &iv, BPF_ANY))
+	if (!set)
+		return;
+	/* The same job started again (its finish was lost): newest wins. */
+#pragma unroll
+	for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++)
+		if (set->w[w].tag == tag)
+			slot = &set->w[w];
+	if (!slot) {
+#pragma unroll
+		for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++) {
+			if (slot)
+				break;
+			if (!set->w[w].tag &&
+			    __sync_val_compare_and_swap(&set->w[w].tag, 0, tag) == 0)
+				slot = &set->w[w];
+		}
+	}
+	if (!slot) { /* full set: evict its oldest start (a lost finish) */
+#pragma unroll
+		for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++) {
+			if (set->w[w].start_ktime_ns < oldest) {
+				oldest = set->w[w].start_ktime_ns;
+				victim = w;
+			}
+		}
+		seen = set->w[victim & (JOBQ_INFLIGHT_WAYS - 1)].tag;
 		loss(JOBQ_LOSS_MAP_FULL);
+		if (!seen || __sync_val_compare_and_swap(&set->w[victim & (JOBQ_INFLIGHT_WAYS - 1)].tag,
+							  seen, tag) != seen)
+			return; /* raced with another CPU: this start goes unpaired */
+		slot = &set->w[victim & (JOBQ_INFLIGHT_WAYS - 1)];
+	}
+	slot->start_ktime_ns = now;
+	slot->series_id = sid;
+	slot->why = why;
+	slot->tgid = tgid;
 }
 
-/* When job_id started in this process; 0 if unknown (counted). */
-static __always_inline __u64 inflight_finish(__u32 tgid, __u64 job_id)
+/* When the job started and its series (*sid), freeing its slot; 0 if
+ * unknown (started before the agent attached, or evicted). */
+static __always_inline __u64 inflight_finish(__u32 tgid, __u32 queue_id, __u64 job_id, int *sid,
+					     __u32 *why)
 {
-	struct jobq_inflight_key ik = { .tgid = tgid, .job_id = job_id };
-	struct jobq_inflight_val *iv = bpf_map_lookup_elem(&inflight, &ik);
-	__u64 start;
+	__u32 idx = jobq_inflight_set_of(tgid, queue_id, job_id);
+	__u64 tag = jobq_inflight_tag(tgid, queue_id, job_id);
+	struct jobq_inflight_set *set = bpf_map_lookup_elem(&inflight, &idx);
+	__u64 start = 0;
 
-	if (!iv) {
-		loss(JOBQ_LOSS_UNMATCHED_FINISH);
+	if (!set)
 		return 0;
+#pragma unroll
+	for (int w = 0; w < JOBQ_INFLIGHT_WAYS; w++) {
+		if (set->w[w].tag != tag)
+			continue;
+		start = set->w[w].start_ktime_ns;
+		*sid = set->w[w].series_id;
+		*why = set->w[w].why;
+		/* Read before freeing; freed by whoever wins (the agent may be
+		 * expiring it). */
+		if (__sync_val_compare_and_swap(&set->w[w].tag, tag, 0) != tag)
+			start = 0;
+		break;
 	}
-	start = iv->start_ktime_ns;
-	bpf_map_delete_elem(&inflight, &ik);
 	return start;
 }
 
@@ -313,7 +524,9 @@ int jobq_start(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
 	struct jobq_series s;
+	struct queue_name q;
 	struct jobq_event *e;
+	__u32 queue_id, tgid, why;
 	__s64 wait;
 	int sid;
 
@@ -322,7 +535,8 @@ int jobq_start(struct pt_regs *ctx)
 	 * trace_lo, span_id, attempt, trace_flags */
 	if (read_series(&s, STR(a[1]), STR(a[2])))
 		return 0;
-	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, STR(a[0])))) {
+	queue_id = read_queue(&q, STR(a[0]));
+	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, &q, queue_id))) {
 		e->priority = a[4];
 		e->enqueued_unix_ns = a[5];
 		e->trace_hi = a[6];
@@ -332,10 +546,11 @@ int jobq_start(struct pt_regs *ctx)
 		e->trace_flags = a[10];
 		event_send(e);
 	}
-	inflight_start(bpf_get_current_pid_tgid() >> 32, a[3], now);
-	sid = series_id(&s);
+	sid = series_id(&s, &why);
 	if (sid < 0)
 		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	inflight_start(tgid, queue_id, a[3], now, sid, why);
 	count(sid, JOBQ_M_STARTED, a[4], JOBQ_NO_STATUS);
 	/* Wait from the producer's wall clock: valid across hosts and for
 	 * jobs enqueued before the agent attached. */
@@ -353,27 +568,34 @@ int jobq_finish(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH], start;
 	struct jobq_series s;
-	int sid, status;
+	struct queue_name q;
+	int sid = -1, status;
+	__u32 queue_id, tgid, why = 0;
 	__s64 dur;
 
 	ARGS(ctx, a, JOBQ_ARGC_FINISH);
 	/* queue, tenant, type, job_id, priority, status, attempt, error */
 	status = (int)a[5];
-	if (read_series(&s, STR(a[1]), STR(a[2])))
-		return 0;
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	queue_id = read_queue(&q, STR(a[0]));
 	if (emit_events) {
-		struct jobq_finish_rec *f = bpf_ringbuf_reserve(&events, sizeof(*f), 0);
+		/* The error text only when the job failed: a success is the
+		 * 72-byte header (3x less ring buffer and copying). */
+		struct jobq_finish_rec *f =
+			status == JOBQ_STATUS_SUCCESS
+				? bpf_ringbuf_reserve(&events, JOBQ_FINISH_REC_OK_SIZE, 0)
+				: bpf_ringbuf_reserve(&events, sizeof(*f), 0);
 
 		if (f) {
 			__builtin_memset(f, 0, offsetof(struct jobq_finish_rec, error));
 			f->ktime_ns = now;
 			f->job_id = a[3];
-			f->tgid = bpf_get_current_pid_tgid() >> 32;
+			f->tgid = tgid;
 			f->kind = JOBQ_EV_FINISH;
+			f->queue_id = queue_id;
 			f->priority = a[4];
 			f->status = status;
 			f->attempt = a[6];
-			f->error[0] = '\0';
 			if (status != JOBQ_STATUS_SUCCESS)
 				read_str(f->error, sizeof(f->error), STR(a[7]));
 			event_send(f);
@@ -381,8 +603,17 @@ int jobq_finish(struct pt_regs *ctx)
 			loss(JOBQ_LOSS_RINGBUF_FULL);
 		}
 	}
-	start = inflight_finish(bpf_get_current_pid_tgid() >> 32, a[3]);
-	sid = series_id(&s);
+	/* The series the start found; without a start (attached mid-job, or
+	 * evicted), the one the finish's own tenant/type name. */
+	start = inflight_finish(tgid, queue_id, a[3], &sid, &why);
+	if (!start) {
+		loss(JOBQ_LOSS_UNMATCHED_FINISH);
+		if (read_series(&s, STR(a[1]), STR(a[2])))
+			return 0;
+		sid = series_id(&s, &why);
+	} else if (why) { /* the start's overflow reason, counted for this event too */
+		loss(why - 1);
+	}
 	if (sid < 0)
 		return 0;
 	count(sid, status == JOBQ_STATUS_RELEASED ? JOBQ_M_RELEASED : JOBQ_M_PROCESSED, a[4],
@@ -402,10 +633,11 @@ static __always_inline int count_simple(const char *tenant, const char *type, __
 {
 	struct jobq_series s;
 	int sid;
+	__u32 why;
 
 	if (read_series(&s, tenant, type))
 		return 0;
-	sid = series_id(&s);
+	sid = series_id(&s, &why);
 	if (sid >= 0)
 		count(sid, metric, JOBQ_NO_PRIORITY, JOBQ_NO_STATUS);
 	return 0;

@@ -15,18 +15,59 @@
 #define JOBQ_STR_TENANT (JOBQ_TENANT_MAX + 1)
 #define JOBQ_STR_TYPE (JOBQ_TYPE_MAX + 1)
 #define JOBQ_STR_QUEUE (JOBQ_QUEUE_MAX + 1)
+#define JOBQ_QUEUE_BUF ((JOBQ_STR_QUEUE + 7) / 8 * 8) /* a queue name, zero-padded */
+
+/*
+ * The queue identity in start/finish pairing keys (job ids are unique only
+ * within a queue): a 32-bit hash of the queue name, zero-padded to
+ * JOBQ_QUEUE_BUF bytes (FNV-1a over 64-bit words, folded). BPF computes it
+ * at start and at finish from the name the probe passes, and puts it in the
+ * ring records too, so the agent pairs by the same key. Two queue names of
+ * one process with the same hash and the same job id in flight at once
+ * would still be mixed up (about 2^-32 per pair of names).
+ */
+static inline __attribute__((always_inline)) __u32 jobq_queue_id(const void *name)
+{
+	const __u64 *w = (const __u64 *)name;
+	__u64 h = 0xcbf29ce484222325ull;
+
+	for (int i = 0; i < JOBQ_QUEUE_BUF / 8; i++) {
+		h ^= w[i];
+		h *= 0x100000001b3ull;
+	}
+	return (__u32)(h ^ (h >> 32));
+}
 #define JOBQ_STR_ERROR (JOBQ_ERROR_MAX + 1)
 
 /* Argument counts of the probes, visible to BPF (jobq_probes.h keeps its
  * JOBQ_PROBE_ARGC_* out of BPF builds); agent/main.c asserts they agree. */
-#define JOBQ_ARGC_ENQUEUE 9
+#define JOBQ_ARGC_ENQUEUE 11
+#define JOBQ_ARGC_ENQUEUE_V1 9 /* contract version 1: no parent_span_id, trace_flags */
 #define JOBQ_ARGC_START 11
 #define JOBQ_ARGC_FINISH 8
 #define JOBQ_ARGC_DEPTH 8
 
-/* Default map sizes; the agent may change them before load. */
+/*
+ * Limits, coherent by construction: at most tenant_cap tenants are
+ * admitted, each with at most types_per_tenant series (job types); the
+ * series table holds them all plus the overflow series and a little slack
+ * for ids two CPUs take for one new series at once (jobq_series_table()).
+ * So an admitted tenant's type within the allowance always gets its own
+ * series; a tenant beyond the cap (tenant_overflow) or a type beyond the
+ * allowance (type_overflow) goes to the overflow series, counted.
+ * The agent sizes the maps between open and load.
+ */
 #define JOBQ_DEFAULT_TENANT_CAP 1024
-#define JOBQ_MAX_SERIES 1024   /* (tenant, type) pairs, incl. the overflow one */
+#define JOBQ_DEFAULT_TYPES_PER_TENANT 4
+#define JOBQ_MAX_TENANT_CAP 65536
+#define JOBQ_MAX_TYPES_PER_TENANT 256
+#define JOBQ_SERIES_LIMIT 262144 /* largest series table the agent configures */
+/* Series table size for a tenant cap and a per-tenant type allowance. */
+#define JOBQ_SERIES_SLACK(n) ((n) / 64 > 16 ? (n) / 64 : 16)
+#define jobq_series_table(cap, types) \
+	((cap) * (types) + 1 + JOBQ_SERIES_SLACK((cap) * (types)))
+#define JOBQ_MAX_SERIES \
+	jobq_series_table(JOBQ_DEFAULT_TENANT_CAP, JOBQ_DEFAULT_TYPES_PER_TENANT)
 /* The overflow series (tenant and type "", overflow = 1) has this id; the
  * agent inserts it into the series map before attaching. */
 #define JOBQ_OVERFLOW_SERIES_ID 0
@@ -125,17 +166,57 @@ struct jobq_depth_val {
 	__u64 ktime_ns; /* when the probe fired */
 };
 
-/* start -> finish pairing, by (pid, job id): the finish may come from
- * another thread than the start. */
-struct jobq_inflight_key {
+/*
+ * start -> finish pairing, by (pid, queue, job id): the finish may come
+ * from another thread than the start, and job ids repeat across queues.
+ * A set-associative table (an array of sets of JOBQ_INFLIGHT_WAYS slots,
+ * BPF_F_MMAPABLE): jobq_inflight_set_of() picks a job's set, the tag
+ * names it within the set; the start claims a free slot
+ * with a compare-and-swap on the tag (or evicts the set's oldest, counted
+ * as map_full), the finish finds its tag in the set and frees the slot the
+ * same way, so no hash-map insert/delete (~330 ns a job here) and no lock.
+ * The slot also keeps the series id, so the finish needs neither the
+ * tenant/type strings nor the series lookup. The agent expires slots older
+ * than --inflight-max-age through its mapping, with the same CAS.
+ */
+#define JOBQ_INFLIGHT_WAYS 4
+#define JOBQ_INFLIGHT_SETS (JOBQ_MAX_INFLIGHT / JOBQ_INFLIGHT_WAYS) /* a power of two */
+
+struct jobq_inflight_slot {
+	__u64 tag;            /* 0: free; else jobq_inflight_tag() */
+	__u64 start_ktime_ns;
+	__u32 series_id : 24; /* < JOBQ_SERIES_LIMIT */
+	__u32 why : 8;        /* the start's overflow loss reason + 1, counted at finish too */
 	__u32 tgid;
-	__u32 pad;
-	__u64 job_id;
 };
 
-struct jobq_inflight_val {
-	__u64 start_ktime_ns;
+struct jobq_inflight_set {
+	struct jobq_inflight_slot w[JOBQ_INFLIGHT_WAYS];
 };
+
+/* The set of a job: consecutive ids of one (pid, queue) take consecutive
+ * sets, so a worker's jobs touch a few hot cache lines, not a random line
+ * of the 1.5 MiB table per start (a cache miss cost ~200 ns a start here);
+ * other (pid, queue) streams start elsewhere. */
+static inline __attribute__((always_inline)) __u32 jobq_inflight_set_of(__u32 tgid, __u32 queue_id,
+									__u64 job_id)
+{
+	__u64 base = ((__u64)tgid << 32 | queue_id) * 0x9e3779b97f4a7c15ull;
+
+	return (__u32)(job_id + (base >> 40)) & (JOBQ_INFLIGHT_SETS - 1);
+}
+
+/* Never 0. Distinct jobs in one set share a tag with probability ~2^-63. */
+static inline __attribute__((always_inline)) __u64 jobq_inflight_tag(__u32 tgid, __u32 queue_id,
+								     __u64 job_id)
+{
+	__u64 h = (job_id ^ ((__u64)tgid << 32 | queue_id)) * 0x9e3779b97f4a7c15ull;
+
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 29;
+	return h | 1;
+}
 
 /* Loss reasons, a per-CPU array indexed by these. */
 enum jobq_loss {
@@ -145,6 +226,8 @@ enum jobq_loss {
 	JOBQ_LOSS_NEGATIVE_DELTA,    /* wait or duration < 0: clamped to 0 */
 	JOBQ_LOSS_HIST_CLAMP,        /* value above the top bucket, clamped into it */
 	JOBQ_LOSS_TENANT_OVERFLOW,   /* event of a tenant beyond the cap (overflow key) */
+	JOBQ_LOSS_TYPE_OVERFLOW,     /* event of an admitted tenant's type beyond the
+				      * per-tenant allowance (overflow series) */
 	JOBQ_LOSS_READ_FAULT,        /* a probe string argument could not be read */
 	JOBQ_LOSS_KERNEL_COUNT,
 	/* counted by the agent, not in the kernel array */
@@ -159,7 +242,7 @@ enum jobq_event_kind {
 	JOBQ_EV_FINISH = 3,
 };
 
-/* Common head of every ring-buffer record (64 bytes). */
+/* Common head of every ring-buffer record (72 bytes). */
 #define JOBQ_EVENT_HEADER                                                      \
 	__u64 ktime_ns;                                                        \
 	__u64 job_id;                                                          \
@@ -167,19 +250,21 @@ enum jobq_event_kind {
 	__u64 trace_hi;         /* enqueue, start: the enqueue span's context */ \
 	__u64 trace_lo;                                                        \
 	__u64 span_id;                                                         \
+	__u64 parent_span_id;   /* enqueue: the producer's span, 0 if none */  \
 	__u32 tgid;                                                            \
 	__u32 attempt;          /* start, finish */                            \
 	__u8 kind;              /* enum jobq_event_kind */                     \
 	__u8 priority;                                                         \
 	__u8 status;            /* finish */                                   \
-	__u8 trace_flags;       /* start */                                    \
-	__u8 pad0[4]
+	__u8 trace_flags;       /* enqueue, start */                           \
+	__u32 queue_id          /* jobq_queue_id() of the queue name */
 
 /*
  * A span-building event as the agent handles it. In the ring buffer an
  * enqueue or start record is its first JOBQ_EVENT_REC_SIZE bytes (no
  * error text); a finish record is a struct jobq_finish_rec (no strings but
- * the error: the agent takes them from the start). Smaller records keep
+ * the error: the agent takes them from the start), of which a successful
+ * finish carries only the header (JOBQ_FINISH_REC_OK_SIZE bytes). Smaller records keep
  * the ring buffer's headroom for bursts. Strings are NUL-terminated; the
  * series carries the real tenant even beyond the tenant cap.
  */
@@ -198,5 +283,7 @@ struct jobq_finish_rec {
 	char error[JOBQ_STR_ERROR];
 	__u8 pad1[7];
 };
+
+#define JOBQ_FINISH_REC_OK_SIZE offsetof(struct jobq_finish_rec, error)
 
 #endif /* JOBQ_BPF_H */

@@ -16,8 +16,11 @@
 
 #if defined(__TARGET_ARCH_x86)
 /* A copy of the probe's registers, indexed by offsetof(struct pt_regs, r)
- * / 8 (what libbpf records in the spec). Per-CPU scratch: the programs do
- * not nest on one CPU, and it keeps 256 bytes off the 512-byte stack. */
+ * / 8 (what libbpf records in the spec). Per-CPU scratch, which keeps 256
+ * bytes off the 512-byte stack: the uprobe programs do not nest or
+ * interleave on one CPU (task context only, migration disabled, and no
+ * preemption under this kernel's preempt=none; see the note at the top of
+ * jobq.bpf.c for preempt=full/lazy kernels). */
 struct usdt_regs {
 	__u64 r[32];
 };
@@ -30,11 +33,14 @@ struct {
 } usdt_regs_scratch SEC(".maps");
 
 /*
- * Fills out[0..n) with the first n arguments of the probe that fired.
- * Returns 0, or -1 if the probe's spec is unknown or has fewer than n
- * arguments (out is then undefined).
+ * Fills out[0..n) with the first n arguments of the probe that fired;
+ * arguments need..n-1 that the site does not have (an older contract
+ * version) are 0. Returns how many the site has (>= need, at most n), or
+ * -1 if the probe's spec is unknown or has fewer than need arguments (out
+ * is then undefined).
  */
-static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, const int n)
+static __always_inline int usdt_args_min(struct pt_regs *ctx, __u64 *out, const int need,
+					 const int n)
 {
 	struct __bpf_usdt_spec *spec;
 	struct usdt_regs *regs;
@@ -45,7 +51,7 @@ static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, const int 
 		return -1;
 	spec = bpf_map_lookup_elem(&__bpf_usdt_specs, &spec_id);
 	regs = bpf_map_lookup_elem(&usdt_regs_scratch, &zero);
-	if (!spec || !regs || spec->arg_cnt < n)
+	if (!spec || !regs || spec->arg_cnt < need)
 		return -1;
 	/* One read of every register instead of one helper call per argument.
 	 * (Reading ctx fields at constant offsets in a switch would need no
@@ -58,6 +64,10 @@ static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, const int 
 		struct __bpf_usdt_arg_spec *a = &spec->args[i];
 		__u64 v;
 
+		if (i >= need && i >= spec->arg_cnt) {
+			out[i] = 0;
+			continue;
+		}
 		if (a->arg_type == BPF_USDT_ARG_CONST) {
 			v = a->val_off;
 		} else if (a->arg_type == BPF_USDT_ARG_REG ||
@@ -78,16 +88,29 @@ static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, const int 
 			v >>= a->arg_bitshift;
 		out[i] = v;
 	}
-	return 0;
+	return spec->arg_cnt < n ? spec->arg_cnt : n;
 }
 #else
-static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, const int n)
+static __always_inline int usdt_args_min(struct pt_regs *ctx, __u64 *out, const int need,
+					 const int n)
 {
-	for (int i = 0; i < n && i < BPF_USDT_MAX_ARG_CNT; i++)
-		if (bpf_usdt_arg(ctx, i, (long *)&out[i]))
+	int cnt = bpf_usdt_arg_cnt(ctx);
+
+	if (cnt < need)
+		return -1;
+	for (int i = 0; i < n && i < BPF_USDT_MAX_ARG_CNT; i++) {
+		out[i] = 0;
+		if (i < cnt && bpf_usdt_arg(ctx, i, (long *)&out[i]))
 			return -1;
-	return 0;
+	}
+	return cnt < n ? cnt : n;
 }
 #endif
+
+/* All n arguments: 0, or -1 (unknown spec, fewer than n, unreadable). */
+static __always_inline int usdt_args(struct pt_regs *ctx, __u64 *out, const int n)
+{
+	return usdt_args_min(ctx, out, n, n) < 0 ? -1 : 0;
+}
 
 #endif /* JOBQ_USDT_ARGS_H */

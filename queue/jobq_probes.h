@@ -23,14 +23,19 @@
  *   *_unix_ns            uint64, CLOCK_REALTIME nanoseconds since the epoch.
  *   trace_hi, trace_lo   the W3C trace-id: bytes 0-7 and 8-15, each read as
  *                        a big-endian uint64. Both 0: the job has no trace.
- *   span_id              the W3C parent-id (8 bytes) read as big-endian u64.
+ *   span_id              the job.enqueue span's id (8 bytes, as the W3C parent-id
+ *                        a consumer sees) read as big-endian u64.
+ *   parent_span_id       the parent-id of the producer's W3C traceparent (the
+ *                        span job.enqueue is a child of), big-endian u64;
+ *                        0 when the producer passed no traceparent.
  *   trace_flags          W3C trace-flags byte (bit 0 = sampled).
  *   attempt              1 for the first run, incremented by every retry.
  */
 #ifndef JOBQ_PROBES_H
 #define JOBQ_PROBES_H
 
-#define JOBQ_PROBES_VERSION 1
+/* 2: enqueue gained parent_span_id and trace_flags (args 9, 10). */
+#define JOBQ_PROBES_VERSION 2
 
 #define JOBQ_TENANT_MAX 64 /* bytes, without the NUL */
 #define JOBQ_TYPE_MAX 64
@@ -54,10 +59,13 @@ enum jobq_probe_status {
 /*
  * Probe                 Arguments (in order)
  * ------------------------------------------------------------------------
- * enqueue     (9)       queue, tenant, type, job_id, priority,
- *                       enqueued_unix_ns, trace_hi, trace_lo, span_id
+ * enqueue     (11)      queue, tenant, type, job_id, priority,
+ *                       enqueued_unix_ns, trace_hi, trace_lo, span_id,
+ *                       parent_span_id, trace_flags
  *     Fired by the producer after Redis accepted the job. span_id is the
- *     job.enqueue span's id recorded in the job document.
+ *     job.enqueue span's id recorded in the job document; parent_span_id
+ *     and trace_flags come from the producer's traceparent (0 and 01
+ *     without one). Version 1 sites had the first 9 arguments only.
  *
  * start       (11)      queue, tenant, type, job_id, priority,
  *                       enqueued_unix_ns, trace_hi, trace_lo, span_id,
@@ -69,7 +77,8 @@ enum jobq_probe_status {
  * finish      (8)       queue, tenant, type, job_id, priority, status,
  *                       attempt, error
  *     Fired by the worker right after the handler returned (same thread
- *     or not). error is "" on success. Pair with start by (pid, job_id).
+ *     or not). error is "" on success. Pair with start by (pid, queue,
+ *     job_id): job ids are unique only within a queue.
  *
  * retry       (7)       queue, tenant, type, job_id, attempt, delay_ms, error
  *     A failed job was scheduled again after delay_ms (attempt is the one
@@ -119,8 +128,8 @@ JOBQ_SEMAPHORE(depth);
 
 #define JOBQ_PROBE_ENABLED(name) __builtin_expect(jobq_##name##_semaphore != 0, 0)
 
-#define JOBQ_PROBE_ENQUEUE(q, t, ty, id, pr, ens, th, tl, sp) \
-	STAP_PROBE9(jobq, enqueue, q, t, ty, id, pr, ens, th, tl, sp)
+#define JOBQ_PROBE_ENQUEUE(q, t, ty, id, pr, ens, th, tl, sp, par, fl) \
+	STAP_PROBE11(jobq, enqueue, q, t, ty, id, pr, ens, th, tl, sp, par, fl)
 #define JOBQ_PROBE_START(q, t, ty, id, pr, ens, th, tl, sp, att, fl) \
 	STAP_PROBE11(jobq, start, q, t, ty, id, pr, ens, th, tl, sp, att, fl)
 #define JOBQ_PROBE_FINISH(q, t, ty, id, pr, st, att, err) \
@@ -146,7 +155,7 @@ JOBQ_SEMAPHORE(depth);
 #endif
 
 /* Argument counts, checked against `readelf -n` of the built library. */
-#define JOBQ_PROBE_ARGC_ENQUEUE 9
+#define JOBQ_PROBE_ARGC_ENQUEUE 11
 #define JOBQ_PROBE_ARGC_START 11
 #define JOBQ_PROBE_ARGC_FINISH 8
 #define JOBQ_PROBE_ARGC_RETRY 7

@@ -24,7 +24,7 @@ struct enq {
 	size_t lens[ENQ_ARGC];
 	char at[32], at_ns[24], trace[33], span[17], flags[3], maxa[12], delay[12];
 	uint64_t ens;
-	uint8_t trace_id[16], span_id[8];
+	uint8_t trace_id[16], span_id[8], parent_id[8], trace_flags; /* parent 0: no traceparent */
 	enum jobq_priority prio;
 };
 
@@ -48,13 +48,14 @@ static int prepare(struct jobq *q, const struct jobq_new_job *j, struct enq *e, 
 		return jobq__fail(q, JOBQ_EINVAL, "%spriority must be high, normal or low (got %d)",
 				  ctx, (int)o->priority);
 	if (o->traceparent) {
-		if (jobq_traceparent_parse(o->traceparent, e->trace_id, e->span_id, &fl))
+		if (jobq_traceparent_parse(o->traceparent, e->trace_id, e->parent_id, &fl))
 			return jobq__fail(q, JOBQ_EINVAL,
 					  "%straceparent must be 00-<32 hex>-<16 hex>-<2 hex> (got \"%.80s\")",
 					  ctx, o->traceparent);
 	} else {
 		uint64_t a = jobq_random64() | 1, b = jobq_random64();
 
+		memset(e->parent_id, 0, sizeof(e->parent_id));
 		for (int i = 0; i < 8; i++) {
 			e->trace_id[i] = (uint8_t)(a >> (56 - 8 * i));
 			e->trace_id[8 + i] = (uint8_t)(b >> (56 - 8 * i));
@@ -67,6 +68,7 @@ static int prepare(struct jobq *q, const struct jobq_new_job *j, struct enq *e, 
 		for (int i = 0; i < 8; i++)
 			e->span_id[i] = (uint8_t)(s >> (56 - 8 * i));
 	}
+	e->trace_flags = fl;
 	e->prio = o->priority;
 	e->ens = jobq__now_unix_ns();
 	snprintf(e->at, sizeof(e->at), "%" PRIu64 ".%06" PRIu64, (uint64_t)(e->ens / 1000000000u),
@@ -99,7 +101,7 @@ static void fire_enqueue(struct jobq *q, const struct jobq_new_job *j, const str
 	if (JOBQ_PROBE_ENABLED(enqueue)) {
 		JOBQ_PROBE_ENQUEUE(q->queue, j->tenant, j->type, id, (int)e->prio, e->ens,
 				   jobq_be64(e->trace_id), jobq_be64(e->trace_id + 8),
-				   jobq_be64(e->span_id));
+				   jobq_be64(e->span_id), jobq_be64(e->parent_id), e->trace_flags);
 	}
 }
 

@@ -134,7 +134,7 @@ live=0
 [ "$headless" != 1 ] && [ -t 1 ] && live=1
 agent_args=(--lib "$B/libjobq.so" --sidecar "$sock" --interval 1000)
 if [ "$(id -u)" -ne 0 ]; then
-	log "not root: the eBPF agent needs root (or CAP_BPF+CAP_PERFMON) to attach."
+	log "not root: the eBPF agent needs root (or CAP_SYS_ADMIN+CAP_BPF+CAP_PERFMON) to attach."
 	log "running the workload unobserved; per-tenant figures come from the job logs."
 elif [ "$live" = 0 ]; then
 	"$B/jobq-agent" "${agent_args[@]}" >"$out/agent.log" 2>&1 &

@@ -12,8 +12,10 @@ import signal
 import subprocess
 import time
 
-from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, check, check_quantiles, counter_map, main,
-                      links_left, parse_truth, run_agent_once, truth_counters)
+import shutil
+
+from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, Skipped, check, check_quantiles,
+                      counter_map, main, links_left, parse_truth, run_agent_once, truth_counters)
 
 GROUPS = [
     "acme,email,0,40,3000,50,4",     # 40 jobs, 3 ms handler, waited 50 ms, every 4th fails
@@ -94,6 +96,36 @@ def test_attach_by_pid_counts_and_histograms_match_truth():
     check_snapshot(json.loads(out), truth)
 
 
+def test_same_job_id_in_two_queues_pairs_each_with_its_own_start():
+    # Job ids are unique only within a queue: each job here has a twin of
+    # the same id in another queue, started after it and finished before
+    # it. Paired by (pid, job id) alone, the twin's start replaced the
+    # job's and the job's finish found nothing (unmatched_finish, no
+    # duration). Paired with the queue, every duration is exact.
+    em = emitter(["--twin-queue", "other"] + GROUPS[:2])
+    time.sleep(0.2)
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    truth = finish(em)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check_snapshot(json.loads(out), truth)
+
+
+def test_starts_without_finish_expire_and_are_counted():
+    # Jobs of a worker killed mid-job never finish: their in-flight slots
+    # are freed after --inflight-max-age and counted as expired_inflight,
+    # exactly once each.
+    ag = Agent(["--bin", EMITTER, "--json", "--inflight-max-age", "1", "--duration", "6"])
+    ag.wait_attached()
+    finish(emitter(["--no-finish", "gone,a,1,25,0,5,0"]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent exit %d: %s" % (ag.p.returncode, err))
+    losses = json.loads(out)["losses"]
+    check(losses["expired_inflight"] == 25, "expired_inflight %d, want 25: %s" %
+          (losses["expired_inflight"], losses))
+
+
 def test_attach_by_bin_reaches_process_started_after_attach():
     ag = Agent(["--bin", EMITTER, "--json"])
     ag.wait_attached()
@@ -138,6 +170,41 @@ def test_attach_by_pid_finds_probes_in_mapped_library():
     check_snapshot(json.loads(out), truth)
 
 
+def test_attach_by_pid_when_libjobq_was_replaced_on_disk():
+    # A worker keeps running the libjobq it loaded after a deploy replaced
+    # the file (maps: "... libjobq_emitter.so (deleted)"; same for its
+    # binary). --pid attaches to the inode the process maps, through
+    # /proc/PID/map_files and /proc/PID/exe, instead of failing.
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="jobq-agent-deleted-")
+    em = None
+    try:
+        lib = os.path.join(tmp, os.path.basename(LIBJOBQ))
+        prog = os.path.join(tmp, "lib_emitter")
+        shutil.copy(LIBJOBQ, lib)
+        shutil.copy(LIB_EMITTER, prog)
+        em = emitter(GROUPS[:1], prog=prog)
+        time.sleep(0.3)
+        for f in (lib, prog):  # a deploy: new files, new inodes
+            os.unlink(f)
+            shutil.copy(LIBJOBQ if f == lib else LIB_EMITTER, f)
+        with open("/proc/%d/maps" % em.pid) as m:
+            check("(deleted)" in m.read(), "the library is not shown as deleted")
+        ag = Agent(["--pid", str(em.pid), "--json"])
+        ag.wait_attached()
+        truth = finish(em)
+        rc, out, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        check("replaced on disk" in ag.attach_log and "map_files" in ag.attach_log,
+              "no note about the deleted library: %s" % ag.attach_log)
+        check_snapshot(json.loads(out), truth)
+    finally:
+        if em and em.poll() is None:
+            em.kill()
+            em.wait()
+        shutil.rmtree(tmp)
+
+
 def test_top_shows_a_row_per_tenant():
     ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3"])
     ag.wait_attached()
@@ -161,30 +228,108 @@ def test_tenant_cap_sends_new_tenants_to_overflow_series():
     started = {(c["tenant"], c["overflow"]): c["value"] for c in snap["counters"]
                if c["name"] == "jobs.started"}
     check(started == {("t1", False): 3, ("", True): 9}, "started by tenant: %s" % started)
-    check(snap["losses"]["tenant_overflow"] > 0, "tenant_overflow not counted")
+    # Every event of t2 and t3: enqueue, start, finish of 9 jobs, a reap
+    # and a depth report each.
+    check(snap["losses"]["tenant_overflow"] == 9 * 3 + 2 + 2,
+          "tenant_overflow %d, want 31 (one per event)" % snap["losses"]["tenant_overflow"])
 
 
-def test_full_series_table_goes_to_overflow_series_counted():
-    # More (tenant, type) series than the kernel's table holds (1024, one of
-    # them the overflow series) with a tenant cap that is not reached: the
-    # series beyond the table must land in the overflow series (map_full
-    # counted), not vanish.
-    n = 1030
-    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "5000"])
+def test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted():
+    # 400 tenants with 2 job types each against --tenant-cap 300: the series
+    # table is sized for 300 x --types-per-tenant, so every admitted tenant
+    # keeps both of its series with exact counts (before, the 1024-series
+    # table filled at ~511 such tenants and admitted tenants' new types
+    # vanished into the overflow series); the other 100 tenants are counted
+    # in the overflow series, with tenant_overflow, and nothing else is lost.
+    ntenants, cap = 400, 300
+    groups = ["t%03d,%s,1,1,0,5,0" % (i, ty) for i in range(ntenants) for ty in ("a", "b")]
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", str(cap), "--types-per-tenant", "2"])
     ag.wait_attached()
-    finish(emitter(["s%04d,t,1,1,0,5,0" % i for i in range(n)]))
+    truth = finish(emitter(groups))
     rc, out, err = ag.stop()
     check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check("more tenants than --tenant-cap 300" in err, "overflow not reported on stderr: %s" % err)
     snap = json.loads(out)
+    jobs, other = parse_truth(truth)
+    admitted = {"t%03d" % i for i in range(cap)}
+    got = {k: v for k, v in counter_map(snap).items() if k[1] in admitted}
+    want = {k: v for k, v in truth_counters(jobs, other).items() if k[1] in admitted}
+    check(got == want, "admitted tenants' counters differ:\n want %s\n got  %s" %
+          (sorted(set(want.items()) - set(got.items()))[:5],
+           sorted(set(got.items()) - set(want.items()))[:5]))
     started = [c for c in snap["counters"] if c["name"] == "jobs.started"]
-    total = sum(c["value"] for c in started)
     over = sum(c["value"] for c in started if c["overflow"])
     named = {c["tenant"] for c in started if not c["overflow"]}
-    check(total == n, "jobs.started adds up to %d, want %d (data lost)" % (total, n))
-    check(len(named) == 1023 and over == n - 1023,
-          "%d named series, %d jobs in overflow; want 1023 and %d" % (len(named), over, n - 1023))
-    check(snap["losses"]["map_full"] > 0, "map_full not counted")
-    check(snap["losses"]["tenant_overflow"] == 0, "tenant cap was not reached")
+    check(named == admitted, "%d named tenants, want the first %d" % (len(named), cap))
+    check(over == 2 * (ntenants - cap) and sum(c["value"] for c in started) == 2 * ntenants,
+          "overflow series started %d, want %d" % (over, 2 * (ntenants - cap)))
+    check(all(c["tenant"] == "" for c in snap["counters"] if c["overflow"]),
+          "overflow series carries a tenant name")
+    losses = snap["losses"]
+    # One per event of the 100 tenants beyond the cap: per type an enqueue,
+    # start, finish and reap, and a depth report.
+    want = (ntenants - cap) * 2 * 5
+    check(losses["tenant_overflow"] == want, "tenant_overflow %d, want %d (one per event)" %
+          (losses["tenant_overflow"], want))
+    check(losses["map_full"] == 0 and losses["type_overflow"] == 0,
+          "admitted tenants lost series: %s" % losses)
+
+
+def test_types_beyond_the_allowance_go_to_overflow_counted():
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "4", "--types-per-tenant", "2"])
+    ag.wait_attached()
+    finish(emitter(["a,x,1,2,0,5,0", "a,y,1,3,0,5,0", "a,z,1,4,0,5,0", "b,x,1,5,0,5,0"]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    check("more job types than --types-per-tenant 2" in err,
+          "type overflow not reported on stderr: %s" % err)
+    snap = json.loads(out)
+    started = {(c["tenant"], c["job_type"], c["overflow"]): c["value"] for c in snap["counters"]
+               if c["name"] == "jobs.started"}
+    check(started == {("a", "x", False): 2, ("a", "y", False): 3, ("b", "x", False): 5,
+                      ("", "", True): 4}, "started by series: %s" % started)
+    # One per event of a/z: enqueue, start and finish of 4 jobs, a reap.
+    check(snap["losses"]["type_overflow"] == 4 * 3 + 1 and
+          snap["losses"]["tenant_overflow"] == 0 and snap["losses"]["map_full"] == 0,
+          "losses: %s" % snap["losses"])
+
+
+def test_limits_that_cannot_fit_are_usage_errors():
+    rc, _, err = run_agent_once(["--bin", EMITTER, "--json", "--tenant-cap", "65536",
+                                 "--types-per-tenant", "256"])
+    check(rc == 2 and "--tenant-cap 65536 x --types-per-tenant 256" in err and
+          "lower --tenant-cap or --types-per-tenant" in err,
+          "exit %d, unclear error for a series table too large: %s" % (rc, err))
+    rc, _, err = run_agent_once(["--bin", EMITTER, "--json", "--tenant-cap", "1000000"])
+    check(rc == 2 and "--tenant-cap" in err and "65536" in err,
+          "exit %d for a tenant cap above the limit: %s" % (rc, err))
+
+
+def test_top_shows_every_tenant_when_not_on_a_terminal():
+    # The table used to stop at 1025 rows whatever the tenant cap.
+    n = 1100
+    ag = Agent(["--bin", EMITTER, "--top", "--interval", "500", "--duration", "4",
+                "--tenant-cap", "1200", "--types-per-tenant", "1"])
+    ag.wait_attached()
+    finish(emitter(["t%04d,a,1,1,0,5,0" % i for i in range(n)]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
+    last = out.split("\033[H\033[2J")[-1].splitlines()
+    rows = {l.split()[0] for l in last[2:] if l and l[0] not in "(."}
+    check(rows == {"t%04d" % i for i in range(n)}, "%d rows for %d tenants" % (len(rows), n))
+
+
+def test_top_limits_rows_and_says_how_many_more():
+    ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3",
+                "--top-rows", "10"])
+    ag.wait_attached()
+    finish(emitter(["t%02d,a,1,1,0,5,0" % i for i in range(30)]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
+    last = out.split("\033[H\033[2J")[-1].splitlines()
+    rows = [l for l in last[2:] if l and l[0] not in "(."]
+    check(len(rows) == 10 and "... 20 more tenants" in last[-2],
+          "want 10 rows then '... 20 more tenants', got: %s" % last)
 
 
 def test_enqueue_time_in_the_future_is_clamped_and_counted():
@@ -248,9 +393,34 @@ def test_target_without_jobq_probes_lists_what_it_found():
 
 def test_missing_pid_is_a_clear_error():
     rc, _, err = run_agent_once(["--pid", "12x", "--json"])
-    check(rc != 0 and "not a process id" in err, "unclear error for a bad pid: %s" % err)
+    check(rc == 2 and "not a process id" in err, "exit %d, unclear error for a bad pid: %s" %
+          (rc, err))
     rc, _, err = run_agent_once(["--pid", "4194303", "--json"])
-    check(rc != 0 and "no such process" in err, "unclear error for a missing pid: %s" % err)
+    check(rc == 1 and "no such process" in err, "exit %d, unclear error for a missing pid: %s" %
+          (rc, err))
+
+
+def test_usage_errors_exit_2_runtime_errors_exit_1():
+    # docs/agent.md "Exit codes": 2 for every usage error (checked before
+    # privileges or targets), 1 when the system refuses what was asked.
+    for args in (["--pid", "abc"], ["--pid", "0"], ["--pid", "-5"], ["--pid", ""],
+                 ["--pid", "99999999999"], ["--bogus"], [], ["--pid", "1", "--bin", "/bin/true"],
+                 ["--bin", EMITTER, "--json", "--top"], ["--bin", EMITTER, "--interval", "1"],
+                 ["--bin", EMITTER, "--tenant-cap", "0"], ["--bin", EMITTER, "extra"],
+                 ["--bin", EMITTER, "--duration", "x"]):
+        rc, out, err = run_agent_once(args)
+        check(rc == 2 and err.startswith("jobq-agent") or rc == 2 and "usage" in err,
+              "%s: exit %d (want 2): %s" % (args, rc, err))
+        check(out == "", "%s: usage error printed on stdout: %r" % (args, out))
+        rc, _, err = run_agent_once(args, cmd_prefix=["setpriv", "--reuid=65534",
+                                                      "--regid=65534", "--clear-groups",
+                                                      "--inh-caps=-all"])
+        check(rc == 2, "%s as non-root: exit %d (a usage error comes first): %s" %
+              (args, rc, err))
+    rc, _, err = run_agent_once(["--bin", "/nonexistent/jobq", "--json"])
+    check(rc == 1 and "No such file" in err, "missing binary: exit %d: %s" % (rc, err))
+    rc, out, _ = run_agent_once(["--help"])
+    check(rc == 0 and "usage" in out, "--help: exit %d" % rc)
 
 
 def test_non_root_gets_privilege_error():
@@ -261,20 +431,83 @@ def test_non_root_gets_privilege_error():
     check("CAP_BPF" in err and "root" in err, "privilege error unclear: %s" % err)
 
 
+def test_bpf_perfmon_without_sys_admin_gets_clear_attach_error():
+    # Root with only CAP_BPF + CAP_PERFMON left: enough to load, but kernels
+    # with the CVE-2025-38466 fix refuse uprobes without CAP_SYS_ADMIN. The
+    # agent must say what to grant and exit non-zero, leaving nothing behind.
+    if not shutil.which("setpriv"):
+        raise Skipped("setpriv (util-linux) is not installed")
+    rc, _, err = run_agent_once(["--bin", EMITTER, "--json", "--duration", "1"],
+                                cmd_prefix=["setpriv", "--bounding-set=-all,+bpf,+perfmon"])
+    if rc == 0:
+        raise Skipped("this kernel attaches uprobes with CAP_BPF+CAP_PERFMON alone")
+    check(rc == 1, "exit %d, want 1: %s" % (rc, err))
+    check("Permission denied" in err and "missing CAP_SYS_ADMIN" in err and
+          "CAP_SYS_ADMIN + CAP_BPF + CAP_PERFMON" in err and "root" in err and
+          "setcap cap_sys_admin,cap_bpf,cap_perfmon" in err,
+          "attach permission error unclear: %s" % err)
+
+
+CAPS = "cap_sys_admin,cap_bpf,cap_perfmon,cap_dac_read_search"
+
+
+def as_nobody_with(caps):
+    """A command prefix: what follows runs as nobody with caps (ambient)."""
+    return ["capsh", "--caps=%s,cap_setuid,cap_setgid+eip" % caps, "--keep=1", "--user=nobody",
+            "--addamb=%s" % caps, "--", "-c", 'exec "$0" "$@"']
+
+
+def test_documented_capabilities_suffice_without_root():
+    # The capabilities the error and docs/agent.md name, for a non-root uid:
+    # attach by binary works; --pid on another user's process says it also
+    # needs CAP_SYS_PTRACE.
+    if not shutil.which("capsh"):
+        raise Skipped("capsh (libcap2-bin) is not installed")
+    if not os.access(EMITTER, os.R_OK) or os.stat(EMITTER).st_mode & 0o005 != 0o005:
+        raise Skipped("%s is not readable by nobody" % EMITTER)
+    pre = as_nobody_with(CAPS)
+    a = Agent(["--bin", EMITTER, "--json"], cmd_prefix=pre)
+    a.wait_attached()
+    truth = finish(emitter(["capped,a,1,3,0,5,0"]))
+    rc, out, err = a.stop()
+    check(rc == 0, "agent with %s as nobody exit %d: %s" % (CAPS, rc, err))
+    check_snapshot(json.loads(out), truth)
+
+    em = emitter(["x,a,1,1,0,5,0"])
+    try:
+        rc, _, err = run_agent_once(["--pid", str(em.pid), "--json", "--duration", "1"],
+                                    cmd_prefix=pre)
+        check(rc == 1 and "CAP_SYS_PTRACE" in err,
+              "--pid of a root process without CAP_SYS_PTRACE: exit %d: %s" % (rc, err))
+    finally:
+        em.kill()
+        em.wait()
+
+
 if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
+        test_same_job_id_in_two_queues_pairs_each_with_its_own_start,
+        test_starts_without_finish_expire_and_are_counted,
         test_attach_by_bin_reaches_process_started_after_attach,
         test_finish_on_another_thread_still_pairs_durations,
         test_attach_by_lib_reaches_running_and_later_processes,
         test_attach_by_pid_finds_probes_in_mapped_library,
+        test_attach_by_pid_when_libjobq_was_replaced_on_disk,
         test_top_shows_a_row_per_tenant,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
-        test_full_series_table_goes_to_overflow_series_counted,
+        test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted,
+        test_types_beyond_the_allowance_go_to_overflow_counted,
+        test_limits_that_cannot_fit_are_usage_errors,
+        test_top_shows_every_tenant_when_not_on_a_terminal,
+        test_top_limits_rows_and_says_how_many_more,
         test_enqueue_time_in_the_future_is_clamped_and_counted,
         test_detach_on_sigint_and_sigterm_leaves_no_uprobe,
         test_agent_sigkill_leaves_worker_running,
         test_target_without_jobq_probes_lists_what_it_found,
         test_missing_pid_is_a_clear_error,
+        test_usage_errors_exit_2_runtime_errors_exit_1,
         test_non_root_gets_privilege_error,
+        test_bpf_perfmon_without_sys_admin_gets_clear_attach_error,
+        test_documented_capabilities_suffice_without_root,
     ])

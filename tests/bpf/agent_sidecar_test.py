@@ -98,7 +98,12 @@ def check_frames(frames, truth, target):
         check(e["kind"] == 4 and e["trace_id"] == tid and e["span_id"] == hex16(j["span_id"]),
               "job %d enqueue span ids %s/%s, want %s/%s" %
               (j["id"], e["trace_id"], e["span_id"], tid, hex16(j["span_id"])))
-        check(p["kind"] == 5, "process span kind %d" % p["kind"])
+        parent = hex16(j["parent_span_id"]) if j["parent_span_id"] else ""
+        check(e["parent_span_id"] == parent and e["flags"] == j["trace_flags"],
+              "job %d enqueue span parent %r flags %d, want %r and %d" %
+              (j["id"], e["parent_span_id"], e["flags"], parent, j["trace_flags"]))
+        check(p["kind"] == 5 and p["flags"] == j["trace_flags"],
+              "process span kind %d flags %d" % (p["kind"], p["flags"]))
         check(p["links"] == [{"trace_id": tid, "span_id": hex16(j["span_id"])}],
               "job %d process span links %s" % (j["id"], p["links"]))
         check(p["trace_id"] != tid and p["span_id"] not in span_ids and
@@ -130,6 +135,25 @@ def test_spans_and_metrics_reach_sidecar():
         ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
         ag.wait_attached()
         truth = run_emitter(GROUPS)
+        time.sleep(0.5)
+        rc, _, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        frames, _ = rd.stop()
+        check_frames(frames, truth, "bin:" + os.path.realpath(EMITTER))
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_version1_enqueue_site_still_makes_root_enqueue_spans():
+    # A libjobq of probe contract version 1 (9-argument enqueue: no parent,
+    # no flags): enqueue spans as before (root, sampled), nothing lost.
+    tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
+    try:
+        sock = os.path.join(tmp, "sidecar.sock")
+        rd = Reader(sock)
+        ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
+        ag.wait_attached()
+        truth = run_emitter(["--v1-enqueue"] + GROUPS[:1])
         time.sleep(0.5)
         rc, _, err = ag.stop()
         check(rc == 0, "agent exit %d: %s" % (rc, err))
@@ -214,5 +238,6 @@ def test_sidecar_dying_with_unread_spans_counts_them_and_reconnects():
 
 if __name__ == "__main__":
     main([test_spans_and_metrics_reach_sidecar,
+          test_version1_enqueue_site_still_makes_root_enqueue_spans,
           test_sidecar_down_at_start_gets_everything_once_up,
           test_sidecar_dying_with_unread_spans_counts_them_and_reconnects])

@@ -20,6 +20,7 @@
 
 #include "agent/conn.h"
 #include "agent/encode.h"
+#include "agent/inflight.h"
 #include "agent/spans.h"
 #include "agent/top.h"
 #include "agent/wire.h"
@@ -153,6 +154,63 @@ static void start_and_finish_make_linked_consumer_span(void **state)
 	assert_string_equal(s.error, "disk full");
 	assert_int_equal(span_builder_dropped(b), 0);
 	span_builder_free(b);
+}
+
+/* Job ids are unique only within a queue: the same id in two queues of one
+ * process, both in flight, pairs with its own start. */
+static void same_job_id_in_two_queues_pairs_by_queue(void **state)
+{
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event a = ev(JOBQ_EV_START, 7, 42, 1000), c = ev(JOBQ_EV_START, 7, 42, 2000);
+	struct jobq_event fc = ev(JOBQ_EV_FINISH, 7, 42, 3000), fa = ev(JOBQ_EV_FINISH, 7, 42, 9000);
+	struct span s[2];
+
+	(void)state;
+	a.queue_id = fa.queue_id = 111;
+	c.queue_id = fc.queue_id = 222;
+	strcpy(c.queue, "other");
+	span_builder_add(b, &a, 0);
+	span_builder_add(b, &c, 0);
+	span_builder_add(b, &fc, 0);
+	span_builder_add(b, &fa, 0);
+	assert_int_equal(span_builder_take(b, s, 2), 2);
+	assert_string_equal(s[0].queue, "other");
+	assert_int_equal(s[0].start_unix_ns, 2000);
+	assert_int_equal(s[0].end_unix_ns, 3000);
+	assert_string_equal(s[1].queue, "q");
+	assert_int_equal(s[1].start_unix_ns, 1000);
+	assert_int_equal(s[1].end_unix_ns, 9000);
+	assert_int_equal(span_builder_dropped(b), 0);
+	span_builder_free(b);
+}
+
+/* In-flight expiry through the mapping: a slot is freed only when two
+ * scans in a row saw it too old with the same tag (a start claims the tag
+ * before it writes its time); fresh and just-reclaimed slots stay. */
+static void inflight_expiry_needs_two_sightings_of_the_same_tag(void **state)
+{
+	struct jobq_inflight_set sets[4];
+	struct inflight_expiry x;
+	const uint64_t age = 1000;
+
+	(void)state;
+	memset(sets, 0, sizeof(sets));
+	assert_int_equal(inflight_expiry_init(&x, 8), 0);
+	sets[0].w[1] = (struct jobq_inflight_slot){ .tag = 11, .start_ktime_ns = 100 };  /* old */
+	sets[2].w[3] = (struct jobq_inflight_slot){ .tag = 23, .start_ktime_ns = 9500 }; /* fresh */
+	sets[3].w[0] = (struct jobq_inflight_slot){ .tag = 30, .start_ktime_ns = 50 };   /* old */
+	assert_int_equal(inflight_expire(&x, sets, 4, 10000, age), 0); /* first sighting */
+	sets[3].w[0].tag = 31; /* freed and claimed by a new start, time not yet written */
+	assert_int_equal(inflight_expire(&x, sets, 4, 10001, age), 1);
+	assert_int_equal(sets[0].w[1].tag, 0);
+	assert_int_equal(sets[2].w[3].tag, 23);
+	assert_int_equal(sets[3].w[0].tag, 31);
+	sets[3].w[0].start_ktime_ns = 9990; /* the new start's time lands */
+	assert_int_equal(inflight_expire(&x, sets, 4, 10002, age), 0);
+	assert_int_equal(sets[3].w[0].tag, 31);
+	assert_int_equal(inflight_expire(&x, sets, 4, 20000, age), 0); /* both old now: seen */
+	assert_int_equal(inflight_expire(&x, sets, 4, 20001, age), 2);
+	inflight_expiry_free(&x);
 }
 
 static void finish_without_start_is_counted_not_built(void **state)
@@ -437,6 +495,97 @@ static void process_span_encodes_link_error_and_attributes(void **state)
 	span_builder_free(b);
 }
 
+/* A producer's traceparent: job.enqueue is its child (parent_span_id on
+ * the wire) with the traceparent's flags; without one, no parent. */
+static void enqueue_span_carries_producer_parent_and_flags(void **state)
+{
+	static const uint8_t parent[8] = { 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8 };
+	struct span_builder *b = span_builder_new(4, 4, 1);
+	struct jobq_event e = ev(JOBQ_EV_ENQUEUE, 7, 42, 500), root = ev(JOBQ_EV_ENQUEUE, 7, 43, 500);
+	Jobq__Agent__Frame *f;
+	struct span s[2];
+	size_t len, used;
+	uint8_t *buf;
+	char err[128];
+
+	(void)state;
+	e.parent_span_id = 0xa1a2a3a4a5a6a7a8ull;
+	e.trace_flags = 0;
+	root.trace_flags = 3;
+	span_builder_add(b, &e, 0);
+	span_builder_add(b, &root, 0);
+	assert_int_equal(span_builder_take(b, s, 2), 2);
+	assert_true(s[0].has_parent);
+	assert_memory_equal(s[0].parent_span_id, parent, 8);
+	assert_int_equal(s[0].flags, 0);
+	assert_false(s[1].has_parent);
+	assert_int_equal(s[1].flags, 3);
+	assert_int_equal(encode_spans(s, 2, 0, &buf, &len), 0);
+	assert_int_equal(wire_decode(buf, len, &used, &f, err, sizeof(err)), WIRE_FRAME);
+	assert_int_equal(f->spans->spans[0]->parent_span_id.len, 8);
+	assert_memory_equal(f->spans->spans[0]->parent_span_id.data, parent, 8);
+	assert_memory_equal(f->spans->spans[0]->trace_id.data, trace, 16);
+	assert_int_equal(f->spans->spans[0]->flags, 0);
+	assert_int_equal(f->spans->spans[1]->parent_span_id.len, 0);
+	assert_int_equal(f->spans->spans[1]->flags, 3);
+	jobq__agent__frame__free_unpacked(f, NULL);
+	free(buf);
+	span_builder_free(b);
+}
+
+/* encode_spans() writes its frames directly; the protobuf-c generated
+ * code is the reference: the same bytes for every kind of span (enqueue
+ * with and without parent, process with and without link, failed with and
+ * without text, flags 0, empty strings, huge and negative values, an empty
+ * batch, dropped 0 and not). */
+static void direct_span_encoder_writes_the_protobuf_c_bytes(void **state)
+{
+	struct span sp[8];
+	uint64_t x = 0x243f6a8885a308d3ull;
+
+	(void)state;
+	for (int round = 0; round < 200; round++) {
+		size_t n = (size_t)(round % 9);
+		uint8_t *a, *b;
+		size_t alen, blen;
+
+		for (size_t i = 0; i < n && i < 8; i++) {
+			struct span *s = &sp[i];
+
+			memset(s, 0, sizeof(*s));
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			s->kind = (x >> 7) & 1 ? SPAN_PROCESS : SPAN_ENQUEUE;
+			for (int k = 0; k < 16; k++)
+				s->trace_id[k] = s->link_trace_id[k] = (uint8_t)(x >> (k % 8 * 8));
+			for (int k = 0; k < 8; k++)
+				s->span_id[k] = s->parent_span_id[k] = s->link_span_id[k] =
+					(uint8_t)(x >> (k * 8 + 3));
+			s->has_parent = (x >> 9) & 1;
+			s->has_link = (x >> 10) & 1;
+			s->flags = (x >> 11) & 1 ? (uint8_t)(x >> 12) : 0;
+			s->start_unix_ns = (x >> 20) & 1 ? 0 : x >> 1;
+			s->end_unix_ns = (x >> 21) & 1 ? 0 : x;
+			s->job_id = (x >> 22) & 1 ? x : (x >> 40);
+			s->attempt = (uint32_t)(x >> 30);
+			s->priority = (uint8_t)((x >> 33) % 5);
+			s->status = (uint8_t)((x >> 35) % 3);
+			s->wait_ns = (x >> 38) & 1 ? -(int64_t)(x >> 45) : (int64_t)(x >> 20);
+			snprintf(s->tenant, sizeof(s->tenant), "%s", (x >> 50) & 1 ? "" : "tenant-é");
+			snprintf(s->type, sizeof(s->type), "type%u", (unsigned)(x >> 52));
+			snprintf(s->queue, sizeof(s->queue), "%s", (x >> 54) & 1 ? "q" : "");
+			snprintf(s->error, sizeof(s->error), "%s", (x >> 56) & 1 ? "" : "disk full");
+		}
+		assert_int_equal(encode_spans(sp, n, round % 3 ? (uint64_t)round * 1000003 : 0, &a,
+					      &alen), 0);
+		assert_int_equal(encode_spans_pbc(sp, n, round % 3 ? (uint64_t)round * 1000003 : 0,
+						  &b, &blen), 0);
+		assert_int_equal(alen, blen);
+		assert_memory_equal(a, b, alen);
+		free(a);
+		free(b);
+	}
+}
+
 static void metric_snapshot_encodes_trimmed_buckets(void **state)
 {
 	struct snapshot s;
@@ -519,6 +668,8 @@ int main(void)
 		cmocka_unit_test(wire_rejects_bad_length_and_unknown_version),
 		cmocka_unit_test(enqueue_record_makes_producer_span_with_job_ids),
 		cmocka_unit_test(start_and_finish_make_linked_consumer_span),
+		cmocka_unit_test(same_job_id_in_two_queues_pairs_by_queue),
+		cmocka_unit_test(inflight_expiry_needs_two_sightings_of_the_same_tag),
 		cmocka_unit_test(finish_without_start_is_counted_not_built),
 		cmocka_unit_test(full_queue_drops_oldest_and_counts),
 		cmocka_unit_test(full_start_table_evicts_oldest_in_batches),
@@ -527,6 +678,8 @@ int main(void)
 		cmocka_unit_test(sidecar_reading_all_then_closing_loses_nothing),
 		cmocka_unit_test(sidecar_dying_mid_stream_counts_unread_frames),
 		cmocka_unit_test(process_span_encodes_link_error_and_attributes),
+		cmocka_unit_test(enqueue_span_carries_producer_parent_and_flags),
+		cmocka_unit_test(direct_span_encoder_writes_the_protobuf_c_bytes),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
 	};

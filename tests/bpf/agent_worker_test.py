@@ -81,10 +81,11 @@ class Env:
         self.workers.append((p, log))
         return p
 
-    def enqueue(self, tenant, typ, prio, count, attempts):
+    def enqueue(self, tenant, typ, prio, count, attempts, traceparent=None):
+        tp = ["--traceparent", traceparent] if traceparent else []
         r = subprocess.run([JOBQ, "--redis", self.redis.url, "enqueue", "--tenant", tenant,
                             "--type", typ, "--priority", prio, "--count", str(count),
-                            "--max-attempts", str(attempts)],
+                            "--max-attempts", str(attempts)] + tp,
                            capture_output=True, text=True, timeout=60)
         check(r.returncode == 0, "jobq enqueue: %s" % r.stderr)
 
@@ -257,6 +258,68 @@ def test_lib_attach_two_workers_counts_quantiles_spans_exact():
         env.close()
 
 
+def start_reader(env):
+    sock = os.path.join(env.tmp, "sidecar.sock")
+    out = open(os.path.join(env.tmp, "frames.jsonl"), "w+")
+    rd = subprocess.Popen([READER, sock], stdout=out, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while not os.path.exists(sock) and time.time() < deadline:
+        time.sleep(0.02)
+    return sock, rd, out
+
+
+def stop_reader(rd, out):
+    rd.terminate()
+    rd.wait(timeout=20)
+    out.seek(0)
+    frames = [json.loads(l) for l in out if l.strip()]
+    out.close()
+    return frames
+
+
+def test_traceparent_makes_enqueue_span_a_child_of_the_producer_span():
+    # `jobq enqueue --traceparent`: job.enqueue continues the producer's
+    # trace as a child of its span, with its flags (00 here: not the 01 a
+    # job without traceparent gets); job.process links to job.enqueue.
+    trace, parent, flags = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", 0
+    tp = "00-%s-%s-%02x" % (trace, parent, flags)
+    env = Env()
+    rd = None
+    try:
+        sock, rd, out = start_reader(env)
+        env.worker("w")
+        ag = Agent(["--lib", LIBJOBQ, "--sidecar", sock, "--interval", "300"])
+        ag.wait_attached()
+        work = [("acme", "email", "normal", 5, 1)]
+        env.enqueue(*work[0], traceparent=tp)
+        runs = env.wait_done(work)
+        time.sleep(0.5)
+        rc, _, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        time.sleep(0.3)
+        frames = stop_reader(rd, out)
+        spans = [s for f in frames if f["type"] == "spans" for s in f["spans"]]
+        enq = {s["attributes"]["job.id"]: s for s in spans if s["name"] == "job.enqueue"}
+        proc = {s["attributes"]["job.id"]: s for s in spans if s["name"] == "job.process"}
+        check(len(enq) == 5 and len(proc) == 5 and len(runs) == 5,
+              "%d enqueue and %d process spans for %d runs" % (len(enq), len(proc), len(runs)))
+        for jid, e in enq.items():
+            check(e["trace_id"] == trace and e["parent_span_id"] == parent and
+                  e["flags"] == flags and e["span_id"] not in (parent, "0" * 16),
+                  "job %d enqueue span trace %s parent %r flags %d span %s; want trace %s, "
+                  "parent %s, flags %d, own span id" % (jid, e["trace_id"], e["parent_span_id"],
+                                                        e["flags"], e["span_id"], trace, parent,
+                                                        flags))
+            p = proc.get(jid)
+            check(p is not None and p["links"] == [{"trace_id": trace, "span_id": e["span_id"]}]
+                  and p["flags"] == flags,
+                  "job %d process span not linked to its enqueue span: %s" % (jid, p))
+    finally:
+        if rd and rd.poll() is None:
+            rd.kill()
+        env.close()
+
+
 def test_pid_attach_and_agent_sigkill_leaves_workers_processing():
     env = Env()
     try:
@@ -304,4 +367,5 @@ if __name__ == "__main__":
             print("\n*** SKIP: %s not built ***\n" % tool)
             raise SystemExit(77)
     main([test_lib_attach_two_workers_counts_quantiles_spans_exact,
+          test_traceparent_makes_enqueue_span_a_child_of_the_producer_span,
           test_pid_attach_and_agent_sigkill_leaves_workers_processing])

@@ -39,6 +39,10 @@ class Failure(Exception):
     pass
 
 
+class Skipped(Exception):
+    """One test cannot run here (printed with its reason, never a pass)."""
+
+
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
@@ -128,6 +132,7 @@ def parse_truth(text):
                 "status": f[5], "attempt": int(f[6]), "wait_ns": int(f[7]),
                 "wait_hi": int(f[8]), "dur_lo": int(f[9]), "dur_hi": int(f[10]),
                 "trace_hi": int(f[11]), "trace_lo": int(f[12]), "span_id": int(f[13]),
+                "parent_span_id": int(f[14]), "trace_flags": int(f[15]),
             })
         else:
             other.append(f)
@@ -183,6 +188,7 @@ class Agent:
                 break
             lines.append(line)
             if "attached" in line:
+                self.attach_log = "".join(lines)
                 return
         self.p.kill()
         raise Failure("agent did not attach: %s" % "".join(lines))
@@ -245,7 +251,7 @@ def links_left(ids, timeout=5):
 
 def main(tests):
     require_bpf()
-    failed = 0
+    failed = skipped = 0
     for t in tests:
         start = time.time()
         try:
@@ -254,4 +260,9 @@ def main(tests):
         except Failure as e:
             failed += 1
             print("FAIL %s: %s" % (t.__name__, e))
+        except Skipped as e:
+            skipped += 1
+            print("SKIP %s: %s" % (t.__name__, e))
+    if skipped:
+        print("%d test(s) skipped (see SKIP lines)" % skipped)
     sys.exit(1 if failed else 0)

@@ -4,7 +4,8 @@
  * benchmark. Prints the truth, one line per event, for the tests to check.
  *
  *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
- *                 [--finish-thread] GROUP...
+ *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] [--no-finish]
+ *                 GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
  *     fail_every > 0 and the job's number in its group is a multiple of
@@ -12,6 +13,14 @@
  *     wall-clock now - wait_ms (a negative wait_ms: an enqueue time in the
  *     future, as a producer with a skewed clock makes; its truth lines
  *     then carry wait 0). Per group: one reap and one depth report.
+ *     Job id i has trace flags i % 2 and, unless i % 3 == 0, a producer
+ *     span 0xbee00 + i as the enqueue span's parent. --v1-enqueue fires
+ *     the enqueue probe of contract version 1 (9 arguments: no parent, no
+ *     flags) from a site of its own. --twin-queue Q2: every job has a twin
+ *     with the same id in queue Q2 (type "twin", same tenant) that starts
+ *     after it and finishes before it (then the job sleeps again), so a
+ *     pairing by (pid, job id) alone mixes them up. --no-finish: jobs start
+ *     and never finish (a worker killed mid-job).
  *   probe_emitter --bench N [--rate JOBS_PER_S] [--wait-attach-ms N]
  *     N no-op jobs (start + finish probes only), as fast as possible or
  *     paced to --rate; prints
@@ -21,7 +30,7 @@
  *
  * Output lines (tab-separated):
  *   job id tenant type prio status attempt wait_ns wait_hi_ns dur_lo_ns
- *       dur_hi_ns trace_hi trace_lo span_id
+ *       dur_hi_ns trace_hi trace_lo span_id parent_span_id trace_flags
  *   depth queue tenant high normal low oldest_unix_ns in_flight delayed
  *   reap tenant type / retry tenant type / dead tenant type
  * [wait_ns, wait_hi_ns] and [dur_lo, dur_hi] bracket the wait and the
@@ -88,6 +97,15 @@ static int wait_attach(long ms, int need_all)
  * (as a worker may do), so the kernel must pair them by (pid, job id). */
 static int finish_on_other_thread;
 
+/* --v1-enqueue: an enqueue site of contract version 1 (9 arguments). */
+static int v1_enqueue;
+
+/* --no-finish: the finish probe never fires. */
+static int no_finish;
+
+/* --twin-queue: a second queue whose jobs reuse the first queue's ids. */
+static const char *twin_queue;
+
 struct finish_args {
 	const char *queue, *tenant, *type, *err;
 	uint64_t id;
@@ -139,6 +157,8 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 	for (long j = 1; j <= g->count; j++) {
 		uint64_t id = (*next_id)++;
 		uint64_t th = 0x1000 + id, tl = id * 7 + 1, sp = 0xabc00 + id;
+		uint64_t par = id % 3 ? 0xbee00 + id : 0;
+		int fl = (int)(id % 2);
 		int failed = g->fail_every > 0 && j % g->fail_every == 0;
 		int status = failed ? JOBQ_STATUS_FAILED : JOBQ_STATUS_SUCCESS;
 		const char *err = failed ? "boom: handler failed" : "";
@@ -147,14 +167,50 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 
 		enq_ns = g->wait_ms >= 0 ? now_ns(CLOCK_REALTIME) - wait_ns
 					 : now_ns(CLOCK_REALTIME) + (uint64_t)-g->wait_ms * UINT64_C(1000000);
-		if (JOBQ_PROBE_ENABLED(enqueue))
-			JOBQ_PROBE_ENQUEUE(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp);
+		if (JOBQ_PROBE_ENABLED(enqueue) && !v1_enqueue)
+			JOBQ_PROBE_ENQUEUE(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp,
+					   par, fl);
+#ifndef JOBQ_NO_PROBES
+		else if (JOBQ_PROBE_ENABLED(enqueue))
+			STAP_PROBE9(jobq, enqueue, queue, g->tenant, g->type, id, g->prio, enq_ns, th,
+				    tl, sp);
+#endif
+		if (v1_enqueue) { /* what a version-1 producer means: no parent, sampled */
+			par = 0;
+			fl = 1;
+		}
 		s0 = now_ns(CLOCK_MONOTONIC);
 		if (JOBQ_PROBE_ENABLED(start))
 			JOBQ_PROBE_START(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp,
-					 1, 1);
+					 1, fl);
 		s1 = now_ns(CLOCK_MONOTONIC);
 		r1 = now_ns(CLOCK_REALTIME);
+		if (twin_queue) {
+			uint64_t ts0, ts1, tf0, tf1, tr1, tsp = sp + 0x100000;
+
+			if (JOBQ_PROBE_ENABLED(enqueue))
+				JOBQ_PROBE_ENQUEUE(twin_queue, g->tenant, "twin", id, g->prio, enq_ns,
+						   th, tl, tsp, par, fl);
+			ts0 = now_ns(CLOCK_MONOTONIC);
+			if (JOBQ_PROBE_ENABLED(start))
+				JOBQ_PROBE_START(twin_queue, g->tenant, "twin", id, g->prio, enq_ns,
+						 th, tl, tsp, 1, fl);
+			ts1 = now_ns(CLOCK_MONOTONIC);
+			tr1 = now_ns(CLOCK_REALTIME);
+			if (g->sleep_us)
+				sleep_us((uint64_t)g->sleep_us);
+			tf0 = now_ns(CLOCK_MONOTONIC);
+			if (JOBQ_PROBE_ENABLED(finish))
+				JOBQ_PROBE_FINISH(twin_queue, g->tenant, "twin", id, g->prio,
+						  JOBQ_STATUS_SUCCESS, 1, "");
+			tf1 = now_ns(CLOCK_MONOTONIC);
+			(void)tsp;
+			printf("job\t%" PRIu64 "\t%s\ttwin\t%d\tsuccess\t1\t%" PRIu64 "\t%" PRIu64
+			       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+			       "\t%" PRIu64 "\t%d\n",
+			       id, g->tenant, g->prio, wait_ns, tr1 - enq_ns, tf0 - ts1, tf1 - ts0, th,
+			       tl, tsp, par, fl);
+		}
 		if (g->sleep_us)
 			sleep_us((uint64_t)g->sleep_us);
 		f0 = now_ns(CLOCK_MONOTONIC);
@@ -166,16 +222,16 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 				pthread_join(t, NULL);
 			else
 				fprintf(stderr, "probe_emitter: pthread_create failed\n");
-		} else if (JOBQ_PROBE_ENABLED(finish)) {
+		} else if (JOBQ_PROBE_ENABLED(finish) && !no_finish) {
 			JOBQ_PROBE_FINISH(queue, g->tenant, g->type, id, g->prio, status, 1, err);
 		}
 		f1 = now_ns(CLOCK_MONOTONIC);
 		(void)status; /* unused when built with JOBQ_NO_PROBES */
 		(void)enq_ns;
 		printf("job\t%" PRIu64 "\t%s\t%s\t%d\t%s\t1\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
-		       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
+		       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%d\n",
 		       id, g->tenant, g->type, g->prio, failed ? "failed" : "success", wait_ns,
-		       r1 - enq_ns, f0 - s1, f1 - s0, th, tl, sp);
+		       r1 - enq_ns, f0 - s1, f1 - s0, th, tl, sp, par, fl);
 		if (failed && (j / g->fail_every) % 2 == 1) {
 			if (JOBQ_PROBE_ENABLED(retry))
 				JOBQ_PROBE_RETRY(queue, g->tenant, g->type, id, 1, 1000, err);
@@ -274,6 +330,14 @@ int main(int argc, char **argv)
 			finish_on_other_thread = 1;
 			continue;
 		}
+		if (!strcmp(argv[i], "--no-finish")) {
+			no_finish = 1;
+			continue;
+		}
+		if (!strcmp(argv[i], "--v1-enqueue")) {
+			v1_enqueue = 1;
+			continue;
+		}
 		if (i + 1 >= argc) {
 			fprintf(stderr, "probe_emitter: %s needs a value\n", argv[i]);
 			return 2;
@@ -282,6 +346,8 @@ int main(int argc, char **argv)
 			attach_ms = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--queue"))
 			queue = argv[++i];
+		else if (!strcmp(argv[i], "--twin-queue"))
+			twin_queue = argv[++i];
 		else if (!strcmp(argv[i], "--first-id"))
 			next_id = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--bench"))
@@ -293,7 +359,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strlen(queue) > JOBQ_QUEUE_MAX) {
+	if (strlen(queue) > JOBQ_QUEUE_MAX || (twin_queue && strlen(twin_queue) > JOBQ_QUEUE_MAX)) {
 		fprintf(stderr, "probe_emitter: queue name too long\n");
 		return 2;
 	}

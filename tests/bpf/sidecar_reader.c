@@ -150,6 +150,7 @@ static void print_spans(const Jobq__Agent__SpanBatch *b)
 		hex(s->span_id);
 		printf(",\"parent_span_id\":");
 		hex(s->parent_span_id);
+		printf(",\"flags\":%u", s->flags);
 		printf(",\"start_unix_ns\":%" PRIu64 ",\"end_unix_ns\":%" PRIu64
 		       ",\"status_error\":%s,\"status_message\":",
 		       s->start_unix_ns, s->end_unix_ns, s->status_error ? "true" : "false");

@@ -3,7 +3,8 @@
 # lists every probe of queue/jobq_probes.h under provider "jobq", each
 # site with the argument count of JOBQ_PROBE_ARGC_<NAME>, a semaphore,
 # and only operand forms libbpf 1.1 accepts (no memory operands with an
-# index register such as 8@(%r8,%rcx,8)).
+# index register such as 8@(%r8,%rcx,8)). docs/probes.md must state the
+# same version and argument counts as the header.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -45,5 +46,15 @@ for name in enqueue start finish retry dead_letter reap depth; do
 		fi
 	done <<<"$sites"
 	echo "ok: jobq:$name, $(echo "$sites" | wc -l) site(s), $want arguments"
+	doc=$(sed -n "s/^| \`$name\` (\([0-9][0-9]*\)).*/\1/p" docs/probes.md)
+	if [ "$doc" != "$want" ]; then
+		echo "FAIL: docs/probes.md says jobq:$name has ${doc:-no} arguments, $hdr says $want"
+		fail=1
+	fi
 done
+ver=$(sed -n 's/^#define JOBQ_PROBES_VERSION \([0-9][0-9]*\).*/\1/p' "$hdr")
+if ! tr '\n' ' ' <docs/probes.md | grep -q "JOBQ_PROBES_VERSION\` *$ver)"; then
+	echo "FAIL: docs/probes.md does not state JOBQ_PROBES_VERSION $ver"
+	fail=1
+fi
 exit $fail
