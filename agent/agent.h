@@ -29,6 +29,7 @@ struct agent_opts {
 	long top_rows;           /* --top rows shown; 0: fit the terminal */
 	long inflight_max_age_s;
 	int top, json, spans;
+	int export; /* send to the sidecar: not --json; with --top only when --sidecar is given */
 };
 
 struct jobq_bpf;

@@ -61,7 +61,8 @@ static const char usage[] =
 	"  --sidecar PATH   sidecar Unix socket (default $JOBQ_SIDECAR_SOCKET or\n"
 	"                   " JOBQ_AGENT_DEFAULT_SOCKET ")\n"
 	"  --interval MS    metric snapshot period (default 1000)\n"
-	"  --top            live per-tenant table on the terminal\n"
+	"  --top            live per-tenant table on the terminal (a local view; with\n"
+	"                   an explicit --sidecar it also exports, spans included)\n"
 	"  --json           print one JSON snapshot when stopped or after --duration\n"
 	"  --duration S     run S seconds then exit (default: until SIGINT/SIGTERM)\n"
 	"  --tenant-cap N   tenants tracked one by one; events of further tenants go\n"
@@ -125,7 +126,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 	};
 	const char *env = getenv("JOBQ_SIDECAR_SOCKET");
 	long v;
-	int c, ntargets = 0;
+	int c, ntargets = 0, sidecar_given = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->interval_ms = 1000;
@@ -152,6 +153,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			break;
 		case O_SIDECAR:
 			o->sidecar = optarg;
+			sidecar_given = 1;
 			break;
 		case O_INTERVAL:
 			if (parse_long("--interval", optarg, 10, 3600000, &v))
@@ -226,8 +228,11 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			sizeof(struct jobq_counters) + sizeof(struct jobq_hists));
 		return -1;
 	}
-	/* --json and --top are local views: no sidecar, no spans. */
-	if (o->json || o->top)
+	/* --json and a bare --top are local views: no sidecar, no spans. --top
+	 * with an explicit --sidecar is the live view of an exporting agent
+	 * (make demo): one agent, so the probes pay once. */
+	o->export = !o->json && (!o->top || sidecar_given);
+	if (!o->export)
 		o->spans = 0;
 	return 0;
 }
@@ -629,7 +634,7 @@ static int run(struct agent *a)
 				return -1;
 			if (a->opts.top)
 				agent_top_render(a, stdout);
-			else
+			if (a->opts.export)
 				agent_sidecar_metrics(a);
 		}
 		if (now >= end)
@@ -645,7 +650,7 @@ static int run(struct agent *a)
 			fprintf(stderr, "jobq-agent: write snapshot: %s\n", strerror(errno));
 			return -1;
 		}
-	} else if (!a->opts.top) {
+	} else if (a->opts.export) {
 		if (agent_snapshot(a) == 0)
 			agent_sidecar_metrics(a); /* final cumulative values */
 		agent_sidecar_flush(a);
@@ -681,7 +686,7 @@ int main(int argc, char **argv)
 
 	if (setup(&a))
 		goto cleanup;
-	if (!a.opts.json && !a.opts.top)
+	if (a.opts.export)
 		agent_sidecar_open(&a);
 	if (run(&a))
 		goto cleanup;

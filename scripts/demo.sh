@@ -8,6 +8,7 @@
 #   JOBQ_DEMO_SECONDS   how long the load runs (default 60)
 #   JOBQ_DEMO_WORKERS   worker processes (default 3)
 #   JOBQ_DEMO_HEADLESS  1: no live table (for tests)
+#   JOBQ_DEMO_LIVE      1: the agent's live table even when stdout is not a terminal
 #   JOBQ_DEMO_OUT       directory for logs and the OTLP file (default: a temp dir)
 #   JOBQ_REDIS_URL      use this Redis instead of starting one: the demo then
 #                       runs on a queue of its own (demo-<time>-<pid>) and
@@ -128,24 +129,36 @@ for i in $(seq "$nworkers"); do start_worker "$i"; done
 log "started $nworkers workers (pids ${worker_pids[*]})"
 
 # --- agent ---------------------------------------------------------------
-# Attached to the shared library: every worker process, present and future.
+# Attached to the shared library: every worker process, present and future,
+# before any job is enqueued. On a terminal the agent also draws the live
+# per-tenant table (--top with --sidecar: one agent both shows and exports).
 observed=0
 live=0
 [ "$headless" != 1 ] && [ -t 1 ] && live=1
+[ "${JOBQ_DEMO_LIVE:-0}" = 1 ] && live=1
 agent_args=(--lib "$B/libjobq.so" --sidecar "$sock" --interval 1000)
 if [ "$(id -u)" -ne 0 ]; then
 	log "not root: the eBPF agent needs root (or CAP_SYS_ADMIN+CAP_BPF+CAP_PERFMON) to attach."
 	log "running the workload unobserved; per-tenant figures come from the job logs."
-elif [ "$live" = 0 ]; then
-	"$B/jobq-agent" "${agent_args[@]}" >"$out/agent.log" 2>&1 &
+else
+	if [ "$live" = 1 ]; then
+		"$B/jobq-agent" "${agent_args[@]}" --top 2>"$out/agent.log" &
+	else
+		"$B/jobq-agent" "${agent_args[@]}" >"$out/agent.log" 2>&1 &
+	fi
 	agent_pid=$!
 	agent_pids+=("$agent_pid")
-	sleep 1
-	if kill -0 "$agent_pid" 2>/dev/null; then observed=1; else
-		log "agent failed to start:"; cat "$out/agent.log" >&2
+	for _ in $(seq 200); do
+		grep -q "attached" "$out/agent.log" 2>/dev/null && break
+		kill -0 "$agent_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$agent_pid" 2>/dev/null && grep -q "attached" "$out/agent.log"; then
+		observed=1
+	else
+		log "the agent did not attach; running the workload unobserved:"
+		cat "$out/agent.log" >&2
 	fi
-else
-	observed=1
 fi
 
 # --- load ----------------------------------------------------------------
@@ -158,17 +171,15 @@ python3 "$here/demo/load.py" --seconds "$secs" --tenants "${small[@]}" \
 load_pid=$!
 load_pids+=("$load_pid")
 
-if [ "$live" = 1 ] && [ "$observed" = 1 ]; then
-	# The live per-tenant view is the agent itself, in the foreground.
-	"$B/jobq-agent" "${agent_args[@]}" --top --duration "$secs" 2>"$out/agent.log" ||
-		{ log "agent failed:"; cat "$out/agent.log" >&2; }
-else
-	end=$(( $(date +%s) + secs ))
-	while [ "$(date +%s)" -lt "$end" ]; do
-		sleep 5
-		[ "$headless" = 1 ] || jobq stats | head -n 15
-	done
-fi
+end=$(( $(date +%s) + secs )) tick=0
+while [ "$(date +%s)" -lt "$end" ]; do
+	sleep 1
+	tick=$((tick + 1))
+	# Without the agent's live table, show the queue's own view every 5 s.
+	if [ "$headless" != 1 ] && [ "$live" = 0 ] && [ $((tick % 5)) = 0 ]; then
+		jobq stats | head -n 15
+	fi
+done
 wait "$load_pid" || true
 
 # Let the small tenants' last jobs finish (bounded), then stop everything.

@@ -63,12 +63,16 @@ def main():
     peer = h.Peer('collector')
     out = os.path.join(h.TMP, 'demo')
     env = {k: v for k, v in os.environ.items() if not k.startswith('OTEL_')}
-    env.update({'JOBQ_DEMO_SECONDS': '12', 'JOBQ_DEMO_HEADLESS': '1', 'JOBQ_DEMO_OUT': out,
+    # JOBQ_DEMO_LIVE: the path a user on a terminal takes (one agent drawing
+    # the live table and exporting), not a test-only one.
+    env.update({'JOBQ_DEMO_SECONDS': '12', 'JOBQ_DEMO_LIVE': '1', 'JOBQ_DEMO_OUT': out,
                 'JOBQ_DEMO_FLOOD': '1500', 'BUILD': h.BUILD,
                 'OTEL_EXPORTER_OTLP_ENDPOINT': peer.url, 'OTEL_METRIC_EXPORT_INTERVAL': '2000'})
     env.pop('JOBQ_REDIS_URL', None)
     r = subprocess.run([os.path.join(h.ROOT, 'scripts', 'demo.sh')], env=env,
                        capture_output=True, text=True, timeout=240)
+    h.check('TENANT' in r.stdout and 'bigcorp' in r.stdout,
+            'the live per-tenant table did not show: %s' % r.stdout[:2000])
     print(r.stdout[-3000:])
     h.check(r.returncode == 0, 'demo exited %d: %s' % (r.returncode, r.stderr[-3000:]))
     peer.stop()
