@@ -4,7 +4,8 @@
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I. -I$(BUILD) -I/usr/include/$(MULTIARCH)
-BPF_HDRS := bpf/jobq.h bpf/jobq_hist.h bpf/jobq_update.h bpf/usdt_args.h queue/jobq_probes.h
+BPF_HDRS := bpf/jobq.h bpf/jobq_hist.h bpf/jobq_update.h bpf/usdt_args.h bpf/hist_test.h \
+	queue/jobq_probes.h
 BPF_SKELS := $(BUILD)/bpf/jobq.skel.h $(BUILD)/bpf/hist_test.skel.h \
 	$(BUILD)/bpf/bench_trap.skel.h
 
@@ -82,8 +83,8 @@ $(BUILD)/tests/bpf/sidecar_reader: $(BUILD)/tests/bpf/sidecar_reader.o $(BUILD)/
 
 $(BUILD)/tests/bpf/hist_kernel_test.o: $(BUILD)/bpf/hist_test.skel.h
 $(BUILD)/tests/bpf/hist_kernel_test: $(BUILD)/tests/bpf/hist_kernel_test.o $(BUILD)/agent/hist.o \
-		$(BUILD)/tests/bpf/bpf_env.o
-	$(CC) $(CFLAGS) -o $@ $^ $(BPF_LDLIBS) -lm
+		$(BUILD)/agent/snapshot.o $(BUILD)/tests/bpf/bpf_env.o
+	$(CC) $(CFLAGS) -pthread -o $@ $^ $(BPF_LDLIBS) -lm
 
 INTEG_TESTS += $(BUILD)/tests/bpf/hist_kernel_test
 

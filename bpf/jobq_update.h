@@ -41,6 +41,9 @@ __noinline int jobq_raise_slow(__u64 *p, __u64 v)
 		seen = __sync_val_compare_and_swap(p, cur, v);
 		if (seen == cur)
 			return 0;
+#ifdef JOBQ_RAISE_STATS /* the concurrency test counts lost races */
+		__sync_fetch_and_add(&jobq_raise_races, 1);
+#endif
 		cur = seen;
 	}
 	return v <= cur ? 0 : -1;
