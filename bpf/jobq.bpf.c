@@ -39,8 +39,8 @@
  *    arguments, for the one event). The window is the copy and decoding of
  *    the arguments at the start of the program and needs a reschedule
  *    inside it, so it is rare, but it is not counted. Known and documented
- *    (docs/agent.md), not designed for: the fix (the registers on the
- *    stack) does not fit the 512-byte stack next to the keys.
+ *    (docs/agent.md), not designed for (usdt_args.h keeps the 256-byte
+ *    register copy off the 512-byte stack on purpose).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
