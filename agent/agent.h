@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "agent/inflight.h"
+#include "agent/maps.h"
 #include "agent/snapshot.h"
 #include "agent/target.h"
 
@@ -57,6 +58,11 @@ struct agent {
 	uint64_t warned_losses[JOBQ_LOSS_COUNT]; /* overflow already reported on stderr */
 	struct jobq_inflight_set *inflight; /* the kernel's in-flight table, mapped */
 	size_t inflight_len;
+	const struct jobq_counters *counters; /* the series arrays, mapped read-only */
+	const struct jobq_hists *hists;
+	size_t counters_len, hists_len;
+	struct kmem kmem; /* kernel memory of the maps (agent/maps.h) */
+	int ncpus;        /* possible CPUs: per-CPU maps have this many copies */
 	struct inflight_expiry expiry;
 };
 

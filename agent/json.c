@@ -59,7 +59,8 @@ static void hist(FILE *f, const struct snap_hist *h)
 }
 
 int json_write_snapshot(FILE *f, const struct snapshot *s, const char *target,
-			uint64_t agent_start_unix_ns, uint64_t spans_built, uint64_t spans_dropped)
+			uint64_t agent_start_unix_ns, uint64_t spans_built, uint64_t spans_dropped,
+			const struct kmem *km, unsigned int ncpus)
 {
 	fprintf(f, "{\"time_unix_nano\":%" PRIu64 ",\"agent_start_unix_ns\":%" PRIu64
 		   ",\"target\":",
@@ -106,8 +107,12 @@ int json_write_snapshot(FILE *f, const struct snapshot *s, const char *target,
 	fputs("],\"losses\":{", f);
 	for (unsigned int r = 0; r < JOBQ_LOSS_COUNT; r++)
 		fprintf(f, "%s\"%s\":%" PRIu64, r ? "," : "", snap_loss_name(r), s->losses[r]);
-	fprintf(f, "},\"spans_built\":%" PRIu64 ",\"spans_dropped\":%" PRIu64 "}\n", spans_built,
+	fprintf(f, "},\"spans_built\":%" PRIu64 ",\"spans_dropped\":%" PRIu64, spans_built,
 		spans_dropped);
+	fprintf(f,
+		",\"kernel_memory\":{\"bytes\":%" PRIu64 ",\"shared_bytes\":%" PRIu64
+		",\"per_cpu_bytes\":%" PRIu64 ",\"cpus\":%u}}\n",
+		kmem_total(km, ncpus), km->shared, km->per_cpu, ncpus);
 	fflush(f);
 	return ferror(f) ? -1 : 0;
 }

@@ -7,10 +7,13 @@
 
 #include <stdio.h>
 
+#include "agent/maps.h"
 #include "agent/snapshot.h"
 
-/* Writes s to f; returns 0 or -1 (write error, errno set). */
+/* Writes s to f, with the kernel memory of the maps (km, for ncpus
+ * CPUs); returns 0 or -1 (write error, errno set). */
 int json_write_snapshot(FILE *f, const struct snapshot *s, const char *target,
-			uint64_t agent_start_unix_ns, uint64_t spans_built, uint64_t spans_dropped);
+			uint64_t agent_start_unix_ns, uint64_t spans_built, uint64_t spans_dropped,
+			const struct kmem *km, unsigned int ncpus);
 
 #endif

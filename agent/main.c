@@ -32,6 +32,7 @@
 #include "agent/hist.h"
 #include "agent/inflight.h"
 #include "agent/json.h"
+#include "agent/maps.h"
 #include "agent/snapshot.h"
 #include "agent/target.h"
 #include "bpf/jobq.skel.h"
@@ -223,9 +224,9 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		fprintf(stderr,
 			"jobq-agent: --tenant-cap %u x --types-per-tenant %u needs a series table of "
 			"%u series, more than the %u the agent allows (each series costs %zu bytes of "
-			"kernel memory per CPU): lower --tenant-cap or --types-per-tenant\n",
+			"kernel memory): lower --tenant-cap or --types-per-tenant\n",
 			o->tenant_cap, o->types_per_tenant, o->max_series, JOBQ_SERIES_LIMIT,
-			sizeof(struct jobq_counters) + sizeof(struct jobq_hists));
+			JOBQ_SERIES_BYTES);
 		return -1;
 	}
 	/* --json and a bare --top are local views: no sidecar, no spans. --top
@@ -486,10 +487,11 @@ int agent_snapshot(struct agent *a)
 {
 	struct snap_maps m = {
 		.series = bpf_map__fd(a->skel->maps.series),
-		.counters = bpf_map__fd(a->skel->maps.counters),
-		.hists = bpf_map__fd(a->skel->maps.hists),
 		.depths = bpf_map__fd(a->skel->maps.depths),
 		.losses = bpf_map__fd(a->skel->maps.losses),
+		.counters = a->counters,
+		.hists = a->hists,
+		.nseries = a->opts.max_series,
 	};
 	char err[256];
 
@@ -520,13 +522,29 @@ static int insert_overflow_series(struct agent *a)
 	return 0;
 }
 
-/* Kernel memory of a series table of n series: per CPU, or in all. */
-static double series_mib(unsigned int n, int per_cpu)
+/* A BPF_F_MMAPABLE array of the series table's size, mapped read-only. */
+static const void *map_series_array(struct bpf_map *m, size_t value_size, size_t *len)
 {
-	int cpus = libbpf_num_possible_cpus();
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *p;
 
-	return (double)n * (double)(sizeof(struct jobq_counters) + sizeof(struct jobq_hists)) *
-	       (per_cpu || cpus <= 0 ? 1 : cpus) / (1024.0 * 1024.0);
+	if (bpf_map__value_size(m) != value_size || !(bpf_map__map_flags(m) & BPF_F_MMAPABLE)) {
+		fprintf(stderr, "jobq-agent: internal error: %s layout\n", bpf_map__name(m));
+		return NULL;
+	}
+	*len = ((size_t)bpf_map__max_entries(m) * value_size + page - 1) / page * page;
+	p = mmap(NULL, *len, PROT_READ, MAP_SHARED, bpf_map__fd(m), 0);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "jobq-agent: map %s: %s\n", bpf_map__name(m), strerror(errno));
+		*len = 0;
+		return NULL;
+	}
+	return p;
+}
+
+static double mib(uint64_t bytes)
+{
+	return (double)bytes / (1024.0 * 1024.0);
 }
 
 static int setup(struct agent *a)
@@ -552,33 +570,38 @@ static int setup(struct agent *a)
 	a->skel->rodata->emit_events = a->opts.spans;
 	a->skel->rodata->max_series = a->opts.max_series;
 	a->skel->rodata->types_per_tenant = a->opts.types_per_tenant;
-	e = bpf_map__set_max_entries(a->skel->maps.tenants, a->opts.tenant_cap);
-	if (!e)
-		e = bpf_map__set_max_entries(a->skel->maps.series, a->opts.max_series);
-	if (!e)
-		e = bpf_map__set_max_entries(a->skel->maps.counters, a->opts.max_series);
-	if (!e)
-		e = bpf_map__set_max_entries(a->skel->maps.hists, a->opts.max_series);
-	if (!e && !a->opts.spans) /* no spans: keep the ring buffer minimal */
-		e = bpf_map__set_max_entries(a->skel->maps.events, 4096);
+	e = maps_configure(a->skel, a->opts.tenant_cap, a->opts.max_series, a->opts.spans);
 	if (e) {
 		fprintf(stderr, "jobq-agent: configure maps: %s\n", strerror(-e));
 		return -1;
 	}
+	a->ncpus = libbpf_num_possible_cpus();
+	if (a->ncpus <= 0) {
+		fprintf(stderr, "jobq-agent: count possible CPUs: %s\n", strerror(-a->ncpus));
+		return -1;
+	}
+	kmem_of_object(a->skel->obj, &a->kmem);
 	e = jobq_bpf__load(a->skel);
 	if (e) {
 		fprintf(stderr, "jobq-agent: load BPF programs: %s%s\n", strerror(-e),
 			verbose ? "" : " (run with -v for the verifier log)");
 		if (e == -ENOMEM || e == -E2BIG)
 			fprintf(stderr,
-				"jobq-agent: the series table (%u series = --tenant-cap %u x "
-				"--types-per-tenant %u) needs %.1f MiB of kernel memory per CPU, %.1f "
-				"MiB in all: lower --tenant-cap or --types-per-tenant\n",
-				a->opts.max_series, a->opts.tenant_cap, a->opts.types_per_tenant,
-				series_mib(a->opts.max_series, 1), series_mib(a->opts.max_series, 0));
+				"jobq-agent: the maps need %.1f MiB of kernel memory, of which the "
+				"series table (%u series = --tenant-cap %u x --types-per-tenant %u) "
+				"%.1f MiB: lower --tenant-cap or --types-per-tenant\n",
+				mib(kmem_total(&a->kmem, (unsigned int)a->ncpus)), a->opts.max_series,
+				a->opts.tenant_cap, a->opts.types_per_tenant,
+				mib((uint64_t)a->opts.max_series * JOBQ_SERIES_BYTES));
 		return -1;
 	}
 	if (insert_overflow_series(a) || map_inflight(a))
+		return -1;
+	a->counters = map_series_array(a->skel->maps.counters, sizeof(struct jobq_counters),
+				       &a->counters_len);
+	a->hists = map_series_array(a->skel->maps.hists, sizeof(struct jobq_hists),
+				    &a->hists_len);
+	if (!a->counters || !a->hists)
 		return -1;
 	update_offset(a);
 	/* Bounded: a series has at most a few dozen non-zero counter cells. */
@@ -593,10 +616,12 @@ static int setup(struct agent *a)
 	if (a->opts.spans && agent_spans_start(a))
 		return -1;
 	fprintf(stderr,
-		"jobq-agent: attached %zu probes to %s (up to %u tenants x %u types: %u series, "
-		"%.1f MiB of kernel memory)\n",
+		"jobq-agent: attached %zu probes to %s (up to %u tenants x %u types: %u series; "
+		"kernel memory of the maps %.1f MiB: %.1f MiB shared + %" PRIu64
+		" bytes per CPU x %d CPUs)\n",
 		a->nlinks, a->target.desc, a->opts.tenant_cap, a->opts.types_per_tenant,
-		a->opts.max_series, series_mib(a->opts.max_series, 0));
+		a->opts.max_series, mib(kmem_total(&a->kmem, (unsigned int)a->ncpus)),
+		mib(a->kmem.shared), a->kmem.per_cpu, a->ncpus);
 	return 0;
 }
 
@@ -646,7 +671,8 @@ static int run(struct agent *a)
 		if (agent_snapshot(a))
 			return -1;
 		if (json_write_snapshot(stdout, &a->snap, a->target.desc, a->start_unix_ns,
-					a->spans_built, a->spans_dropped)) {
+					a->spans_built, a->spans_dropped, &a->kmem,
+					(unsigned int)a->ncpus)) {
 			fprintf(stderr, "jobq-agent: write snapshot: %s\n", strerror(errno));
 			return -1;
 		}
@@ -699,6 +725,10 @@ cleanup:
 		bpf_link__destroy(a.links[i - 1]);
 	if (a.inflight)
 		munmap(a.inflight, a.inflight_len);
+	if (a.counters)
+		munmap((void *)a.counters, a.counters_len);
+	if (a.hists)
+		munmap((void *)a.hists, a.hists_len);
 	inflight_expiry_free(&a.expiry);
 	jobq_bpf__destroy(a.skel);
 	snapshot_free(&a.snap);

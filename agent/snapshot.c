@@ -46,33 +46,40 @@ static int ncpus(void)
 	return n;
 }
 
-static void hist_add(struct jobq_hist_val *dst, const struct jobq_hist_val *src)
+static uint64_t load(const __u64 *p)
 {
-	if (!src->count)
-		return;
-	if (!dst->count || src->min_ns < dst->min_ns)
-		dst->min_ns = src->min_ns;
-	if (src->max_ns > dst->max_ns)
-		dst->max_ns = src->max_ns;
-	dst->count += src->count;
-	dst->sum_ns += src->sum_ns;
-	dst->zero_count += src->zero_count;
-	for (int b = 0; b < JOBQ_HIST_NBUCKETS; b++)
-		dst->buckets[b] += src->buckets[b];
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }
 
-/* Sums one series' per-CPU counters into non-zero counter entries. */
+void jobq_hist_decode(const struct jobq_hist_cells *k, struct jobq_hist_val *v)
+{
+	uint64_t n, inv;
+
+	n = v->zero_count = load(&k->zero_count);
+	for (int b = 0; b < JOBQ_HIST_NBUCKETS; b++)
+		n += v->buckets[b] = load(&k->buckets[b]);
+	v->count = n;
+	v->sum_ns = load(&k->sum_ns);
+	inv = load(&k->min_inv);
+	v->max_ns = load(&k->max_ns);
+	/* inv is 0 only before any value; with values counted that can only
+	 * be a CPU that reorders stores (not x86-64): 0 is a safe bound. */
+	v->min_ns = inv ? ~inv : 0;
+	if (!n)
+		v->sum_ns = v->min_ns = v->max_ns = 0;
+}
+
+/* One series' counters as non-zero counter entries. */
 static void add_counters(struct snapshot *s, const struct jobq_series *key,
-			 const struct jobq_counters *percpu, int n)
+			 const struct jobq_counters *ctr)
 {
 	for (int m = 0; m < JOBQ_M_COUNT; m++)
 		for (int p = 0; p < JOBQ_PRIO_SLOTS; p++)
 			for (int st = 0; st < JOBQ_STATUS_SLOTS; st++) {
+				uint64_t v = __atomic_load_n(&ctr->c[JOBQ_CTR_CELL(m, p, st)],
+							     __ATOMIC_RELAXED);
 				struct snap_counter *c;
-				uint64_t v = 0;
 
-				for (int cpu = 0; cpu < n; cpu++)
-					v += percpu[cpu].c[JOBQ_CTR_CELL(m, p, st)];
 				if (!v || s->ncounters == s->max_counters)
 					continue;
 				c = &s->counters[s->ncounters++];
@@ -86,7 +93,7 @@ static void add_counters(struct snapshot *s, const struct jobq_series *key,
 }
 
 static void add_hists(struct snapshot *s, const struct jobq_series *key,
-		      const struct jobq_hists *percpu, int n)
+		      const struct jobq_hists *hs)
 {
 	for (int k = 0; k < JOBQ_H_COUNT; k++) {
 		struct snap_hist *h;
@@ -95,8 +102,7 @@ static void add_hists(struct snapshot *s, const struct jobq_series *key,
 			return;
 		h = &s->hists[s->nhists];
 		memset(h, 0, sizeof(*h));
-		for (int cpu = 0; cpu < n; cpu++)
-			hist_add(&h->val, &percpu[cpu].h[k]);
+		jobq_hist_decode(&hs->h[k], &h->val);
 		if (!h->val.count)
 			continue;
 		h->key.s = *key;
@@ -109,42 +115,31 @@ static void add_hists(struct snapshot *s, const struct jobq_series *key,
 static int read_series(struct snapshot *s, const struct snap_maps *m, char *err,
 		       size_t errlen)
 {
-	int n = ncpus();
-	struct jobq_counters *cbuf = calloc((size_t)n, sizeof(*cbuf));
-	struct jobq_hists *hbuf = calloc((size_t)n, sizeof(*hbuf));
 	struct jobq_series key, next;
 	void *prev = NULL;
-	int r, rc = -1;
+	int r;
 
 	s->ncounters = s->nhists = 0;
-	if (!cbuf || !hbuf) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
 	while ((r = bpf_map_get_next_key(m->series, prev, &next)) == 0) {
 		__u32 id;
 
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(m->series, &key, &id))
-			continue;
-		if (bpf_map_lookup_elem(m->counters, &id, cbuf) ||
-		    bpf_map_lookup_elem(m->hists, &id, hbuf)) {
-			snprintf(err, errlen, "read series %u: %s", id, strerror(errno));
-			goto out;
+			continue; /* cannot happen: series are never deleted */
+		if (id >= m->nseries) {
+			snprintf(err, errlen, "series id %u beyond the %u-entry arrays", id,
+				 m->nseries);
+			return -1;
 		}
-		add_counters(s, &key, cbuf, n);
-		add_hists(s, &key, hbuf, n);
+		add_counters(s, &key, &m->counters[id]);
+		add_hists(s, &key, &m->hists[id]);
 	}
 	if (r && errno != ENOENT) {
 		snprintf(err, errlen, "read series map: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	free(cbuf);
-	free(hbuf);
-	return rc;
+	return 0;
 }
 
 static int read_depths(struct snapshot *s, int fd, uint64_t offset, char *err, size_t errlen)
@@ -263,6 +258,7 @@ const char *snap_loss_name(unsigned int reason)
 		[JOBQ_LOSS_TENANT_OVERFLOW] = "tenant_overflow",
 		[JOBQ_LOSS_TYPE_OVERFLOW] = "type_overflow",
 		[JOBQ_LOSS_READ_FAULT] = "read_fault",
+		[JOBQ_LOSS_HIST_MINMAX] = "histogram_minmax",
 		[JOBQ_LOSS_EXPIRED_INFLIGHT] = "expired_inflight",
 		[JOBQ_LOSS_SPANS_DROPPED] = "spans_dropped",
 	};

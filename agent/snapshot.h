@@ -1,6 +1,7 @@
 /*
- * snapshot.h - one cumulative reading of the kernel maps (counters,
- * histograms summed over CPUs, depth reports, losses), the model every
+ * snapshot.h - one cumulative reading of the kernel maps (counters and
+ * histograms from the shared arrays, depth reports, losses summed over
+ * CPUs), the model every
  * output (--json, --top, sidecar frames) is rendered from; plus the names
  * the outputs use for metrics, priorities, statuses and loss reasons.
  */
@@ -40,7 +41,12 @@ struct snapshot {
 };
 
 struct snap_maps {
-	int series, counters, hists, depths, losses; /* map fds */
+	int series, depths, losses; /* map fds */
+	/* The arrays indexed by series id, mapped (BPF_F_MMAPABLE), nseries
+	 * entries each: read in place while the kernel updates them. */
+	const struct jobq_counters *counters;
+	const struct jobq_hists *hists;
+	uint32_t nseries;
 };
 
 /* Allocates room for at most these many entries (bounded memory): a
@@ -56,6 +62,17 @@ void snapshot_free(struct snapshot *s);
  */
 int snapshot_read(struct snapshot *s, const struct snap_maps *m, uint64_t realtime_offset_ns,
 		  const uint64_t agent_losses[JOBQ_LOSS_COUNT], char *err, size_t errlen);
+
+/*
+ * A histogram as exported, from the kernel's cells (jobq.h, struct
+ * jobq_hist_cells), possibly being updated meanwhile. Read in the reverse
+ * of the kernel's write order (zero count and buckets, then the sum, then
+ * min and max), so every value counted has its min/max and sum in what was
+ * read: count = zero_count + the buckets (always consistent), min <= every
+ * value counted <= max; the sum may already hold the few values being
+ * recorded at that instant. Empty: all zero.
+ */
+void jobq_hist_decode(const struct jobq_hist_cells *k, struct jobq_hist_val *v);
 
 const char *snap_metric_name(unsigned int metric);     /* "jobs.enqueued", ... */
 const char *snap_priority_name(unsigned int prio);     /* "high" ... or "" */

@@ -4,7 +4,8 @@
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I. -I$(BUILD) -I/usr/include/$(MULTIARCH)
-BPF_HDRS := bpf/jobq.h bpf/jobq_hist.h bpf/usdt_args.h queue/jobq_probes.h
+BPF_HDRS := bpf/jobq.h bpf/jobq_hist.h bpf/jobq_update.h bpf/usdt_args.h bpf/hist_test.h \
+	queue/jobq_probes.h
 BPF_SKELS := $(BUILD)/bpf/jobq.skel.h $(BUILD)/bpf/hist_test.skel.h \
 	$(BUILD)/bpf/bench_trap.skel.h
 
@@ -29,7 +30,7 @@ BPF_LDLIBS := -lbpf -lelf -lz
 # ---- agent ---------------------------------------------------------------
 # Pure modules (unit-tested under ASan) and the I/O around them.
 AGENT_PURE := agent/hist.c agent/wire.c agent/spans.c agent/encode.c agent/snapshot.c \
-	agent/top.c agent/inflight.c
+	agent/top.c agent/inflight.c agent/maps.c
 AGENT_SRCS := $(AGENT_PURE) agent/main.c agent/stapsdt.c agent/target.c agent/json.c \
 	agent/events.c agent/export.c agent/conn.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(BUILD)/%.o)
@@ -49,7 +50,7 @@ $(BUILD)/tests/bpf/hist_test: $(BUILD)/san/tests/bpf/hist_test.o $(BUILD)/san/ag
 UNIT_TESTS += $(BUILD)/tests/bpf/hist_test
 
 AGENT_PURE_SAN := $(AGENT_PURE:%.c=$(BUILD)/san/%.o)
-$(AGENT_PURE_SAN) $(BUILD)/san/tests/bpf/agent_unit_test.o: $(PROTO_GEN)
+$(AGENT_PURE_SAN) $(BUILD)/san/tests/bpf/agent_unit_test.o: $(PROTO_GEN) $(BPF_SKELS)
 $(BUILD)/tests/bpf/agent_unit_test: $(BUILD)/san/tests/bpf/agent_unit_test.o $(AGENT_PURE_SAN) \
 		$(BUILD)/san/agent/conn.o $(AGENT_PROTO_SAN_OBJ)
 	@mkdir -p $(dir $@)
@@ -82,8 +83,8 @@ $(BUILD)/tests/bpf/sidecar_reader: $(BUILD)/tests/bpf/sidecar_reader.o $(BUILD)/
 
 $(BUILD)/tests/bpf/hist_kernel_test.o: $(BUILD)/bpf/hist_test.skel.h
 $(BUILD)/tests/bpf/hist_kernel_test: $(BUILD)/tests/bpf/hist_kernel_test.o $(BUILD)/agent/hist.o \
-		$(BUILD)/tests/bpf/bpf_env.o
-	$(CC) $(CFLAGS) -o $@ $^ $(BPF_LDLIBS) -lm
+		$(BUILD)/agent/snapshot.o $(BUILD)/tests/bpf/bpf_env.o
+	$(CC) $(CFLAGS) -pthread -o $@ $^ $(BPF_LDLIBS) -lm
 
 INTEG_TESTS += $(BUILD)/tests/bpf/hist_kernel_test
 

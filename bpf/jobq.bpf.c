@@ -8,10 +8,16 @@
  * records from which the agent builds spans. Every record that cannot be
  * kept is counted in `losses` by reason; nothing is dropped silently.
  *
- * Per-CPU state and interleaving. The counters, histograms and losses are
- * per-CPU values updated with plain (non-atomic) increments, and
- * usdt_args() copies the registers into a per-CPU scratch buffer. Both
- * assume that two of these programs never interleave on one CPU:
+ * Shared state and interleaving. The counters and histograms of a series
+ * are one copy for all CPUs (BPF_MAP_TYPE_ARRAY), updated with atomic
+ * instructions (bpf/jobq_update.h): kernel memory does not grow with the
+ * CPU count, and two CPUs, or two threads on one CPU, recording into the
+ * same series lose nothing (tested from two CPUs: hist_kernel_test, and
+ * agent_emitter_test through the probes). Per-CPU are only the loss
+ * counters (8 bytes a reason, also updated atomically, so no increment is
+ * lost either) and the 256-byte register scratch of usdt_args(); the
+ * scratch alone assumes that two of these programs never interleave on one
+ * CPU:
  *  - The programs run only from uprobes, i.e. in the context of the task
  *    that hit the probe (the int3 trap), never from an interrupt or NMI,
  *    so an interrupt cannot start another of them halfway through one.
@@ -30,17 +36,18 @@
  *    can be preempted on the return from an interrupt, and another thread
  *    on the same CPU can hit a jobq probe meanwhile: the preempted program
  *    would then read a register scratch the other one overwrote (wrong
- *    arguments) or lose one increment of a counter or histogram it was
- *    updating. The window is the program's run (~1 us) and needs a
- *    reschedule inside it, so it is rare, but it is not counted. Known and
- *    documented (docs/agent.md), not designed for: the fixes cost per hit
- *    (atomic increments, or the registers on the stack).
+ *    arguments, for the one event). The window is the copy and decoding of
+ *    the arguments at the start of the program and needs a reschedule
+ *    inside it, so it is rare, but it is not counted. Known and documented
+ *    (docs/agent.md), not designed for (usdt_args.h keeps the 256-byte
+ *    register copy off the 512-byte stack on purpose).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/usdt.bpf.h>
 
 #include "bpf/jobq.h"
+#include "bpf/jobq_update.h"
 #include "bpf/usdt_args.h"
 
 /* Knobs set by the agent between open and load. */
@@ -62,15 +69,18 @@ struct {
 	__type(value, __u32);
 } series SEC(".maps");
 
+/* One copy for all CPUs, updated atomically; mapped by the agent. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, JOBQ_MAX_SERIES);
 	__type(key, __u32);
 	__type(value, struct jobq_counters);
 } counters SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, JOBQ_MAX_SERIES);
 	__type(key, __u32);
 	__type(value, struct jobq_hists);
@@ -113,12 +123,14 @@ struct {
 	__uint(max_entries, 32 << 20);
 } events SEC(".maps");
 
+/* Per-CPU (no cache line shared between CPUs), but atomic all the same:
+ * then no increment is lost even if a program is preempted mid-update. */
 static __always_inline void loss(__u32 reason)
 {
 	__u64 *v = bpf_map_lookup_elem(&losses, &reason);
 
 	if (v)
-		(*v)++;
+		__sync_fetch_and_add(v, 1);
 }
 
 /* Reads a probe string into a zeroed buffer; an unreadable one is counted
@@ -304,39 +316,22 @@ static __always_inline void count(int sid, __u32 metric, __u32 prio, __u32 statu
 	if (status >= JOBQ_STATUS_SLOTS - 1)
 		status = JOBQ_STATUS_SLOTS - 1;
 	cell = JOBQ_CTR_CELL(metric, prio, status);
-	/* Keep the bounds check on the very register used as the index. */
-	asm volatile("" : "+r"(cell));
-	if (cell < JOBQ_CTR_CELLS)
-		c->c[cell]++;
+	jobq_counter_add(c, cell);
 }
 
 static __always_inline void record(int sid, __u8 kind, __u64 v_ns)
 {
 	__u32 key = sid;
 	struct jobq_hists *hs = bpf_map_lookup_elem(&hists, &key);
-	struct jobq_hist_val *h;
-	int pos;
+	int r;
 
 	if (!hs || kind >= JOBQ_H_COUNT)
 		return;
-	h = &hs->h[kind];
-	h->count++;
-	h->sum_ns += v_ns;
-	if (h->count == 1 || v_ns < h->min_ns)
-		h->min_ns = v_ns;
-	if (v_ns > h->max_ns)
-		h->max_ns = v_ns;
-	pos = jobq_hist_index(hist_bounds, v_ns);
-	if (pos == JOBQ_HIST_ZERO) {
-		h->zero_count++;
-		return;
-	}
-	if (pos >= JOBQ_HIST_NBUCKETS) {
+	r = jobq_hist_add(&hs->h[kind], hist_bounds, v_ns);
+	if (r & JOBQ_HIST_ADD_CLAMPED)
 		loss(JOBQ_LOSS_HIST_CLAMP);
-		pos = JOBQ_HIST_NBUCKETS - 1;
-	}
-	if (pos >= 0 && pos < JOBQ_HIST_NBUCKETS)
-		h->buckets[pos]++;
+	if (r & JOBQ_HIST_ADD_MINMAX)
+		loss(JOBQ_LOSS_HIST_MINMAX);
 }
 
 /* A queue name read into a zero-padded buffer (JOBQ_QUEUE_BUF bytes,

@@ -100,7 +100,11 @@ enum jobq_metric {
 /*
  * Kernel layout: a hash map turns each (tenant, type) into a small series
  * id on first sight (the only string-keyed lookup per event); counters and
- * histograms are per-CPU arrays indexed by that id. Ids are never reused.
+ * histograms are arrays indexed by that id, one copy shared by every CPU
+ * and updated with atomic instructions (bpf/jobq_update.h): per-CPU copies
+ * made kernel memory grow with the CPU count (5.6 KiB a series per CPU,
+ * 1.4 GiB for the default table on 64 CPUs). The arrays are BPF_F_MMAPABLE:
+ * the agent reads them through a mapping. Ids are never reused.
  */
 #define JOBQ_PRIO_SLOTS (JOBQ_PRIO_COUNT + 1)   /* last slot: no priority */
 #define JOBQ_STATUS_SLOTS 4                     /* success, failed, released, none */
@@ -134,8 +138,34 @@ struct jobq_hist_key {
 	__u8 pad[7];
 };
 
-/* Per-CPU histogram; user space sums CPUs. Values in ns; count includes
- * zero_count; min/max valid when count > 0. */
+/*
+ * A histogram as the kernel keeps it, shared by every CPU (atomic adds;
+ * min/max by compare-and-swap, bpf/jobq_update.h). A zero-filled entry is
+ * the empty histogram, so nothing needs initialising:
+ *  - no count: it is zero_count + the sum of the buckets, which also keeps
+ *    every snapshot self-consistent (and saves an atomic per value);
+ *  - min_inv is ~min (bitwise not): 0 means no value yet, and the minimum
+ *    is then kept, like max_ns, by raising a word, never by a first-value
+ *    special case that two CPUs could both take.
+ * The kernel writes max/min, then sum, then the bucket; the agent reads in
+ * the reverse order (jobq_hist_decode() in agent/snapshot.c), so a value it
+ * counts has its min/max and sum in what it read. Values in ns.
+ */
+struct jobq_hist_cells {
+	__u64 sum_ns;
+	__u64 max_ns;
+	__u64 min_inv;
+	__u64 zero_count;
+	__u64 buckets[JOBQ_HIST_NBUCKETS];
+};
+
+/* Array value at a series id: both histograms of the series. */
+struct jobq_hists {
+	struct jobq_hist_cells h[JOBQ_H_COUNT];
+};
+
+/* A histogram as user space exports it: count includes zero_count;
+ * min/max valid when count > 0. */
 struct jobq_hist_val {
 	__u64 count;
 	__u64 sum_ns;
@@ -143,11 +173,6 @@ struct jobq_hist_val {
 	__u64 max_ns;
 	__u64 zero_count;
 	__u64 buckets[JOBQ_HIST_NBUCKETS];
-};
-
-/* Per-CPU array value at a series id: both histograms of the series. */
-struct jobq_hists {
-	struct jobq_hist_val h[JOBQ_H_COUNT];
 };
 
 /* Last depth report of one (queue, tenant). */
@@ -218,7 +243,7 @@ static inline __attribute__((always_inline)) __u64 jobq_inflight_tag(__u32 tgid,
 	return h | 1;
 }
 
-/* Loss reasons, a per-CPU array indexed by these. */
+/* Loss reasons, a per-CPU array indexed by these (8 bytes a reason a CPU). */
 enum jobq_loss {
 	JOBQ_LOSS_RINGBUF_FULL = 0,  /* bpf_ringbuf_reserve failed: a span record lost */
 	JOBQ_LOSS_MAP_FULL,          /* a counter/histogram/depth/inflight insert failed */
@@ -229,6 +254,9 @@ enum jobq_loss {
 	JOBQ_LOSS_TYPE_OVERFLOW,     /* event of an admitted tenant's type beyond the
 				      * per-tenant allowance (overflow series) */
 	JOBQ_LOSS_READ_FAULT,        /* a probe string argument could not be read */
+	JOBQ_LOSS_HIST_MINMAX,       /* a histogram's min or max not updated: its
+				      * compare-and-swap lost JOBQ_MINMAX_TRIES races
+				      * in a row (the value is in count, sum, bucket) */
 	JOBQ_LOSS_KERNEL_COUNT,
 	/* counted by the agent, not in the kernel array */
 	JOBQ_LOSS_EXPIRED_INFLIGHT = JOBQ_LOSS_KERNEL_COUNT,

@@ -6,16 +6,17 @@ Each test names the behaviour it proves. Counts must equal the truth
 exactly; histogram quantiles must be within one bucket of the exact
 quantiles of the truth; no time is asserted absolutely.
 """
+import bisect
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 
-import shutil
-
-from agentlib import (EMITTER, LIB_EMITTER, LIBJOBQ, OTHER, Agent, Skipped, check, check_quantiles,
-                      counter_map, main, links_left, parse_truth, run_agent_once, truth_counters)
+from agentlib import (BOUNDS, EMITTER, INDEX_MIN, LIB_EMITTER, LIBJOBQ, NBUCKETS, OTHER, Agent,
+                      Skipped, check, check_quantiles, counter_map, main, links_left, parse_truth,
+                      run_agent_once, truth_counters)
 
 GROUPS = [
     "acme,email,0,40,3000,50,4",     # 40 jobs, 3 ms handler, waited 50 ms, every 4th fails
@@ -203,6 +204,156 @@ def test_attach_by_pid_when_libjobq_was_replaced_on_disk():
             em.kill()
             em.wait()
         shutil.rmtree(tmp)
+
+
+def check_bracketed(h, lows, highs, what):
+    """Every kernel value v_i lies in [lows[i], highs[i]] (clock readings
+    around the probes): then count is exact, the sum, min and max lie
+    between those of the lows and of the highs, and for every bucket
+    boundary B the number of values <= B lies between #(highs <= B) and
+    #(lows <= B). Checked for the zero bucket and all 296 buckets."""
+    n = len(lows)
+    check(h["count"] == n, "%s count %d, want %d" % (what, h["count"], n))
+    check(h["zero_count"] + sum(h["bucket_counts"]) == n, "%s buckets do not add up" % what)
+    got_sum = round(h["sum_ms"] * 1e6)
+    check(sum(lows) - 1 <= got_sum <= sum(highs) + 1, "%s sum %d ns outside [%d, %d]" %
+          (what, got_sum, sum(lows), sum(highs)))
+    for name, got, lo, hi in (("min", h["min_ms"], min(lows), min(highs)),
+                              ("max", h["max_ms"], max(lows), max(highs))):
+        v = round(got * 1e6)
+        check(lo - 1 <= v <= hi + 1, "%s %s %d ns outside [%d, %d]" % (what, name, v, lo, hi))
+    per_pos = [0] * NBUCKETS
+    for j, c in enumerate(h["bucket_counts"]):
+        per_pos[h["offset"] - INDEX_MIN + j] += c
+    slo, shi = sorted(lows), sorted(highs)
+    cum = h["zero_count"]
+    for p in range(-1, NBUCKETS):
+        if p >= 0:
+            cum += per_pos[p]
+        bound = BOUNDS[p + 1]
+        at_least = bisect.bisect_right(shi, bound)
+        at_most = bisect.bisect_right(slo, bound)
+        if p == NBUCKETS - 1:
+            at_least = at_most = n  # the top bucket also takes clamped values
+        check(at_least <= cum <= at_most,
+              "%s: %d values <= %d ns (bucket position %d), truth between %d and %d" %
+              (what, cum, bound, p, at_least, at_most))
+
+
+def test_threads_on_two_cpus_record_one_series_exactly():
+    # Counters and histograms are one copy shared by every CPU, updated
+    # with atomics: two threads pinned to different CPUs fire the probes of
+    # the same series as fast as they can, and nothing is lost. Counters
+    # equal the truth exactly; each histogram's count is exact, and every
+    # duration the kernel measured lies in the bracket the emitter's clock
+    # readings put around its probes, checked bucket by bucket, sum, min
+    # and max (the kernel's values themselves cannot be known exactly).
+    ncpu = len(os.sched_getaffinity(0))
+    if ncpu < 2:
+        raise Skipped("needs two CPUs, this process may use %d" % ncpu)
+    n = 30000
+    em = emitter(["--threads", "2", "hot,t,1,%d,0,5,7" % n])
+    time.sleep(0.2)
+    ag = Agent(["--pid", str(em.pid), "--json"])
+    ag.wait_attached()
+    truth = finish(em)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    jobs, other = parse_truth(truth)
+    check(len(jobs) == 2 * n and len({j["id"] for j in jobs}) == 2 * n,
+          "%d distinct jobs, want %d" % (len({j["id"] for j in jobs}), 2 * n))
+    got, want = counter_map(snap), truth_counters(jobs, other)
+    check(got == want, "counters differ:\n want %s\n got  %s" % (sorted(want.items()),
+                                                                 sorted(got.items())))
+    for reason, v in snap["losses"].items():
+        check(v == 0, "loss %s = %d, expected none" % (reason, v))
+    hists = {h["name"]: h for h in snap["histograms"] if h["tenant"] == "hot"}
+    check_bracketed(hists["jobs.duration"], [j["dur_lo"] for j in jobs],
+                    [j["dur_hi"] for j in jobs], "jobs.duration")
+    w = hists["jobs.wait_time"]
+    check(w["count"] == 2 * n and w["zero_count"] + sum(w["bucket_counts"]) == 2 * n,
+          "jobs.wait_time count %d, want %d" % (w["count"], 2 * n))
+    check_quantiles(w, [j["wait_ns"] for j in jobs], [j["wait_hi"] for j in jobs],
+                    "jobs.wait_time")
+
+
+PERCPU_TYPES = {"percpu_array", "percpu_hash", "lru_percpu_hash"}
+HASH_TYPES = {"hash", "lru_hash"}
+
+
+def possible_cpus():
+    n = 0
+    with open("/sys/devices/system/cpu/possible") as f:
+        for part in f.read().strip().split(","):
+            lo, _, hi = part.partition("-")
+            n += int(hi or lo) - int(lo) + 1
+    return n
+
+
+def map_bytes(maps):
+    """(shared, per CPU) bytes of maps as the kernel shows them (bpftool):
+    value_size x max_entries, plus the keys of hash maps, a ring buffer's
+    size; per-CPU maps' values once per CPU."""
+    shared = per_cpu = 0
+    r8 = lambda n: (n + 7) // 8 * 8
+    for m in maps:
+        n, key, val = m["max_entries"], r8(m["bytes_key"]), r8(m["bytes_value"])
+        if m["type"] == "ringbuf":
+            shared += n
+        elif m["type"] in PERCPU_TYPES:
+            per_cpu += val * n
+            shared += key * n if m["type"] != "percpu_array" else 0
+        elif m["type"] in HASH_TYPES:
+            shared += (key + val) * n
+        else:
+            shared += val * n
+    return shared, per_cpu
+
+
+def test_kernel_memory_is_reported_and_does_not_grow_with_cpus():
+    # The agent reports the kernel memory of its maps (--json
+    # kernel_memory, and on stderr at attach). Recomputed here from the
+    # maps the kernel holds for the agent (bpftool), it is the same; the
+    # kernel's own accounting (bytes_memlock) is within 10% of it; and
+    # for 64 CPUs it would exceed the figure for 2 CPUs only by the small
+    # per-CPU maps: the series arrays are shared.
+    ag = Agent(["--bin", EMITTER, "--json"])
+    ag.wait_attached()
+    ids = set()
+    d = "/proc/%d/fdinfo" % ag.p.pid
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                ids.update(int(l.split()[1]) for l in f if l.startswith("map_id:"))
+        except OSError:
+            pass
+    maps = []
+    for i in sorted(ids):
+        p = subprocess.run(["bpftool", "-j", "map", "show", "id", str(i)], capture_output=True,
+                           text=True)
+        check(p.returncode == 0, "bpftool map show id %d: %s" % (i, p.stderr))
+        maps.append(json.loads(p.stdout))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    km = json.loads(out)["kernel_memory"]
+    shared, per_cpu = map_bytes(maps)
+    ncpu = possible_cpus()
+    check(km["cpus"] == ncpu and km["shared_bytes"] == shared and
+          km["per_cpu_bytes"] == per_cpu and km["bytes"] == shared + per_cpu * ncpu,
+          "reported %s, the kernel's maps say shared %d + %d per CPU x %d" %
+          (km, shared, per_cpu, ncpu))
+    memlock = sum(m.get("bytes_memlock", 0) for m in maps)
+    check(km["bytes"] <= memlock <= km["bytes"] * 1.1,
+          "kernel accounts %d bytes for the maps, the agent reports %d" % (memlock, km["bytes"]))
+    types = {m["name"]: m["type"] for m in maps}
+    check(types.get("counters") == "array" and types.get("hists") == "array",
+          "series arrays are not shared arrays: %s" % types)
+    at2, at64 = shared + 2 * per_cpu, shared + 64 * per_cpu
+    check(per_cpu <= 1024 and at64 - at2 == 62 * per_cpu,
+          "64 CPUs would take %d bytes more than 2 (%d per CPU)" % (at64 - at2, per_cpu))
+    check("bytes per CPU" in ag.attach_log, "no kernel memory line at attach: %s" %
+          ag.attach_log)
 
 
 def test_top_shows_a_row_per_tenant():
@@ -491,6 +642,8 @@ if __name__ == "__main__":
         test_starts_without_finish_expire_and_are_counted,
         test_attach_by_bin_reaches_process_started_after_attach,
         test_finish_on_another_thread_still_pairs_durations,
+        test_threads_on_two_cpus_record_one_series_exactly,
+        test_kernel_memory_is_reported_and_does_not_grow_with_cpus,
         test_attach_by_lib_reaches_running_and_later_processes,
         test_attach_by_pid_finds_probes_in_mapped_library,
         test_attach_by_pid_when_libjobq_was_replaced_on_disk,

@@ -1,7 +1,8 @@
 /*
  * agent_unit_test.c - the agent's pure modules under ASan/UBSan: frame
  * codec (agent/wire.c), span building (agent/spans.c), message encoding
- * (agent/encode.c) and the --top rows (agent/top.c).
+ * (agent/encode.c), histogram decoding (agent/snapshot.c), the --top rows
+ * (agent/top.c), and the kernel memory of the maps (agent/maps.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,9 +22,12 @@
 #include "agent/conn.h"
 #include "agent/encode.h"
 #include "agent/inflight.h"
+#include "agent/maps.h"
+#include "agent/snapshot.h"
 #include "agent/spans.h"
 #include "agent/top.h"
 #include "agent/wire.h"
+#include "bpf/jobq.skel.h"
 
 /* ---- wire ---------------------------------------------------------------- */
 
@@ -627,6 +631,107 @@ static void metric_snapshot_encodes_trimmed_buckets(void **state)
 	snapshot_free(&s);
 }
 
+/* ---- kernel histograms ----------------------------------------------------- */
+
+static void kernel_histogram_decodes_count_and_inverted_min(void **state)
+{
+	static struct jobq_hist_cells k;
+	static struct jobq_hist_val v;
+
+	(void)state;
+	/* Zero-filled: the empty histogram. */
+	memset(&v, 0xff, sizeof(v));
+	jobq_hist_decode(&k, &v);
+	assert_int_equal(v.count, 0);
+	assert_int_equal(v.min_ns, 0);
+	assert_int_equal(v.max_ns, 0);
+	assert_int_equal(v.sum_ns, 0);
+	/* 0 ns (zero bucket), 5 ms and 7 ms: count from the buckets, min kept
+	 * as ~min (a value of 0 included). */
+	k.zero_count = 1;
+	k.buckets[100] = 1;
+	k.buckets[102] = 1;
+	k.sum_ns = 12000000;
+	k.max_ns = 7000000;
+	k.min_inv = ~0ull;
+	jobq_hist_decode(&k, &v);
+	assert_int_equal(v.count, 3);
+	assert_int_equal(v.zero_count, 1);
+	assert_int_equal(v.min_ns, 0);
+	assert_int_equal(v.max_ns, 7000000);
+	assert_int_equal(v.sum_ns, 12000000);
+	assert_int_equal(v.buckets[100], 1);
+	assert_int_equal(v.buckets[102], 1);
+	k.zero_count = 0;
+	k.sum_ns = 12000000;
+	k.min_inv = ~5000000ull;
+	jobq_hist_decode(&k, &v);
+	assert_int_equal(v.count, 2);
+	assert_int_equal(v.min_ns, 5000000);
+}
+
+/* ---- kernel memory of the maps -------------------------------------------- */
+
+/* The maps of the real BPF object, sized as the agent sizes them. */
+static void object_kmem(unsigned int tenant_cap, unsigned int types, int spans, struct kmem *k,
+			uint64_t *series_arrays)
+{
+	struct jobq_bpf *skel = jobq_bpf__open();
+
+	assert_non_null(skel);
+	assert_int_equal(maps_configure(skel, tenant_cap, jobq_series_table(tenant_cap, types), spans),
+			 0);
+	kmem_of_object(skel->obj, k);
+	/* The big per-series maps are plain arrays, one copy for all CPUs. */
+	assert_int_equal(bpf_map__type(skel->maps.counters), BPF_MAP_TYPE_ARRAY);
+	assert_int_equal(bpf_map__type(skel->maps.hists), BPF_MAP_TYPE_ARRAY);
+	*series_arrays =
+		(uint64_t)bpf_map__max_entries(skel->maps.hists) * bpf_map__value_size(skel->maps.hists) +
+		(uint64_t)bpf_map__max_entries(skel->maps.counters) *
+			bpf_map__value_size(skel->maps.counters);
+	jobq_bpf__destroy(skel);
+}
+
+static void kernel_memory_does_not_grow_with_the_cpu_count(void **state)
+{
+	static const struct {
+		unsigned int cap, types;
+		int spans;
+	} limits[] = {
+		{ JOBQ_DEFAULT_TENANT_CAP, JOBQ_DEFAULT_TYPES_PER_TENANT, 1 },
+		{ JOBQ_DEFAULT_TENANT_CAP, JOBQ_DEFAULT_TYPES_PER_TENANT, 0 },
+		{ 65536, 3, 0 }, /* a large table: 199,681 series */
+		{ 1, 1, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		unsigned int n = jobq_series_table(limits[i].cap, limits[i].types);
+		uint64_t arrays, at2, at64;
+		struct kmem k;
+
+		object_kmem(limits[i].cap, limits[i].types, limits[i].spans, &k, &arrays);
+		at2 = kmem_total(&k, 2);
+		at64 = kmem_total(&k, 64);
+		print_message("  %u x %u%s: %u series, %.2f MiB on 2 CPUs, %.2f MiB on 64 "
+			      "(%llu bytes per CPU)\n",
+			      limits[i].cap, limits[i].types, limits[i].spans ? " + spans" : "", n,
+			      (double)at2 / 1048576.0, (double)at64 / 1048576.0,
+			      (unsigned long long)k.per_cpu);
+		/* Per CPU: only the loss counters and the register scratch,
+		 * whatever the limits. */
+		assert_int_equal(k.per_cpu, JOBQ_LOSS_KERNEL_COUNT * 8 + 256);
+		assert_int_equal(at64 - at2, 62 * k.per_cpu);
+		assert_true(at64 - at2 < 32 * 1024);
+		/* The series arrays are counted once, at JOBQ_SERIES_BYTES a series. */
+		assert_int_equal(arrays, (uint64_t)n * JOBQ_SERIES_BYTES);
+		assert_true(k.shared >= arrays);
+	}
+	/* The default table: 5,696 bytes a series, 22.6 MiB, shared. */
+	assert_int_equal(JOBQ_SERIES_BYTES, 5696);
+	assert_int_equal(JOBQ_MAX_SERIES, 4161);
+}
+
 /* ---- top ----------------------------------------------------------------- */
 
 static void top_rows_rates_and_failures_per_tenant(void **state)
@@ -681,6 +786,8 @@ int main(void)
 		cmocka_unit_test(enqueue_span_carries_producer_parent_and_flags),
 		cmocka_unit_test(direct_span_encoder_writes_the_protobuf_c_bytes),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
+		cmocka_unit_test(kernel_histogram_decodes_count_and_inverted_min),
+		cmocka_unit_test(kernel_memory_does_not_grow_with_the_cpu_count),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
 	};
 

@@ -5,7 +5,7 @@
  *
  *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
  *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] [--no-finish]
- *                 GROUP...
+ *                 [--threads N] GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
  *     fail_every > 0 and the job's number in its group is a multiple of
@@ -20,7 +20,11 @@
  *     with the same id in queue Q2 (type "twin", same tenant) that starts
  *     after it and finishes before it (then the job sleeps again), so a
  *     pairing by (pid, job id) alone mixes them up. --no-finish: jobs start
- *     and never finish (a worker killed mid-job).
+ *     and never finish (a worker killed mid-job). --threads N: N threads,
+ *     thread t pinned to the t-th CPU this process may use (round robin),
+ *     each running every group at once with the others (same tenants and
+ *     types: the same series from several CPUs), its job ids starting at
+ *     first-id + t * 10^9.
  *   probe_emitter --bench N [--rate JOBS_PER_S] [--wait-attach-ms N]
  *     N no-op jobs (start + finish probes only), as fast as possible or
  *     paced to --rate; prints
@@ -42,6 +46,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -309,6 +314,72 @@ static void run_bench(long n, long rate)
 	       w1 - w0);
 }
 
+/* --threads: one runner per thread, all released at once. */
+struct runner {
+	pthread_t t;
+	const char *queue;
+	struct group *groups;
+	int ngroups, cpu, err;
+	uint64_t next_id;
+	pthread_barrier_t *go;
+};
+
+static void *run_groups(void *p)
+{
+	struct runner *r = p;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(r->cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		r->err = errno;
+	pthread_barrier_wait(r->go);
+	if (r->err)
+		return NULL;
+	for (int g = 0; g < r->ngroups; g++)
+		run_group(r->queue, &r->groups[g], &r->next_id);
+	return NULL;
+}
+
+/* Runs the groups in n threads on distinct CPUs (round robin); 0 or -1. */
+static int run_threads(const char *queue, struct group *groups, int ngroups, int n,
+		       uint64_t first_id)
+{
+	struct runner *r = calloc((size_t)n, sizeof(*r));
+	pthread_barrier_t go;
+	int cpus[CPU_SETSIZE], ncpus = 0, rc = 0;
+	cpu_set_t set;
+
+	if (!r || sched_getaffinity(0, sizeof(set), &set) || pthread_barrier_init(&go, NULL, n)) {
+		fprintf(stderr, "probe_emitter: cannot set up %d threads\n", n);
+		free(r);
+		return -1;
+	}
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[ncpus++] = c;
+	for (int t = 0; t < n; t++) {
+		r[t] = (struct runner){ .queue = queue, .groups = groups, .ngroups = ngroups,
+					.cpu = cpus[t % ncpus], .go = &go,
+					.next_id = first_id + (uint64_t)t * UINT64_C(1000000000) };
+		if (pthread_create(&r[t].t, NULL, run_groups, &r[t])) {
+			fprintf(stderr, "probe_emitter: pthread_create failed\n");
+			exit(3); /* the others wait at the barrier */
+		}
+	}
+	for (int t = 0; t < n; t++) {
+		pthread_join(r[t].t, NULL);
+		if (r[t].err) {
+			fprintf(stderr, "probe_emitter: pin thread %d to CPU %d: %s\n", t, r[t].cpu,
+				strerror(r[t].err));
+			rc = -1;
+		}
+	}
+	pthread_barrier_destroy(&go);
+	free(r);
+	return rc;
+}
+
 #ifdef EMITTER_LIB
 /* Built into libjobq_emitter.so: the probes then live in a shared library,
  * as in libjobq, for the --lib and --pid-with-library tests. */
@@ -319,10 +390,10 @@ int main(int argc, char **argv)
 #endif
 {
 	const char *queue = "default";
-	long attach_ms = -1, bench = -1, rate = 0;
+	long attach_ms = -1, bench = -1, rate = 0, threads = 1;
 	uint64_t next_id = 1;
-	struct group g;
-	int i;
+	struct group g, *groups;
+	int i, rc;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
@@ -354,6 +425,8 @@ int main(int argc, char **argv)
 			bench = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--rate"))
 			rate = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--threads"))
+			threads = atol(argv[++i]);
 		else {
 			fprintf(stderr, "probe_emitter: unknown option %s\n", argv[i]);
 			return 2;
@@ -363,16 +436,35 @@ int main(int argc, char **argv)
 		fprintf(stderr, "probe_emitter: queue name too long\n");
 		return 2;
 	}
+	if (threads < 1 || threads > 256) {
+		fprintf(stderr, "probe_emitter: --threads: 1 to 256\n");
+		return 2;
+	}
 	if (attach_ms >= 0 && wait_attach(attach_ms, bench < 0))
 		return 3;
 	if (bench >= 0) {
 		run_bench(bench, rate);
 		return 0;
 	}
-	for (; i < argc; i++) {
-		if (parse_group(argv[i], &g))
-			return 2;
-		run_group(queue, &g, &next_id);
+	if (threads == 1) {
+		for (; i < argc; i++) {
+			if (parse_group(argv[i], &g))
+				return 2;
+			run_group(queue, &g, &next_id);
+		}
+		return 0;
 	}
-	return 0;
+	groups = calloc((size_t)(argc - i) + 1, sizeof(*groups));
+	if (!groups) {
+		fprintf(stderr, "probe_emitter: out of memory\n");
+		return 3;
+	}
+	for (int k = 0; i + k < argc; k++)
+		if (parse_group(argv[i + k], &groups[k])) {
+			free(groups);
+			return 2;
+		}
+	rc = run_threads(queue, groups, argc - i, (int)threads, next_id) ? 3 : 0;
+	free(groups);
+	return rc;
 }
