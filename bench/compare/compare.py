@@ -366,7 +366,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", choices=SIZES, default="full")
     ap.add_argument("--scenarios", default="throughput,noisy,overhead,scaling")
-    ap.add_argument("--systems", default="jobq,BullMQ,RQ,Celery,Sidekiq")
+    ap.add_argument("--systems", default="jobq,jobq-b128,BullMQ,RQ,Celery,Sidekiq")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--runs", type=int)
     ap.add_argument("--check", action="store_true", help="exit 1 unless every figure is sane")

@@ -164,14 +164,18 @@ def report(cfg, res):
         t = res["throughput"]
         out += ["## 1. Throughput: %d no-op jobs enqueued, then drained" % cfg.jobs, "",
                 "| system | enqueue jobs/s | processing jobs/s | worker CPU µs/job | "
-                "Redis CPU µs/job | jobq ÷ system (processing) |",
-                "|---|---|---|---|---|---|"]
-        jq = _med(t.get("jobq", []), "proc")
+                "Redis CPU µs/job | jobq ÷ system (processing) | jobq-b128 ÷ system |",
+                "|---|---|---|---|---|---|---|"]
+
+        def ratio(of, name, rows):
+            mine = _med(t.get(of, []), "proc")
+            return "%.2f×" % (mine / _med(rows, "proc")) if mine and name != of else "—"
+
         for name, rows in t.items():
-            ratio = "%.2f×" % (jq / _med(rows, "proc")) if jq and name != "jobq" else "—"
-            out.append("| %s | %s | %s | %s | %s | %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                 name, cell(rows, "enq"), cell(rows, "proc"), cell(rows, "cpu_us", "%.1f"),
-                cell(rows, "redis_us", "%.1f"), ratio))
+                cell(rows, "redis_us", "%.1f"), ratio("jobq", name, rows),
+                ratio("jobq-b128", name, rows)))
         out.append("")
     if "noisy" in res:
         out += ["## 2. Noisy neighbour: flood of %d × %d ms jobs at t=0, ten small tenants at "

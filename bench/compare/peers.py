@@ -80,9 +80,12 @@ class Jobq(Peer):
     # default prefetch is 0).
     noisy_opts = {"prefetch": 0}
 
+    batch = 16
+
     def start(self, queues, conc, job_log=None, otel=None, prefetch=16):
         argv = [os.path.join(self.build, "bench", "compare", "jobq_driver"), "worker",
-                "--redis", self.url, "--queue", queues[0], "--concurrency", str(conc)]
+                "--redis", self.url, "--queue", queues[0], "--concurrency", str(conc),
+                "--batch", str(self.batch)]
         if prefetch is not None:
             argv += ["--prefetch", str(prefetch)]
         if job_log:
@@ -98,6 +101,20 @@ class Jobq(Peer):
         pipe.zcard(pre + "leases")
         pipe.zcard(pre + "delayed")
         return sum(pipe.execute())
+
+
+class JobqBatched(Jobq):
+    """jobq tuned for short jobs as docs/cli.md recommends (--batch 128
+    --prefetch 128): a separate, labelled row in the throughput table only;
+    every other scenario uses the Jobq row's settings."""
+    name = "jobq-b128"
+    modes = ()
+    note = ("jobq configured for short jobs: batch 128 and --prefetch 128 (docs/cli.md); "
+            "throughput scenario only")
+    batch = 128
+
+    def start(self, queues, conc, job_log=None, otel=None, prefetch=128):
+        return Jobq.start(self, queues, conc, job_log, otel, prefetch)
 
 
 class BullMQ(Peer):
@@ -221,4 +238,6 @@ class Sidekiq(Peer):
         return sum(pipe.execute())
 
 
-ALL = (Jobq, BullMQ, RQ, Celery, Sidekiq)
+ALL = (Jobq, JobqBatched, BullMQ, RQ, Celery, Sidekiq)
+# Scenarios other than throughput run one configuration per system.
+THROUGHPUT_ONLY = ("jobq-b128",)
