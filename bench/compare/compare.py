@@ -13,8 +13,8 @@ Scenarios (each repeated --runs times; tables show median [min-max]):
               BullMQ alone, BullMQ + the OpenTelemetry JS SDK in process
   scaling     jobq worker and Redis CPU per job as active tenants grow
 
-CPU comes from /proc/<pid>/stat (utime+stime) of every process of the
-system under test, sampled from its first processed job to the drain, so
+CPU comes from each process's CPU-time clock (ns; plus reaped children's
+utime+stime) for every process of the system under test, sampled from its first processed job to the drain, so
 start-up is excluded. Nothing here asserts times; --check only asserts that
 every scenario ran and produced sane, non-zero figures.
 """
@@ -62,16 +62,19 @@ def proc_tree(roots):
 
 
 def cpu_s(pids):
-    """utime+stime of pids (and their reaped children), seconds."""
-    total = 0
+    """CPU seconds of pids: each process's own threads (live and exited) from
+    its CPU-time clock, in nanoseconds (/proc ticks are 10 ms: too coarse
+    for a short run), plus its reaped children's utime+stime (ticks)."""
+    total = 0.0
     for p in pids:
         try:
+            total += time.clock_gettime(((~p) << 3) | 2)  # clock_getcpuclockid(p)
             with open("/proc/%d/stat" % p) as f:
                 v = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in v[11:15])
+            total += (int(v[13]) + int(v[14])) / TICK  # cutime + cstime
         except OSError:
             pass
-    return total / TICK
+    return total
 
 
 def tree_cpu(roots):
