@@ -48,6 +48,7 @@ def otlp_summary(path):
     jobs.wait_time exponential histogram (index -> count, scale)."""
     spans, links = {}, []
     enqueue_ids = set()  # (traceId, spanId) of every job.enqueue span
+    flagged = set()  # tenants in the sidecar's "Queue starvation detected" events
     latest = {}  # (metric, instance, attrs) -> (time, datapoint)
     try:
         f = open(path)
@@ -75,6 +76,10 @@ def otlp_summary(path):
                 for ss in rs.get("scopeSpans", []):
                     for s in ss.get("spans", []):
                         spans[s["name"]] = spans.get(s["name"], 0) + 1
+                        for ev in s.get("events", []):
+                            if ev.get("name") == "Queue starvation detected":
+                                tl = attrs(ev).get("affected_tenants", "")
+                                flagged.update(t for t in tl.split(",") if t)
                         if s["name"] == "job.enqueue":
                             enqueue_ids.add((s.get("traceId"), s.get("spanId")))
                         elif s["name"] == "job.process":
@@ -105,7 +110,7 @@ def otlp_summary(path):
         off = pos.get("offset", 0)
         for i, c in enumerate(pos.get("bucketCounts", [])):
             h["b"][off + i] = h["b"].get(off + i, 0) + int(c)
-    return {"spans": spans, "linked": linked, "unlinked": unlinked, "processed": processed,
+    return {"flagged": sorted(flagged), "spans": spans, "linked": linked, "unlinked": unlinked, "processed": processed,
             "waits": waits, "scale": scale, "losses": losses}
 
 
@@ -241,15 +246,23 @@ def main():
     over = sorted(t for t, js in by_t.items()
                   if max(j["start"] - j["enq"] for j in js) / 1e9 > a.starvation_s)
     starved = [t for t in over if busy[t] / total_busy < fair]
-    print("Did any tenant starve (a job waited > %gs with less than an equal share of "
-          "worker time)? %s" % (a.starvation_s, ", ".join(starved) if starved else "no"))
-    for t in over:
+    if otlp:
+        over = sorted(set(over) | set(otlp["flagged"]))
+        who = "the sidecar's starvation check flagged"
+    else:
+        who = "flagged by the job logs"
+    starved = [t for t in over if t in by_t and busy[t] / total_busy < fair]
+    print("Did any tenant starve? Tenants whose oldest job waited > %gs (the seed's rule; %s): %s"
+          % (a.starvation_s, who, ", ".join(over) or "none"))
+    for t in (t for t in over if t in by_t):
         share = busy[t] / total_busy
-        verdict = ("starved by other tenants" if t in starved else
-                   "waits behind its own backlog, not starved by others")
+        verdict = ("STARVED by other tenants" if t in starved else
+                   "not starved: it waits behind its own backlog")
         print("    %s: oldest wait %.1f s, %.0f%% of worker time (an equal share is %.0f%%): %s"
               % (t, max(j["start"] - j["enq"] for j in by_t[t]) / 1e9, 100 * share,
                  100 * fair, verdict))
+    print("    starved by other tenants (flagged and less than an equal share of worker "
+          "time): %s" % (", ".join(starved) if starved else "none"))
 
     if a.otlp:
         print()

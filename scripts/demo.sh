@@ -50,7 +50,7 @@ cleanup() {
 	stop_pids "${redis_pids[@]}"
 	load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
 }
-trap 'cleanup; drop_queue; exit 130' INT TERM
+trap 'cleanup; drop_queue; log "interrupted: logs, job logs and what was exported so far are in $out"; exit 130' INT TERM
 trap cleanup EXIT
 
 free_port() {
@@ -99,6 +99,10 @@ sock="$out/sidecar.sock"
 otlp_file="$out/otlp.jsonl"
 export OTEL_METRIC_EXPORT_INTERVAL=${OTEL_METRIC_EXPORT_INTERVAL:-5000}
 export OTEL_SERVICE_NAME=${OTEL_SERVICE_NAME:-jobq-demo}
+# The flood's enqueue alone makes $flood job.enqueue spans in a moment: a
+# span queue larger than the SDK default (2048) keeps them all.
+export OTEL_BSP_MAX_QUEUE_SIZE=${OTEL_BSP_MAX_QUEUE_SIZE:-65536}
+export OTEL_BSP_SCHEDULE_DELAY=${OTEL_BSP_SCHEDULE_DELAY:-1000}
 prom_port=$(free_port)
 sidecar_args=(--listen "$sock" --prom-listen "127.0.0.1:$prom_port"
 	--starvation-threshold-s "${JOBQ_DEMO_STARVATION_S:-20}")
@@ -196,6 +200,8 @@ python3 "$here/demo/report.py" --job-logs "$out"/jobs-*.log ${otlp_file:+--otlp 
 	--enqueued "$out/enqueued.json" --flood-tenant bigcorp --flood "$flood"
 log "logs, job logs and the OTLP export are in $out"
 if [ -n "$otlp_file" ]; then
+	# The sidecar writes it 0640 as root's file; it is demo output, readable by all.
+	chmod 0644 "$otlp_file" 2>/dev/null || true
 	log "OTLP JSON lines (what the sidecar would send to a collector): $otlp_file"
 else
 	log "metrics and spans were exported to the collector at $OTEL_EXPORTER_OTLP_ENDPOINT"
