@@ -118,15 +118,24 @@ int jobq_enqueue(struct jobq *q, const char *tenant, const char *type,
 		 const void *payload, size_t payload_len,
 		 const struct jobq_enqueue_opts *opts, uint64_t *job_id);
 
+/* Checks a job as jobq_enqueue and jobq_enqueue_batch do (tenant id and
+ * type, payload against this handle's max_payload, priority, traceparent)
+ * without talking to Redis: JOBQ_OK, or JOBQ_EINVAL with jobq_errmsg(q)
+ * naming the field. A producer that gathers jobs into batches can check
+ * each as it arrives. (Appended in 0.1.0.) */
+int jobq_check_job(struct jobq *q, const struct jobq_new_job *job);
+
 /* Enqueues n jobs pipelined. All are validated first: an invalid job
  * enqueues nothing and the message names its index and field. ids
- * (optional) receives n ids. If Redis refuses some jobs (e.g. OOM) or the
- * connection is lost partway, the call fails, later jobs are not sent,
- * ids[i] is 0 for every job not known to be enqueued, and the message
- * says how many were enqueued and how many were sent with an unknown
- * outcome (connection lost before the answer). A lost script cache
- * (NOSCRIPT) is handled: the scripts are reloaded and exactly the jobs
- * that did not run are sent again. */
+ * (optional) receives n ids; on any failure ids[i] is 0 for every job
+ * not known to be enqueued. If Redis refuses some jobs (e.g. OOM, a key
+ * of the wrong type) or the connection is lost partway, the call fails;
+ * jobs are sent in pipelined groups of up to 256, so jobs after a refused
+ * one in the same group may still be enqueued (check ids), and later
+ * groups are not sent. The message says how many were enqueued and how
+ * many were sent with an unknown outcome (connection lost before the
+ * answer). A lost script cache (NOSCRIPT) is handled: the scripts are
+ * reloaded and exactly the jobs that did not run are sent again. */
 int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n,
 		       uint64_t *ids);
 

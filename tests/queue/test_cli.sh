@@ -33,6 +33,45 @@ printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\"}" "{\"tenant_id\":\"g\",\"typ
 expect 1 "stdin line 2: priority must be" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\",}" >/tmp/cli-bad.$$
 expect 1 "stdin line 1: invalid JSON at byte" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+# A line that is valid JSON but that the library rejects, after the first
+# batch of 1000: it is named, every line before it is enqueued, the count
+# is exact, exit 1. Same for invalid UTF-8 and a payload over the limit.
+good="{\"tenant_id\":\"t\",\"type\":\"x\"}"
+bad_line() {
+	case $1 in
+	1) echo "{\"tenant_id\":\"$(printf "%065d" 0)\",\"type\":\"x\"}" ;;
+	2) echo "{\"tenant_id\":\"t\",\"type\":\"x$(printf "\377")\"}" ;;
+	3) printf "{\"tenant_id\":\"t\",\"type\":\"x\",\"payload\":\""
+	   head -c 1048577 /dev/zero | tr "\0" a; echo "\"}" ;;
+	esac
+}
+for n in 1 2 3; do
+	case $n in
+	1) want="tenant_id must be at most 64 bytes" ;;
+	2) want="type must be valid UTF-8" ;;
+	3) want="payload is 1048577 bytes, over the limit" ;;
+	esac
+	{ for i in $(seq 1 1500); do echo "$good"; done; bad_line $n; echo "$good"; } >/tmp/cli-bad.$$
+	out=$($BUILD/jobq --queue clibig$n enqueue --stdin </tmp/cli-bad.$$ 2>&1); rc=$?
+	[ $rc -eq 1 ] || fail "bad line 1501 ($want): exit $rc, want 1: $out"
+	echo "$out" | grep -q "^jobq: stdin line 1501: $want" || fail "bad line 1501 not named ($want): $out"
+	echo "$out" | grep -q "^jobq: 1500 jobs were enqueued in all, from stdin lines 1\.\.1500;" || fail "bad line 1501 ($want): count: $out"
+	[ "$(echo "$out" | wc -l)" -eq 2 ] || fail "bad line 1501 ($want): more than two lines: $out"
+	[ "$(redis-cli -p $REDIS_PORT LLEN "jobq:{clibig$n}:q:t:1")" = 1500 ] || fail "bad line 1501 ($want): not 1500 jobs in redis"
+done
+# Redis refuses a job in the middle of a batch (its list key has the wrong
+# type): exactly the enqueued lines are named, the others are not claimed.
+# Batches of 1000 go out in pipelined groups of 256: line 1200 fails, the
+# rest of its group (to line 1256) is enqueued, later groups are not sent.
+redis-cli -p $REDIS_PORT SET "jobq:{climid}:q:broken:1" str >/dev/null
+for i in $(seq 1 1500); do
+	if [ $i = 1200 ]; then echo "{\"tenant_id\":\"broken\",\"type\":\"x\"}"; else echo "$good"; fi
+done >/tmp/cli-bad.$$
+out=$($BUILD/jobq --queue climid enqueue --stdin </tmp/cli-bad.$$ 2>&1); rc=$?
+[ $rc -eq 1 ] || fail "batch failing mid-way: exit $rc, want 1: $out"
+echo "$out" | grep -q "^jobq: stdin lines 1001\.\.1500: batch: 255 of 500 jobs enqueued, the rest not: .*WRONGTYPE" || fail "batch failing mid-way: $out"
+echo "$out" | grep -q "^jobq: 1255 jobs were enqueued in all, from stdin lines 1\.\.1199, 1201\.\.1256; no job of any other line" || fail "batch failing mid-way: count: $out"
+[ "$(redis-cli -p $REDIS_PORT LLEN "jobq:{climid}:q:t:1")" = 1255 ] || fail "batch failing mid-way: not 1255 jobs in redis"
 rm -f /tmp/cli-ok.$$ /tmp/cli-bad.$$
 expect 0 "" $J tenant set beta --weight 2.5 --cap 3
 expect 2 "weight must be" $J tenant set beta --weight -1
