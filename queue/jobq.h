@@ -203,8 +203,11 @@ struct jobq_worker;
 
 int jobq_worker_new(const struct jobq_worker_opts *o, struct jobq_worker **out,
 		    char *err, size_t errlen);
-/* type "*" registers the handler for every type without its own. Jobs of
- * a type with no handler are dead-lettered ("no handler for type X"). */
+/* type "*" registers the handler for every type without its own. A job
+ * of a type with no handler fails its attempt ("no handler for type X on
+ * this worker") and is retried with the normal backoff, so another worker
+ * that has the handler can take it (e.g. during a rolling deploy); it is
+ * dead-lettered only once max_attempts are used up, like any failure. */
 int jobq_worker_handle(struct jobq_worker *w, const char *type, jobq_handler_fn fn,
 		       void *user);
 /* Runs until jobq_worker_stop(); returns JOBQ_OK after in-flight jobs

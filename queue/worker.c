@@ -232,8 +232,15 @@ static void run_job(struct jobq_worker *w, struct jobq_lease *l)
 	int rc;
 
 	if (!h) {
-		l->outcome = JOBQ_OUT_DEAD;
-		snprintf(l->error, sizeof(l->error), "no handler for type %s", j->type);
+		/* A failed attempt like any other, not a dead letter: during a
+		 * rolling deploy an older worker without the new handler shares
+		 * the queue, and after the backoff a worker that has it can take
+		 * the job. Dead-lettered only once attempts are exhausted. */
+		l->outcome = JOBQ_OUT_FAIL;
+		snprintf(l->error, sizeof(l->error), "no handler for type %s on this worker", j->type);
+		jobq_utf8_cut(l->error, JOBQ_ERROR_MAX);
+		l->delay_ms = jobq_backoff_ms(w->o.backoff_base_ms, w->o.backoff_max_ms, j->attempt,
+					      jobq_random01());
 		return;
 	}
 	if (JOBQ_PROBE_ENABLED(start))
