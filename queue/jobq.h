@@ -86,6 +86,10 @@ struct jobq;
  * job is never reported enqueued unless it was. A worker reconnects on its
  * own, backing off up to reconnect_max_ms between attempts. */
 int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen);
+/* Checks what jobq_connect would check before connecting (the URL, from
+ * o->redis_url or $JOBQ_REDIS_URL, and the queue name) without connecting:
+ * JOBQ_OK, or JOBQ_EINVAL with the reason in err. (Appended in 0.1.0.) */
+int jobq_opts_check(const struct jobq_opts *o, char *err, size_t errlen);
 void jobq_close(struct jobq *q);
 const char *jobq_errmsg(const struct jobq *q);
 const char *jobq_queue_name(const struct jobq *q);

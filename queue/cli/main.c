@@ -108,6 +108,20 @@ int main(int argc, char **argv)
 	}
 	argc -= i;
 	argv += i;
+	if (strcmp(argv[0], "help")) {
+		/* A bad --queue or --redis (or $JOBQ_REDIS_URL) is a usage
+		 * error: checked by the library's rules before any command. */
+		struct jobq_opts o;
+		char err[256];
+
+		jobq_opts_init(&o);
+		o.redis_url = g.redis_url;
+		o.queue = g.queue;
+		if (jobq_opts_check(&o, err, sizeof(err))) {
+			cli_err("%s", err);
+			return EXIT_USAGE;
+		}
+	}
 	if (!strcmp(argv[0], "enqueue"))
 		return cmd_enqueue(&g, argc, argv);
 	if (!strcmp(argv[0], "worker"))

@@ -24,7 +24,12 @@ expect 2 "unknown command" $J frobnicate
 expect 1 "tenant_id must not be empty" $J enqueue --tenant "" --type x
 expect 1 "tenant_id must be valid UTF-8" $J enqueue --tenant "$(printf "a\xff")" --type x
 expect 1 "traceparent must be" $J enqueue --tenant a --type x --traceparent 00-bad
-expect 1 "invalid redis URL" $BUILD/jobq --redis http://x stats
+# A bad --queue or --redis is a usage error (2), for every command.
+expect 2 "invalid redis URL" $BUILD/jobq --redis http://x stats
+expect 2 "invalid redis URL" $BUILD/jobq --redis http://x worker --handler x=builtin:noop
+expect 2 "queue must not be empty" $BUILD/jobq --queue "" enqueue --tenant a --type x
+expect 2 "queue must not be empty" $BUILD/jobq --queue= stats
+expect 2 "queue must not contain" $BUILD/jobq --queue "a{b}" worker --handler x=builtin:noop
 expect 1 "connect 127.0.0.1:1" $BUILD/jobq --redis redis://127.0.0.1:1 stats
 printf "%s\n" "{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":{\"rows\":[1,2]},\"priority\":\"low\"}" \
 	"{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":\"text\",\"max_attempts\":1}" >/tmp/cli-ok.$$

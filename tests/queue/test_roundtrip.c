@@ -328,6 +328,14 @@ static void bad_input_rejected_naming_the_field(void **state)
 	o.redis_url = "http://x";
 	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_EINVAL);
 	assert_non_null(strstr(err, "redis://"));
+	/* jobq_opts_check applies the same checks without connecting. */
+	assert_int_equal(jobq_opts_check(&o, err, sizeof(err)), JOBQ_EINVAL);
+	assert_non_null(strstr(err, "redis://"));
+	o.redis_url = qt_redis.url;
+	assert_int_equal(jobq_opts_check(&o, err, sizeof(err)), JOBQ_OK);
+	o.queue = "";
+	assert_int_equal(jobq_opts_check(&o, err, sizeof(err)), JOBQ_EINVAL);
+	assert_non_null(strstr(err, "queue must not be empty"));
 }
 
 static void retry_with_backoff_then_dead_letter_then_retry(void **state)
