@@ -305,7 +305,8 @@ int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
 	jobq_enqueue_opts_init(&j.opts);
 	j.payload = "";
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0; /* our own messages, starting "jobq:" */
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': j.tenant = optarg; break;
 		case 'y': j.type = optarg; break;
@@ -337,7 +338,10 @@ int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
 			break;
 		case 's': use_stdin = 1; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		default:
+			cli_opt_error("enqueue", c, argc, argv, opts);
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {

@@ -21,6 +21,14 @@ expect 0 "enqueued 5 jobs" $J enqueue --tenant acme --type report --count 5
 expect 2 "priority must be high, normal or low" $J enqueue --tenant a --type x --priority urgent
 expect 2 "tenant and --type are required" $J enqueue --type x
 expect 2 "unknown command" $J frobnicate
+# getopt does not print its own messages: every error line starts "jobq:".
+expect 2 "^jobq: enqueue: unknown option \"--bogus\"" $J enqueue --bogus
+expect 2 "^jobq: enqueue: option \"--stdin\" takes no value" $J enqueue --stdin=yes
+expect 2 "^jobq: worker: option \"--handler\" needs a value" $J worker --handler
+expect 2 "^jobq: worker: unknown option \"-z\"" $J worker -z
+for args in "enqueue --bogus" "enqueue --stdin=yes" "worker --handler" "worker -z"; do
+	$J $args 2>&1 | grep -v "^jobq: " | grep -q "^\(enqueue\|worker\|[^ ]*jobq\):" && fail "$args: a getopt message without the jobq: prefix"
+done
 expect 1 "tenant_id must not be empty" $J enqueue --tenant "" --type x
 expect 1 "tenant_id must be valid UTF-8" $J enqueue --tenant "$(printf "a\xff")" --type x
 expect 1 "traceparent must be" $J enqueue --tenant a --type x --traceparent 00-bad
