@@ -26,6 +26,9 @@ expect 2 "^jobq: enqueue: unknown option \"--bogus\"" $J enqueue --bogus
 expect 2 "^jobq: enqueue: option \"--stdin\" takes no value" $J enqueue --stdin=yes
 expect 2 "^jobq: worker: option \"--handler\" needs a value" $J worker --handler
 expect 2 "^jobq: worker: unknown option \"-z\"" $J worker -z
+expect 2 "^jobq: --handler x given twice (\"x=builtin:noop\" and \"x=builtin:fail:1\"): one handler per type" \
+	timeout 10 $J worker --handler x=builtin:noop --handler x=builtin:fail:1
+expect 2 "^jobq: --handler \* given twice" timeout 10 $J worker --handler "*=builtin:noop" --handler "*=builtin:noop"
 for args in "enqueue --bogus" "enqueue --stdin=yes" "worker --handler" "worker -z"; do
 	$J $args 2>&1 | grep -v "^jobq: " | grep -q "^\(enqueue\|worker\|[^ ]*jobq\):" && fail "$args: a getopt message without the jobq: prefix"
 done
