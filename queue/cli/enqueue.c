@@ -237,7 +237,9 @@ static int from_stdin(struct jobq *q)
 		lineno++;
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = '\0';
-		if (len == 0)
+		/* Empty and whitespace-only lines (JSON whitespace) hold no job:
+		 * skipped alike; they still count in line numbers. */
+		if (strspn(line, " \t\r") == (size_t)len)
 			continue;
 		if ((size_t)len > LINE_MAX_BYTES) {
 			cli_err("stdin line %zu: longer than %u bytes", lineno, LINE_MAX_BYTES);

@@ -45,6 +45,12 @@ expect 1 "connect 127.0.0.1:1" $BUILD/jobq --redis redis://127.0.0.1:1 stats
 printf "%s\n" "{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":{\"rows\":[1,2]},\"priority\":\"low\"}" \
 	"{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":\"text\",\"max_attempts\":1}" >/tmp/cli-ok.$$
 expect 0 "enqueued 2 jobs" sh -c "$J enqueue --stdin </tmp/cli-ok.$$"
+# Empty and whitespace-only lines are skipped alike, and still counted.
+printf "%s\n" "" "{\"tenant_id\":\"ws\",\"type\":\"x\"}" "   " "$(printf "\t \t")" "" " {\"tenant_id\":\"ws\",\"type\":\"x\"} " >/tmp/cli-ok.$$
+printf "  \r\n" >>/tmp/cli-ok.$$
+expect 0 "enqueued 2 jobs" sh -c "$BUILD/jobq --queue cliws enqueue --stdin </tmp/cli-ok.$$"
+printf "%s\n" "" "  " "{\"tenant_id\":\"ws\",\"type\":\"x\",\"priority\":\"urgent\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 3: priority must be" sh -c "$BUILD/jobq --queue cliws enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\"}" "{\"tenant_id\":\"g\",\"type\":\"x\",\"priority\":\"urgent\"}" >/tmp/cli-bad.$$
 expect 1 "stdin line 2: priority must be" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\",}" >/tmp/cli-bad.$$
