@@ -46,8 +46,13 @@ static int from_json(char *line, size_t n, size_t lineno, struct jobq_new_job *j
 	jobq_enqueue_opts_init(&j->opts);
 #define STRFIELD(name, dst)                                                                \
 	if ((x = json_get(f, (size_t)nf, name))) {                                         \
-		if (x->type != JSON_STRING || strlen(x->str) != x->str_len) {              \
+		if (x->type != JSON_STRING) {                                              \
 			cli_err("stdin line %zu: %s must be a string", lineno, name);      \
+			return -1;                                                         \
+		}                                                                          \
+		if (strlen(x->str) != x->str_len) {                                        \
+			cli_err("stdin line %zu: %s must not contain control characters "  \
+				"(it holds a NUL, \\u0000)", lineno, name);               \
 			return -1;                                                         \
 		}                                                                          \
 		dst = x->str;                                                              \

@@ -53,6 +53,15 @@ printf "%s\n" "" "  " "{\"tenant_id\":\"ws\",\"type\":\"x\",\"priority\":\"urgen
 expect 1 "stdin line 3: priority must be" sh -c "$BUILD/jobq --queue cliws enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\"}" "{\"tenant_id\":\"g\",\"type\":\"x\",\"priority\":\"urgent\"}" >/tmp/cli-bad.$$
 expect 1 "stdin line 2: priority must be" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+# A NUL (\u0000) in a string is named as what it is, like other control characters.
+printf "%s\n" "{\"tenant_id\":\"a\\u0000b\",\"type\":\"x\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: tenant_id must not contain control characters (it holds a NUL, \\\\u0000)" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+printf "%s\n" "{\"tenant_id\":\"a\",\"type\":\"x\\u0000\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: type must not contain control characters (it holds a NUL" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+printf "%s\n" "{\"tenant_id\":\"a\\u0001b\",\"type\":\"x\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: tenant_id must not contain control characters" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+printf "%s\n" "{\"tenant_id\":7,\"type\":\"x\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: tenant_id must be a string" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\",}" >/tmp/cli-bad.$$
 expect 1 "stdin line 1: invalid JSON at byte" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
 # A line that is valid JSON but that the library rejects, after the first
