@@ -217,7 +217,10 @@ int jobq_worker_handle(struct jobq_worker *w, const char *type, jobq_handler_fn 
 /* Runs until jobq_worker_stop(); returns JOBQ_OK after in-flight jobs
  * finished (or were released) or an error it could not recover from.
  * Lost Redis connections are retried with backoff, logged via the log
- * callback. */
+ * callback. Stopped while Redis is unreachable: JOBQ_OK if it held no job
+ * (e.g. it never connected); otherwise it tries to settle its jobs for
+ * 10 s, then returns JOBQ_EREDIS and jobq_worker_errmsg says how many were
+ * not settled (they run again when their leases expire). */
 int jobq_worker_run(struct jobq_worker *w);
 /* Async-signal-safe: may be called from a SIGTERM/SIGINT handler. */
 void jobq_worker_stop(struct jobq_worker *w);
