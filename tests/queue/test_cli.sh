@@ -90,6 +90,13 @@ for n in 1 2 3; do
 	[ "$(echo "$out" | wc -l)" -eq 2 ] || fail "bad line 1501 ($want): more than two lines: $out"
 	[ "$(redis-cli -p $REDIS_PORT LLEN "jobq:{clibig$n}:q:t:1")" = 1500 ] || fail "bad line 1501 ($want): not 1500 jobs in redis"
 done
+# Documented limits (docs/cli.md): a payload over the ~128 KiB argument
+# limit goes through --stdin; a --stdin line is at most 2 MiB.
+{ printf "{\"tenant_id\":\"big\",\"type\":\"x\",\"payload\":\""; head -c 300000 /dev/zero | tr "\0" a; echo "\"}"; } >/tmp/cli-bad.$$
+expect 0 "enqueued 1 jobs" sh -c "$BUILD/jobq --queue clilim enqueue --stdin </tmp/cli-bad.$$"
+[ "$(redis-cli -p $REDIS_PORT HSTRLEN "jobq:{clilim}:job:1" payload)" = 300000 ] || fail "300000-byte payload through --stdin"
+{ echo "$good"; printf "{\"tenant_id\":\"big\",\"type\":\"x\",\"payload\":\""; head -c 2097152 /dev/zero | tr "\0" a; echo "\"}"; } >/tmp/cli-bad.$$
+expect 1 "^jobq: stdin line 2: longer than 2097152 bytes" sh -c "$BUILD/jobq --queue clilim enqueue --stdin </tmp/cli-bad.$$"
 # Redis refuses a job in the middle of a batch (its list key has the wrong
 # type): exactly the enqueued lines are named, the others are not claimed.
 # Batches of 1000 go out in pipelined groups of 256: line 1200 fails, the
