@@ -323,18 +323,13 @@ int jobq__ensure(struct jobq *q)
 	}
 }
 
-int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen)
+/* The URL and queue name jobq_connect would use, checked (the one
+ * definition of their rules); *url_out and *queue_out get them. */
+static int check_opts(const struct jobq_opts *o, const char **url_out, const char **queue_out,
+		      struct jobq_url *u, char *err, size_t errlen)
 {
-	struct jobq_opts def;
 	const char *url, *queue;
-	struct jobq *q;
-	int rc;
 
-	*out = NULL;
-	if (!o) {
-		jobq_opts_init(&def);
-		o = &def;
-	}
 	url = o->redis_url ? o->redis_url : getenv("JOBQ_REDIS_URL");
 	if (!url || !*url)
 		url = "redis://127.0.0.1:6379";
@@ -345,6 +340,44 @@ int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t
 		snprintf(err, errlen, "queue must not contain '{' or '}'");
 		return JOBQ_EINVAL;
 	}
+	if (jobq_url_parse(url, u, err, errlen))
+		return JOBQ_EINVAL;
+	*url_out = url;
+	*queue_out = queue;
+	return JOBQ_OK;
+}
+
+int jobq_opts_check(const struct jobq_opts *o, char *err, size_t errlen)
+{
+	struct jobq_opts def;
+	struct jobq_url u;
+	const char *url, *queue;
+	int rc;
+
+	if (!o) {
+		jobq_opts_init(&def);
+		o = &def;
+	}
+	rc = check_opts(o, &url, &queue, &u, err, errlen);
+	explicit_bzero(&u, sizeof(u)); /* it holds the password */
+	return rc;
+}
+
+int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen)
+{
+	struct jobq_opts def;
+	const char *url, *queue;
+	struct jobq_url u;
+	struct jobq *q;
+	int rc;
+
+	*out = NULL;
+	if (!o) {
+		jobq_opts_init(&def);
+		o = &def;
+	}
+	if (check_opts(o, &url, &queue, &u, err, errlen))
+		return JOBQ_EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		snprintf(err, errlen, "out of memory");
@@ -364,10 +397,8 @@ int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t
 		q->o.max_payload = 1 << 20;
 	if (q->o.reconnect_max_ms <= 0)
 		q->o.reconnect_max_ms = 5000;
-	if (jobq_url_parse(url, &q->url, err, errlen)) {
-		free(q);
-		return JOBQ_EINVAL;
-	}
+	q->url = u;
+	explicit_bzero(&u, sizeof(u));
 	rc = jobq__reconnect(q);
 	if (rc) {
 		snprintf(err, errlen, "%s", q->err);

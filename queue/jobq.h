@@ -86,6 +86,10 @@ struct jobq;
  * job is never reported enqueued unless it was. A worker reconnects on its
  * own, backing off up to reconnect_max_ms between attempts. */
 int jobq_connect(const struct jobq_opts *o, struct jobq **out, char *err, size_t errlen);
+/* Checks what jobq_connect would check before connecting (the URL, from
+ * o->redis_url or $JOBQ_REDIS_URL, and the queue name) without connecting:
+ * JOBQ_OK, or JOBQ_EINVAL with the reason in err. (Appended in 0.1.0.) */
+int jobq_opts_check(const struct jobq_opts *o, char *err, size_t errlen);
 void jobq_close(struct jobq *q);
 const char *jobq_errmsg(const struct jobq *q);
 const char *jobq_queue_name(const struct jobq *q);
@@ -118,15 +122,24 @@ int jobq_enqueue(struct jobq *q, const char *tenant, const char *type,
 		 const void *payload, size_t payload_len,
 		 const struct jobq_enqueue_opts *opts, uint64_t *job_id);
 
+/* Checks a job as jobq_enqueue and jobq_enqueue_batch do (tenant id and
+ * type, payload against this handle's max_payload, priority, traceparent)
+ * without talking to Redis: JOBQ_OK, or JOBQ_EINVAL with jobq_errmsg(q)
+ * naming the field. A producer that gathers jobs into batches can check
+ * each as it arrives. (Appended in 0.1.0.) */
+int jobq_check_job(struct jobq *q, const struct jobq_new_job *job);
+
 /* Enqueues n jobs pipelined. All are validated first: an invalid job
  * enqueues nothing and the message names its index and field. ids
- * (optional) receives n ids. If Redis refuses some jobs (e.g. OOM) or the
- * connection is lost partway, the call fails, later jobs are not sent,
- * ids[i] is 0 for every job not known to be enqueued, and the message
- * says how many were enqueued and how many were sent with an unknown
- * outcome (connection lost before the answer). A lost script cache
- * (NOSCRIPT) is handled: the scripts are reloaded and exactly the jobs
- * that did not run are sent again. */
+ * (optional) receives n ids; on any failure ids[i] is 0 for every job
+ * not known to be enqueued. If Redis refuses some jobs (e.g. OOM, a key
+ * of the wrong type) or the connection is lost partway, the call fails;
+ * jobs are sent in pipelined groups of up to 256, so jobs after a refused
+ * one in the same group may still be enqueued (check ids), and later
+ * groups are not sent. The message says how many were enqueued and how
+ * many were sent with an unknown outcome (connection lost before the
+ * answer). A lost script cache (NOSCRIPT) is handled: the scripts are
+ * reloaded and exactly the jobs that did not run are sent again. */
 int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n,
 		       uint64_t *ids);
 
@@ -194,14 +207,20 @@ struct jobq_worker;
 
 int jobq_worker_new(const struct jobq_worker_opts *o, struct jobq_worker **out,
 		    char *err, size_t errlen);
-/* type "*" registers the handler for every type without its own. Jobs of
- * a type with no handler are dead-lettered ("no handler for type X"). */
+/* type "*" registers the handler for every type without its own. A job
+ * of a type with no handler fails its attempt ("no handler for type X on
+ * this worker") and is retried with the normal backoff, so another worker
+ * that has the handler can take it (e.g. during a rolling deploy); it is
+ * dead-lettered only once max_attempts are used up, like any failure. */
 int jobq_worker_handle(struct jobq_worker *w, const char *type, jobq_handler_fn fn,
 		       void *user);
 /* Runs until jobq_worker_stop(); returns JOBQ_OK after in-flight jobs
  * finished (or were released) or an error it could not recover from.
  * Lost Redis connections are retried with backoff, logged via the log
- * callback. */
+ * callback. Stopped while Redis is unreachable: JOBQ_OK if it held no job
+ * (e.g. it never connected); otherwise it tries to settle its jobs for
+ * 10 s, then returns JOBQ_EREDIS and jobq_worker_errmsg says how many were
+ * not settled (they run again when their leases expire). */
 int jobq_worker_run(struct jobq_worker *w);
 /* Async-signal-safe: may be called from a SIGTERM/SIGINT handler. */
 void jobq_worker_stop(struct jobq_worker *w);

@@ -28,12 +28,14 @@ struct enq {
 	enum jobq_priority prio;
 };
 
-static int prepare(struct jobq *q, const struct jobq_new_job *j, struct enq *e, const char *ctx)
+/* The one definition of a valid job (jobq_check_job, enqueue, batch):
+ * names, payload size, priority, traceparent. A valid traceparent is
+ * parsed into e when e is not NULL. */
+static int check(struct jobq *q, const struct jobq_new_job *j, struct enq *e, const char *ctx)
 {
 	const struct jobq_enqueue_opts *o = &j->opts;
+	uint8_t trace_id[16], parent_id[8], fl = 1;
 	char err[160];
-	uint8_t fl = 1;
-	const char *pn;
 
 	if (jobq_check_name("tenant_id", j->tenant, JOBQ_TENANT_MAX, err, sizeof(err)) ||
 	    jobq_check_name("type", j->type, JOBQ_TYPE_MAX, err, sizeof(err)))
@@ -43,15 +45,42 @@ static int prepare(struct jobq *q, const struct jobq_new_job *j, struct enq *e, 
 				  ctx, j->payload_len, q->o.max_payload);
 	if (j->payload_len && !j->payload)
 		return jobq__fail(q, JOBQ_EINVAL, "%spayload is NULL with a non-zero length", ctx);
-	pn = jobq_priority_name(o->priority);
-	if (!pn)
+	if (!jobq_priority_name(o->priority))
 		return jobq__fail(q, JOBQ_EINVAL, "%spriority must be high, normal or low (got %d)",
 				  ctx, (int)o->priority);
 	if (o->traceparent) {
-		if (jobq_traceparent_parse(o->traceparent, e->trace_id, e->parent_id, &fl))
+		if (jobq_traceparent_parse(o->traceparent, trace_id, parent_id, &fl))
 			return jobq__fail(q, JOBQ_EINVAL,
 					  "%straceparent must be 00-<32 hex>-<16 hex>-<2 hex> (got \"%.80s\")",
 					  ctx, o->traceparent);
+		if (e) {
+			memcpy(e->trace_id, trace_id, sizeof(trace_id));
+			memcpy(e->parent_id, parent_id, sizeof(parent_id));
+			e->trace_flags = fl;
+		}
+	}
+	return JOBQ_OK;
+}
+
+int jobq_check_job(struct jobq *q, const struct jobq_new_job *job)
+{
+	if (!job)
+		return jobq__fail(q, JOBQ_EINVAL, "job is NULL");
+	return check(q, job, NULL, "");
+}
+
+static int prepare(struct jobq *q, const struct jobq_new_job *j, struct enq *e, const char *ctx)
+{
+	const struct jobq_enqueue_opts *o = &j->opts;
+	uint8_t fl = 1;
+	const char *pn;
+	int rc;
+
+	if ((rc = check(q, j, e, ctx)))
+		return rc;
+	pn = jobq_priority_name(o->priority);
+	if (o->traceparent) {
+		fl = e->trace_flags;
 	} else {
 		uint64_t a = jobq_random64() | 1, b = jobq_random64();
 
@@ -229,6 +258,10 @@ int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n
 		return JOBQ_OK;
 	if (!jobs)
 		return jobq__fail(q, JOBQ_EINVAL, "jobs is NULL");
+	/* Every failure below leaves ids[i] 0 for a job not known to be
+	 * enqueued, an invalid batch included. */
+	if (ids)
+		memset(ids, 0, sizeof(*ids) * n);
 	c.e = malloc(sizeof(*c.e) * (n < BATCH_CHUNK ? n : BATCH_CHUNK));
 	c.st = malloc(sizeof(*c.st) * (n < BATCH_CHUNK ? n : BATCH_CHUNK));
 	if (!c.e || !c.st) {
@@ -240,11 +273,9 @@ int jobq_enqueue_batch(struct jobq *q, const struct jobq_new_job *jobs, size_t n
 		char ctx[40];
 
 		snprintf(ctx, sizeof(ctx), "job %zu: ", i);
-		if ((rc = prepare(q, &jobs[i], &c.e[0], ctx)))
+		if ((rc = check(q, &jobs[i], NULL, ctx)))
 			goto out;
 	}
-	if (ids)
-		memset(ids, 0, sizeof(*ids) * n);
 	while (done < n && !c.rc) {
 		size_t noscript = 0;
 

@@ -232,8 +232,15 @@ static void run_job(struct jobq_worker *w, struct jobq_lease *l)
 	int rc;
 
 	if (!h) {
-		l->outcome = JOBQ_OUT_DEAD;
-		snprintf(l->error, sizeof(l->error), "no handler for type %s", j->type);
+		/* A failed attempt like any other, not a dead letter: during a
+		 * rolling deploy an older worker without the new handler shares
+		 * the queue, and after the backoff a worker that has it can take
+		 * the job. Dead-lettered only once attempts are exhausted. */
+		l->outcome = JOBQ_OUT_FAIL;
+		snprintf(l->error, sizeof(l->error), "no handler for type %s on this worker", j->type);
+		jobq_utf8_cut(l->error, JOBQ_ERROR_MAX);
+		l->delay_ms = jobq_backoff_ms(w->o.backoff_base_ms, w->o.backoff_max_ms, j->attempt,
+					      jobq_random01());
 		return;
 	}
 	if (JOBQ_PROBE_ENABLED(start))
@@ -769,11 +776,15 @@ static int dispatch(struct disp *d)
 			break;
 		if (stopping && busy == 0 && d->down_since &&
 		    jobq__mono_ms() - stop_at > STOP_GIVEUP_MS) {
+			size_t ran = 0;
+
+			/* Returned, not logged: the caller shows it once. */
+			for (size_t i = 0; i < d->nheld; i++)
+				ran += d->held[i]->started != 0;
 			rc = JOBQ_EREDIS;
 			snprintf(w->err, sizeof(w->err),
-				 "stopped with %zu jobs unsettled: redis unreachable (%.100s); their leases will expire and they will run again",
-				 d->nheld, d->q->err);
-			jobq__log(JOBQ_LOG_ERROR, "worker: %s", w->err);
+				 "stopped with %zu jobs not settled, redis unreachable for %d s (%.80s): %zu ran but their outcome is not recorded, %zu did not start; they run again when their leases expire",
+				 d->nheld, STOP_GIVEUP_MS / 1000, d->q->err, ran, d->nheld - ran);
 			break;
 		}
 		rc = round_trip(d, stopping, &want, &got, &settled);
@@ -824,7 +835,14 @@ int jobq_worker_run(struct jobq_worker *w)
 		rc = jobq_connect(&w->o.conn, &d.q, err, sizeof(err));
 		if (rc == JOBQ_OK)
 			break;
-		if (rc != JOBQ_EREDIS || strncmp(err, "connect ", 8) || atomic_load(&w->stop)) {
+		if (rc == JOBQ_EREDIS && !strncmp(err, "connect ", 8) && atomic_load(&w->stop)) {
+			/* Told to stop before Redis ever answered: nothing was
+			 * leased, so nothing is left behind. A clean stop. */
+			jobq__log(JOBQ_LOG_WARN, "worker: stopped before redis answered (%s); no job was leased",
+				  err);
+			return JOBQ_OK;
+		}
+		if (rc != JOBQ_EREDIS || strncmp(err, "connect ", 8)) {
 			snprintf(w->err, sizeof(w->err), "%s", err);
 			return rc;
 		}

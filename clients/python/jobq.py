@@ -5,13 +5,35 @@ very same Lua script as the C library (queue/lua/common.lua followed by
 queue/lua/enqueue.lua), so the job document and the fair-scheduling state
 are maintained identically; see docs/redis-layout.md.
 
+Usage
+-----
+Requirements: Debian's python3-redis (`apt-get install python3-redis`),
+which installs the `redis` module for the system interpreter only. Run
+with /usr/bin/python3: a pyenv (or other virtual/self-built) python3
+earlier in $PATH does not see Debian's packages and fails with
+"No module named 'redis'". No other dependency; nothing to build.
+
+The module is one file: put clients/python on PYTHONPATH (or copy
+jobq.py). It finds the Lua scripts via $JOBQ_LUA_DIR, else the source
+tree next to it (queue/lua), else $(PREFIX)/share/jobq/lua from
+`make install`.
+
     import redis, jobq
-    q = jobq.JobQueue(redis.Redis(), queue="default")
+    q = jobq.JobQueue(redis.Redis.from_url("redis://127.0.0.1:6379"),
+                      queue="default")
     job_id = q.enqueue("acme", "export", {"rows": 100}, priority="high")
+
+From the shell (prints the job id):
+
+    PYTHONPATH=clients/python /usr/bin/python3 -m jobq \
+        --redis redis://127.0.0.1:6379 acme export '{"rows": 100}' high
 
 The signature follows the seed article: enqueue(tenant_id, job_type,
 payload, priority="normal"), plus optional delay_ms, max_attempts and a
-W3C traceparent. Invalid input raises ValueError naming the field.
+W3C traceparent. A payload given as bytes or str is stored as is; any
+other value is stored as its JSON text, and must be valid JSON (no NaN or
+Infinity, which json.dumps would otherwise write). Invalid input raises
+ValueError naming the field; nothing is enqueued then.
 """
 
 import json
@@ -98,7 +120,16 @@ class JobQueue:
         elif isinstance(payload, str):
             body = payload.encode("utf-8")
         else:
-            body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+            # allow_nan=False: NaN/Infinity would be written as bare NaN,
+            # which is not JSON (RFC 8259) and breaks consumers that parse it.
+            try:
+                body = json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            except ValueError as e:
+                raise ValueError("payload must be valid JSON: NaN and Infinity are not "
+                                 "allowed (%s)" % e) from None
+            except TypeError as e:
+                raise ValueError("payload must be bytes, str or a JSON-serializable value "
+                                 "(%s)" % e) from None
         if len(body) > self.max_payload:
             raise ValueError("payload is %d bytes, over the limit of %d" % (len(body), self.max_payload))
         if not isinstance(delay_ms, int) or delay_ms < 0:

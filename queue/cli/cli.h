@@ -25,6 +25,11 @@ int cmd_tenant(const struct cli_global *g, int argc, char **argv);
 
 /* Prints "jobq: <msg>" to stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* getopt_long's own messages are off (opterr = 0, optstring ":"): after
+ * it returns '?' or ':', prints "jobq: CMD: unknown option \"--x\"" (or
+ * needs a value / takes no value / is ambiguous) and returns EXIT_USAGE. */
+struct option;
+int cli_opt_error(const char *cmd, int c, int argc, char **argv, const struct option *opts);
 /* Connects per the global options or prints why and returns NULL. */
 struct jobq *cli_connect(const struct cli_global *g);
 /* Strict unsigned parse of a whole string; 0 or -1. */

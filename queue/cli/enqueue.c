@@ -20,12 +20,6 @@ static void usage(FILE *f)
 		"                               priority, delay_ms, max_attempts, traceparent)\n");
 }
 
-/* One parsed stdin line; strings point into the line buffer. */
-struct line_job {
-	char *buf;
-	char tp[64];
-};
-
 static int from_json(char *line, size_t n, size_t lineno, struct jobq_new_job *j, char *tpbuf)
 {
 	struct json_field f[16];
@@ -52,8 +46,13 @@ static int from_json(char *line, size_t n, size_t lineno, struct jobq_new_job *j
 	jobq_enqueue_opts_init(&j->opts);
 #define STRFIELD(name, dst)                                                                \
 	if ((x = json_get(f, (size_t)nf, name))) {                                         \
-		if (x->type != JSON_STRING || strlen(x->str) != x->str_len) {              \
+		if (x->type != JSON_STRING) {                                              \
 			cli_err("stdin line %zu: %s must be a string", lineno, name);      \
+			return -1;                                                         \
+		}                                                                          \
+		if (strlen(x->str) != x->str_len) {                                        \
+			cli_err("stdin line %zu: %s must not contain control characters "  \
+				"(it holds a NUL, \\u0000)", lineno, name);               \
 			return -1;                                                         \
 		}                                                                          \
 		dst = x->str;                                                              \
@@ -128,78 +127,170 @@ static int enqueue_chunk(struct jobq *q, const struct jobq_new_job *jobs, size_t
 	return -1;
 }
 
-static int flush(struct jobq *q, struct jobq_new_job *jobs, size_t n, size_t first_line,
-		 uint64_t *total)
+/* --stdin: lines are parsed and checked one by one (jobq_check_job, the
+ * library's own rules) and enqueued in batches of CHUNK. Which lines were
+ * enqueued is tracked exactly, as ranges of line numbers, from the ids
+ * the library reports (0: not known to be enqueued). */
+struct stdin_batch {
+	struct jobq_new_job *jobs;
+	char **lines;     /* the buffers the jobs point into */
+	char (*tps)[64];
+	size_t *lineno;
+	uint64_t *ids;
+	size_t n;
+	uint64_t total;   /* jobs enqueued in all */
+	size_t (*ranges)[2]; /* enqueued lines: [first, last] */
+	size_t nranges, rcap;
+	int prev_enqueued; /* the previous job (in line order) was enqueued */
+};
+
+static int note_enqueued(struct stdin_batch *b, size_t lineno)
 {
-	if (!n)
+	if (b->prev_enqueued && b->nranges) {
+		b->ranges[b->nranges - 1][1] = lineno;
 		return 0;
-	if (enqueue_chunk(q, jobs, n, total)) {
-		cli_err("lines %zu..%zu: %s", first_line, first_line + n - 1, jobq_errmsg(q));
-		return -1;
 	}
+	if (b->nranges == b->rcap) {
+		size_t cap = b->rcap ? 2 * b->rcap : 16;
+		void *p = realloc(b->ranges, cap * sizeof(*b->ranges));
+
+		if (!p)
+			return -1;
+		b->ranges = p;
+		b->rcap = cap;
+	}
+	b->ranges[b->nranges][0] = b->ranges[b->nranges][1] = lineno;
+	b->nranges++;
 	return 0;
+}
+
+static void batch_clear(struct stdin_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->lines[i]);
+	b->n = 0;
+}
+
+static int flush(struct jobq *q, struct stdin_batch *b)
+{
+	int rc = 0;
+
+	if (!b->n)
+		return 0;
+	if (jobq_enqueue_batch(q, b->jobs, b->n, b->ids) != JOBQ_OK) {
+		if (b->n == 1)
+			cli_err("stdin line %zu: %s", b->lineno[0], jobq_errmsg(q));
+		else
+			cli_err("stdin lines %zu..%zu: %s", b->lineno[0], b->lineno[b->n - 1],
+				jobq_errmsg(q));
+		rc = -1;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		int ok = rc == 0 || b->ids[i] != 0;
+
+		if (ok) {
+			b->total++;
+			if (note_enqueued(b, b->lineno[i])) {
+				cli_err("out of memory");
+				rc = -1;
+			}
+		}
+		b->prev_enqueued = ok;
+	}
+	batch_clear(b);
+	return rc;
+}
+
+/* After a failure: exactly which lines were enqueued, never more. */
+static void report_enqueued(const struct stdin_batch *b)
+{
+	if (!b->total) {
+		cli_err("no job was enqueued");
+		return;
+	}
+	fprintf(stderr, "jobq: %" PRIu64 " job%s enqueued in all, from stdin line%s", b->total,
+		b->total == 1 ? " was" : "s were", b->total == 1 ? "" : "s");
+	for (size_t i = 0; i < b->nranges; i++) {
+		fprintf(stderr, "%s%zu", i ? ", " : " ", b->ranges[i][0]);
+		if (b->ranges[i][1] != b->ranges[i][0])
+			fprintf(stderr, "..%zu", b->ranges[i][1]);
+	}
+	fputs("; no job of any other line is known to be enqueued\n", stderr);
 }
 
 static int from_stdin(struct jobq *q)
 {
-	struct jobq_new_job *jobs = calloc(CHUNK, sizeof(*jobs));
-	char **lines = calloc(CHUNK, sizeof(*lines));
-	char (*tps)[64] = calloc(CHUNK, 64);
-	size_t n = 0, lineno = 0, first = 1;
-	uint64_t total = 0;
-	int rc = EXIT_RUNTIME;
+	struct stdin_batch b = { 0 };
+	size_t lineno = 0;
+	int rc = EXIT_RUNTIME, failed = 0;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
 
-	if (!jobs || !lines || !tps) {
+	b.jobs = calloc(CHUNK, sizeof(*b.jobs));
+	b.lines = calloc(CHUNK, sizeof(*b.lines));
+	b.tps = calloc(CHUNK, sizeof(*b.tps));
+	b.lineno = calloc(CHUNK, sizeof(*b.lineno));
+	b.ids = calloc(CHUNK, sizeof(*b.ids));
+	if (!b.jobs || !b.lines || !b.tps || !b.lineno || !b.ids) {
 		cli_err("out of memory");
 		goto out;
 	}
 	while ((len = getline(&line, &cap, stdin)) >= 0) {
+		struct jobq_new_job *j = &b.jobs[b.n];
+
 		lineno++;
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = '\0';
-		if (len == 0)
+		/* Empty and whitespace-only lines (JSON whitespace) hold no job:
+		 * skipped alike; they still count in line numbers. */
+		if (strspn(line, " \t\r") == (size_t)len)
 			continue;
 		if ((size_t)len > LINE_MAX_BYTES) {
 			cli_err("stdin line %zu: longer than %u bytes", lineno, LINE_MAX_BYTES);
-			goto out;
+			failed = 1;
+			break;
 		}
-		if (n == 0)
-			first = lineno;
-		lines[n] = line; /* keep the buffer: fields point into it */
+		b.lines[b.n] = line; /* keep the buffer: fields point into it */
+		b.lineno[b.n] = lineno;
 		line = NULL;
 		cap = 0;
-		if (from_json(lines[n], (size_t)len, lineno, &jobs[n], tps[n])) {
-			n++;
+		if (from_json(b.lines[b.n], (size_t)len, lineno, j, b.tps[b.n])) {
+			free(b.lines[b.n]);
+			failed = 1;
+			break;
+		}
+		/* Checked before it joins a batch: a bad line stops here, and
+		 * every line before it is enqueued. */
+		if (jobq_check_job(q, j) != JOBQ_OK) {
+			cli_err("stdin line %zu: %s", lineno, jobq_errmsg(q));
+			free(b.lines[b.n]);
+			failed = 1;
+			break;
+		}
+		if (++b.n == CHUNK && flush(q, &b))
 			goto out;
-		}
-		if (++n == CHUNK) {
-			if (flush(q, jobs, n, first, &total))
-				goto out;
-			for (size_t i = 0; i < n; i++)
-				free(lines[i]);
-			n = 0;
-		}
 	}
-	if (ferror(stdin)) {
-		cli_err("reading stdin failed");
-		goto out;
+	if (!failed && ferror(stdin)) {
+		cli_err("reading stdin failed after line %zu", lineno);
+		failed = 1;
 	}
-	if (flush(q, jobs, n, first, &total))
+	if (flush(q, &b) || failed)
 		goto out;
-	printf("enqueued %" PRIu64 " jobs\n", total);
+	printf("enqueued %" PRIu64 " jobs\n", b.total);
 	rc = 0;
 out:
-	if (rc && total)
-		cli_err("%" PRIu64 " jobs were enqueued in all", total);
-	for (size_t i = 0; i < n; i++)
-		free(lines[i]);
+	if (rc && b.jobs)
+		report_enqueued(&b);
+	if (b.lines)
+		batch_clear(&b);
 	free(line);
-	free(lines);
-	free(jobs);
-	free(tps);
+	free(b.lines);
+	free(b.jobs);
+	free(b.tps);
+	free(b.lineno);
+	free(b.ids);
+	free(b.ranges);
 	return rc;
 }
 
@@ -221,7 +312,8 @@ int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
 	jobq_enqueue_opts_init(&j.opts);
 	j.payload = "";
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0; /* our own messages, starting "jobq:" */
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 't': j.tenant = optarg; break;
 		case 'y': j.type = optarg; break;
@@ -253,7 +345,10 @@ int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
 			break;
 		case 's': use_stdin = 1; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		default:
+			cli_opt_error("enqueue", c, argc, argv, opts);
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {

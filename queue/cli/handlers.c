@@ -24,6 +24,8 @@ enum kind { H_NOOP, H_SLEEP, H_CPU, H_FAIL, H_EXPORT, H_EXEC };
 
 struct spec {
 	struct cli_handlers *owner;
+	char type[JOBQ_TYPE_MAX + 1];
+	const char *arg; /* TYPE=SPEC as given */
 	enum kind kind;
 	uint32_t ms;
 	double prob;
@@ -312,9 +314,19 @@ int cli_handlers_add(struct cli_handlers *h, struct jobq_worker *w, const char *
 	}
 	snprintf(type, sizeof(type), "%.*s", (int)(eq - arg), arg);
 	snprintf(rest, sizeof(rest), "%s", eq + 1);
+	for (size_t i = 0; i < h->n; i++) {
+		if (!strcmp(h->specs[i].type, type)) {
+			/* The library would keep the last one silently. */
+			cli_err("--handler %s given twice (\"%s\" and \"%s\"): one handler per type",
+				type, h->specs[i].arg, arg);
+			return -1;
+		}
+	}
 	s = &h->specs[h->n];
 	memset(s, 0, sizeof(*s));
 	s->owner = h;
+	snprintf(s->type, sizeof(s->type), "%s", type);
+	s->arg = arg;
 	if (!strncmp(rest, "exec:", 5)) {
 		s->kind = H_EXEC;
 		snprintf(s->path, sizeof(s->path), "%s", rest + 5);

@@ -2,6 +2,7 @@
 #include "queue/cli/cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,32 @@ void cli_err(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int cli_opt_error(const char *cmd, int c, int argc, char **argv, const struct option *opts)
+{
+	/* getopt_long has moved optind past the offending element, except for
+	 * an unknown short option inside a group ("-xy"): name it by optopt. */
+	const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	int len = (int)strcspn(arg, "=");
+
+	if (c == ':') {
+		cli_err("%s: option \"%s\" needs a value", cmd, arg);
+	} else if (strncmp(arg, "--", 2) || (optopt && !strchr(arg, '='))) {
+		cli_err("%s: unknown option \"-%c\"", cmd, optopt ? optopt : '?');
+	} else if (optopt) {
+		cli_err("%s: option \"%.*s\" takes no value", cmd, len, arg);
+	} else {
+		int matches = 0;
+
+		for (const struct option *o = opts; o->name; o++)
+			matches += len > 2 && !strncmp(o->name, arg + 2, (size_t)len - 2);
+		if (matches > 1)
+			cli_err("%s: option \"%.*s\" is ambiguous", cmd, len, arg);
+		else
+			cli_err("%s: unknown option \"%.*s\"", cmd, len, arg);
+	}
+	return EXIT_USAGE;
 }
 
 struct jobq *cli_connect(const struct cli_global *g)
@@ -108,6 +135,20 @@ int main(int argc, char **argv)
 	}
 	argc -= i;
 	argv += i;
+	if (strcmp(argv[0], "help")) {
+		/* A bad --queue or --redis (or $JOBQ_REDIS_URL) is a usage
+		 * error: checked by the library's rules before any command. */
+		struct jobq_opts o;
+		char err[256];
+
+		jobq_opts_init(&o);
+		o.redis_url = g.redis_url;
+		o.queue = g.queue;
+		if (jobq_opts_check(&o, err, sizeof(err))) {
+			cli_err("%s", err);
+			return EXIT_USAGE;
+		}
+	}
 	if (!strcmp(argv[0], "enqueue"))
 		return cmd_enqueue(&g, argc, argv);
 	if (!strcmp(argv[0], "worker"))

@@ -106,7 +106,8 @@ int cmd_worker(const struct cli_global *g, int argc, char **argv)
 
 	jobq_worker_opts_init(&o);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	opterr = 0; /* our own messages, starting "jobq:" */
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (cli_u32(optarg, &v) || v < 1 || v > 1024) {
@@ -169,7 +170,10 @@ int cmd_worker(const struct cli_global *g, int argc, char **argv)
 		case 'j': job_log = optarg; break;
 		case 'v': verbose = 1; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		default:
+			cli_opt_error("worker", c, argc, argv, opts);
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {

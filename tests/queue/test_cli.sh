@@ -21,18 +21,95 @@ expect 0 "enqueued 5 jobs" $J enqueue --tenant acme --type report --count 5
 expect 2 "priority must be high, normal or low" $J enqueue --tenant a --type x --priority urgent
 expect 2 "tenant and --type are required" $J enqueue --type x
 expect 2 "unknown command" $J frobnicate
+# getopt does not print its own messages: every error line starts "jobq:".
+expect 2 "^jobq: enqueue: unknown option \"--bogus\"" $J enqueue --bogus
+expect 2 "^jobq: enqueue: option \"--stdin\" takes no value" $J enqueue --stdin=yes
+expect 2 "^jobq: worker: option \"--handler\" needs a value" $J worker --handler
+expect 2 "^jobq: worker: unknown option \"-z\"" $J worker -z
+expect 2 "^jobq: --handler x given twice (\"x=builtin:noop\" and \"x=builtin:fail:1\"): one handler per type" \
+	timeout 10 $J worker --handler x=builtin:noop --handler x=builtin:fail:1
+expect 2 "^jobq: --handler \* given twice" timeout 10 $J worker --handler "*=builtin:noop" --handler "*=builtin:noop"
+for args in "enqueue --bogus" "enqueue --stdin=yes" "worker --handler" "worker -z"; do
+	$J $args 2>&1 | grep -v "^jobq: " | grep -q "^\(enqueue\|worker\|[^ ]*jobq\):" && fail "$args: a getopt message without the jobq: prefix"
+done
 expect 1 "tenant_id must not be empty" $J enqueue --tenant "" --type x
 expect 1 "tenant_id must be valid UTF-8" $J enqueue --tenant "$(printf "a\xff")" --type x
 expect 1 "traceparent must be" $J enqueue --tenant a --type x --traceparent 00-bad
-expect 1 "invalid redis URL" $BUILD/jobq --redis http://x stats
+# A bad --queue or --redis is a usage error (2), for every command.
+expect 2 "invalid redis URL" $BUILD/jobq --redis http://x stats
+expect 2 "invalid redis URL" $BUILD/jobq --redis http://x worker --handler x=builtin:noop
+expect 2 "queue must not be empty" $BUILD/jobq --queue "" enqueue --tenant a --type x
+expect 2 "queue must not be empty" $BUILD/jobq --queue= stats
+expect 2 "queue must not contain" $BUILD/jobq --queue "a{b}" worker --handler x=builtin:noop
 expect 1 "connect 127.0.0.1:1" $BUILD/jobq --redis redis://127.0.0.1:1 stats
 printf "%s\n" "{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":{\"rows\":[1,2]},\"priority\":\"low\"}" \
 	"{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":\"text\",\"max_attempts\":1}" >/tmp/cli-ok.$$
 expect 0 "enqueued 2 jobs" sh -c "$J enqueue --stdin </tmp/cli-ok.$$"
+# Empty and whitespace-only lines are skipped alike, and still counted.
+printf "%s\n" "" "{\"tenant_id\":\"ws\",\"type\":\"x\"}" "   " "$(printf "\t \t")" "" " {\"tenant_id\":\"ws\",\"type\":\"x\"} " >/tmp/cli-ok.$$
+printf "  \r\n" >>/tmp/cli-ok.$$
+expect 0 "enqueued 2 jobs" sh -c "$BUILD/jobq --queue cliws enqueue --stdin </tmp/cli-ok.$$"
+printf "%s\n" "" "  " "{\"tenant_id\":\"ws\",\"type\":\"x\",\"priority\":\"urgent\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 3: priority must be" sh -c "$BUILD/jobq --queue cliws enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\"}" "{\"tenant_id\":\"g\",\"type\":\"x\",\"priority\":\"urgent\"}" >/tmp/cli-bad.$$
 expect 1 "stdin line 2: priority must be" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+# A NUL (\u0000) in a string is named as what it is, like other control characters.
+printf "%s\n" "{\"tenant_id\":\"a\\u0000b\",\"type\":\"x\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: tenant_id must not contain control characters (it holds a NUL, \\\\u0000)" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+printf "%s\n" "{\"tenant_id\":\"a\",\"type\":\"x\\u0000\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: type must not contain control characters (it holds a NUL" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+printf "%s\n" "{\"tenant_id\":\"a\\u0001b\",\"type\":\"x\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: tenant_id must not contain control characters" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+printf "%s\n" "{\"tenant_id\":7,\"type\":\"x\"}" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: tenant_id must be a string" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\",}" >/tmp/cli-bad.$$
 expect 1 "stdin line 1: invalid JSON at byte" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+# A line that is valid JSON but that the library rejects, after the first
+# batch of 1000: it is named, every line before it is enqueued, the count
+# is exact, exit 1. Same for invalid UTF-8 and a payload over the limit.
+good="{\"tenant_id\":\"t\",\"type\":\"x\"}"
+bad_line() {
+	case $1 in
+	1) echo "{\"tenant_id\":\"$(printf "%065d" 0)\",\"type\":\"x\"}" ;;
+	2) echo "{\"tenant_id\":\"t\",\"type\":\"x$(printf "\377")\"}" ;;
+	3) printf "{\"tenant_id\":\"t\",\"type\":\"x\",\"payload\":\""
+	   head -c 1048577 /dev/zero | tr "\0" a; echo "\"}" ;;
+	esac
+}
+for n in 1 2 3; do
+	case $n in
+	1) want="tenant_id must be at most 64 bytes" ;;
+	2) want="type must be valid UTF-8" ;;
+	3) want="payload is 1048577 bytes, over the limit" ;;
+	esac
+	{ for i in $(seq 1 1500); do echo "$good"; done; bad_line $n; echo "$good"; } >/tmp/cli-bad.$$
+	out=$($BUILD/jobq --queue clibig$n enqueue --stdin </tmp/cli-bad.$$ 2>&1); rc=$?
+	[ $rc -eq 1 ] || fail "bad line 1501 ($want): exit $rc, want 1: $out"
+	echo "$out" | grep -q "^jobq: stdin line 1501: $want" || fail "bad line 1501 not named ($want): $out"
+	echo "$out" | grep -q "^jobq: 1500 jobs were enqueued in all, from stdin lines 1\.\.1500;" || fail "bad line 1501 ($want): count: $out"
+	[ "$(echo "$out" | wc -l)" -eq 2 ] || fail "bad line 1501 ($want): more than two lines: $out"
+	[ "$(redis-cli -p $REDIS_PORT LLEN "jobq:{clibig$n}:q:t:1")" = 1500 ] || fail "bad line 1501 ($want): not 1500 jobs in redis"
+done
+# Documented limits (docs/cli.md): a payload over the ~128 KiB argument
+# limit goes through --stdin; a --stdin line is at most 2 MiB.
+{ printf "{\"tenant_id\":\"big\",\"type\":\"x\",\"payload\":\""; head -c 300000 /dev/zero | tr "\0" a; echo "\"}"; } >/tmp/cli-bad.$$
+expect 0 "enqueued 1 jobs" sh -c "$BUILD/jobq --queue clilim enqueue --stdin </tmp/cli-bad.$$"
+[ "$(redis-cli -p $REDIS_PORT HSTRLEN "jobq:{clilim}:job:1" payload)" = 300000 ] || fail "300000-byte payload through --stdin"
+{ echo "$good"; printf "{\"tenant_id\":\"big\",\"type\":\"x\",\"payload\":\""; head -c 2097152 /dev/zero | tr "\0" a; echo "\"}"; } >/tmp/cli-bad.$$
+expect 1 "^jobq: stdin line 2: longer than 2097152 bytes" sh -c "$BUILD/jobq --queue clilim enqueue --stdin </tmp/cli-bad.$$"
+# Redis refuses a job in the middle of a batch (its list key has the wrong
+# type): exactly the enqueued lines are named, the others are not claimed.
+# Batches of 1000 go out in pipelined groups of 256: line 1200 fails, the
+# rest of its group (to line 1256) is enqueued, later groups are not sent.
+redis-cli -p $REDIS_PORT SET "jobq:{climid}:q:broken:1" str >/dev/null
+for i in $(seq 1 1500); do
+	if [ $i = 1200 ]; then echo "{\"tenant_id\":\"broken\",\"type\":\"x\"}"; else echo "$good"; fi
+done >/tmp/cli-bad.$$
+out=$($BUILD/jobq --queue climid enqueue --stdin </tmp/cli-bad.$$ 2>&1); rc=$?
+[ $rc -eq 1 ] || fail "batch failing mid-way: exit $rc, want 1: $out"
+echo "$out" | grep -q "^jobq: stdin lines 1001\.\.1500: batch: 255 of 500 jobs enqueued, the rest not: .*WRONGTYPE" || fail "batch failing mid-way: $out"
+echo "$out" | grep -q "^jobq: 1255 jobs were enqueued in all, from stdin lines 1\.\.1199, 1201\.\.1256; no job of any other line" || fail "batch failing mid-way: count: $out"
+[ "$(redis-cli -p $REDIS_PORT LLEN "jobq:{climid}:q:t:1")" = 1255 ] || fail "batch failing mid-way: not 1255 jobs in redis"
 rm -f /tmp/cli-ok.$$ /tmp/cli-bad.$$
 expect 0 "" $J tenant set beta --weight 2.5 --cap 3
 expect 2 "weight must be" $J tenant set beta --weight -1

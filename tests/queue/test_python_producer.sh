@@ -39,6 +39,22 @@ try:
     raise SystemExit("accepted priority urgent")
 except ValueError as e:
     assert "priority" in str(e), e
+# NaN and Infinity are not JSON: refused (json.dumps would write NaN),
+# nothing enqueued.
+r = redis.Redis.from_url(os.environ["JOBQ_REDIS_URL"])
+seq = r.get("jobq:{py}:seq")
+for bad in (float("nan"), {"v": float("inf")}, [1, float("-inf")]):
+    try:
+        q.enqueue("t", "x", bad)
+        raise SystemExit("accepted payload %r" % (bad,))
+    except ValueError as e:
+        assert "payload must be valid JSON: NaN and Infinity are not allowed" in str(e), e
+try:
+    q.enqueue("t", "x", {1, 2})
+    raise SystemExit("accepted a set as payload")
+except ValueError as e:
+    assert "payload must be bytes, str or a JSON-serializable value" in str(e), e
+assert r.get("jobq:{py}:seq") == seq, "a refused payload was enqueued"
 print("python producer enqueued", len(ids), "jobs")
 PYEOF
 cat >"$tmp/echo.sh" <<SH

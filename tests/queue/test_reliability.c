@@ -165,6 +165,71 @@ static void redis_restart_mid_run_loses_nothing(void **state)
 	jobq_close(q);
 }
 
+/* SIGTERM while Redis is unreachable. A worker holding jobs keeps trying
+ * to settle them for 10 s, then exits 1 saying how many were not settled
+ * and that they run again once their leases expire (they do). A worker
+ * that never reached Redis holds nothing: it stops cleanly (exit 0). */
+static void stop_with_redis_down_says_what_is_left(void **state)
+{
+	struct jobq *q = qt_connect("stopdown");
+	const char *log = qt_path("stopdown.log"), *errlog = qt_path("stopdown.err");
+	const char *errlog2 = qt_path("stopdown2.err");
+	struct jobq_tenant_stats *st;
+	struct qt_rec *r;
+	uint64_t inflight = 0;
+	char err[256];
+	size_t n;
+	long nl;
+	pid_t w, w2;
+	int rc, rc2;
+
+	(void)state;
+	qt_enqueue_n(q, "t", "x", JOBQ_NORMAL, 6);
+	qt_worker_stderr = errlog;
+	/* 2 run, 2 more are leased ahead (prefetch), 2 wait in Redis. */
+	w = qt_worker("stopdown", "--handler", "x=builtin:sleep:1500", "--concurrency", "2",
+		      "--prefetch", "2", "--lease-ms", "2000", "--job-log", log, NULL);
+	for (int i = 0; i < 1000 && inflight < 4; i++) {
+		qt_sleep_ms(10);
+		assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
+		inflight = n ? st[0].in_flight : 0;
+		free(st);
+	}
+	if (inflight != 4) {
+		qt_stop(w, SIGKILL, 5000);
+		fail_msg("%llu jobs leased, want 4 (2 running, 2 prefetched)", (unsigned long long)inflight);
+	}
+	jobq_close(q);
+	assert_int_equal(redis_fixture_pause(&qt_redis), 0);
+	qt_worker_stderr = errlog2;
+	w2 = qt_worker("stopdown", "--handler", "x=builtin:noop", NULL);
+	qt_worker_stderr = NULL;
+	qt_sleep_ms(300);
+	rc2 = qt_stop(w2, SIGTERM, 5000);
+	rc = qt_stop(w, SIGTERM, 20000);
+	/* Both stopped and redis back before any assertion. */
+	if (redis_fixture_resume(&qt_redis, err, sizeof(err)))
+		fail_msg("resume redis: %s", err);
+	assert_int_equal(rc2, 0);
+	if (!qt_file_contains(errlog2, "stopped before redis answered") ||
+	    !qt_file_contains(errlog2, "no job was leased"))
+		fail_msg("worker stopped before reaching redis: unclear message (see %s)", errlog2);
+	assert_int_equal(rc, 1);
+	if (!qt_file_contains(errlog, "jobq: worker: stopped with 4 jobs not settled, redis unreachable for 10 s (connect ") ||
+	    !qt_file_contains(errlog, "): 2 ran but their outcome is not recorded, 2 did not start; they run again when their leases expire"))
+		fail_msg("worker stopped with redis down: unclear message (see %s)", errlog);
+	/* As it said: all 6 run (again), the 2 that ran before twice. */
+	q = qt_connect("stopdown");
+	w = qt_worker("stopdown", "--handler", "x=builtin:noop", "--job-log", log, NULL);
+	assert_int_equal(qt_wait_drained(q, 30000), 0);
+	assert_int_equal(qt_stop(w, SIGTERM, 10000), 0);
+	nl = qt_read_log(log, &r);
+	assert_int_equal(nl, 8);
+	assert_int_equal(qt_distinct_ids(r, nl), 6);
+	free(r);
+	jobq_close(q);
+}
+
 /* A producer's connection that Redis closed (here by restarting) is
  * replaced before the next call sends anything: the call succeeds. With
  * Redis down, a call retries with backoff for a bounded time, then fails
@@ -233,6 +298,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(sigkilled_worker_prefetched_jobs_keep_their_attempt),
 		cmocka_unit_test(redis_restart_mid_run_loses_nothing),
 		cmocka_unit_test(producer_reconnects_with_backoff),
+		cmocka_unit_test(stop_with_redis_down_says_what_is_left),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 

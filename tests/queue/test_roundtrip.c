@@ -268,6 +268,7 @@ static void bad_input_rejected_naming_the_field(void **state)
 	struct jobq_enqueue_opts eo;
 	struct jobq_new_job b[3];
 	struct jobq_tenant_stats *st;
+	uint64_t ids[3];
 	char long_name[100], err[256];
 	size_t n;
 
@@ -299,6 +300,26 @@ static void bad_input_rejected_naming_the_field(void **state)
 	}
 	b[1].type = "";
 	expect_einval(q, jobq_enqueue_batch(q, b, 3, NULL), "job 1: type");
+	/* ... and leaves every id 0, whatever the array held before. */
+	memset(ids, 0xff, sizeof(ids));
+	expect_einval(q, jobq_enqueue_batch(q, b, 3, ids), "job 1: type");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ids[i], 0);
+	/* jobq_check_job applies the same rules without Redis. */
+	assert_int_equal(jobq_check_job(q, &b[0]), JOBQ_OK);
+	expect_einval(q, jobq_check_job(q, &b[1]), "type must not be empty");
+	b[1] = b[0];
+	b[1].tenant = long_name;
+	expect_einval(q, jobq_check_job(q, &b[1]), "tenant_id must be at most 64 bytes");
+	b[1].tenant = "bad\xff";
+	expect_einval(q, jobq_check_job(q, &b[1]), "tenant_id must be valid UTF-8");
+	b[1] = b[0];
+	b[1].payload = "01234567890";
+	b[1].payload_len = 11;
+	expect_einval(q, jobq_check_job(q, &b[1]), "payload is 11 bytes, over the limit of 10");
+	b[1] = b[0];
+	b[1].opts.traceparent = "00-zz";
+	expect_einval(q, jobq_check_job(q, &b[1]), "traceparent");
 	assert_int_equal(jobq_stats(q, &st, &n), JOBQ_OK);
 	assert_int_equal(n, 0);
 	free(st);
@@ -307,6 +328,14 @@ static void bad_input_rejected_naming_the_field(void **state)
 	o.redis_url = "http://x";
 	assert_int_equal(jobq_connect(&o, &q, err, sizeof(err)), JOBQ_EINVAL);
 	assert_non_null(strstr(err, "redis://"));
+	/* jobq_opts_check applies the same checks without connecting. */
+	assert_int_equal(jobq_opts_check(&o, err, sizeof(err)), JOBQ_EINVAL);
+	assert_non_null(strstr(err, "redis://"));
+	o.redis_url = qt_redis.url;
+	assert_int_equal(jobq_opts_check(&o, err, sizeof(err)), JOBQ_OK);
+	o.queue = "";
+	assert_int_equal(jobq_opts_check(&o, err, sizeof(err)), JOBQ_EINVAL);
+	assert_non_null(strstr(err, "queue must not be empty"));
 }
 
 static void retry_with_backoff_then_dead_letter_then_retry(void **state)

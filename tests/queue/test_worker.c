@@ -1,6 +1,7 @@
 /* test_worker.c - the worker as a real process (`jobq worker`) against a
  * real redis-server: every job runs, graceful stop, idle CPU and wake-up,
- * failing/unknown/malformed jobs never stop the worker, retry backoff. */
+ * failing/unknown/malformed jobs never stop the worker, retry backoff, a
+ * job without a handler retried for a worker that has it. */
 #include "tests/queue/qtest.h"
 
 #include <pthread.h>
@@ -146,7 +147,8 @@ static void failing_unknown_and_malformed_jobs_never_stop_the_worker(void **stat
 	(void)state;
 	jobq_enqueue_opts_init(&o);
 	o.max_attempts = 1;
-	assert_int_equal(jobq_enqueue(q, "t", "nohandler", "", 0, NULL, NULL), JOBQ_OK);
+	/* No handler: a failed attempt like any other (the last one here). */
+	assert_int_equal(jobq_enqueue(q, "t", "nohandler", "", 0, &o, NULL), JOBQ_OK);
 	assert_int_equal(jobq_enqueue(q, "t", "f", "", 0, &o, NULL), JOBQ_OK);
 	/* A document that passes the script but fails client-side checks. */
 	qt_redis_cmd("HSET jobq:{w4}:job:7777 tenant_id t type x priority normal payload p enqueued_at_ns 1 max_attempts 3 trace_id nothex");
@@ -162,7 +164,7 @@ static void failing_unknown_and_malformed_jobs_never_stop_the_worker(void **stat
 	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
 	assert_int_equal(n, 3);
 	for (size_t i = 0; i < n; i++) {
-		saw_nohandler |= !strcmp(d[i].reason, "no handler for type nohandler");
+		saw_nohandler |= !strcmp(d[i].reason, "no handler for type nohandler on this worker");
 		saw_fail |= strstr(d[i].reason, "builtin:fail") != NULL;
 		saw_malformed |= d[i].id == 7777 && strstr(d[i].reason, "trace_id") != NULL;
 	}
@@ -209,6 +211,74 @@ static void retries_back_off_exponentially_then_dead_letter(void **state)
 	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(d[0].attempts, 4);
+	free(d);
+	jobq_close(q);
+}
+
+/* A job whose type this worker has no handler for (a rolling deploy: an
+ * older worker shares the queue) fails the attempt and is retried with
+ * backoff, so a worker that has the handler runs it; without one anywhere
+ * it is dead-lettered only after max_attempts, like any failure. */
+static void job_without_handler_is_retried_for_a_worker_that_has_it(void **state)
+{
+	struct jobq *q = qt_connect("w8");
+	const char *log = qt_path("w8.log");
+	struct jobq_enqueue_opts o;
+	struct jobq_dead_entry *d;
+	struct qt_rec *r;
+	char buf[256];
+	uint64_t id, id2;
+	size_t n;
+	long nl;
+	pid_t old, upgraded;
+	int i;
+
+	(void)state;
+	jobq_enqueue_opts_init(&o);
+	o.max_attempts = 3;
+	assert_int_equal(jobq_enqueue(q, "t", "new", "", 0, &o, &id), JOBQ_OK);
+	old = qt_worker("w8", "--handler", "x=builtin:noop", "--backoff-base-ms", "2000", NULL);
+	for (i = 0; i < 1000; i++) {
+		qt_redis_get(buf, sizeof(buf), "HGET jobq:{w8}:job:%llu last_error",
+			     (unsigned long long)id);
+		if (buf[0])
+			break;
+		qt_sleep_ms(10);
+	}
+	assert_int_equal(qt_stop(old, SIGTERM, 10000), 0);
+	assert_string_equal(buf, "no handler for type new on this worker");
+	qt_redis_get(buf, sizeof(buf), "HGET jobq:{w8}:job:%llu attempt", (unsigned long long)id);
+	assert_string_equal(buf, "1");
+	qt_redis_get(buf, sizeof(buf), "ZSCORE jobq:{w8}:delayed %llu", (unsigned long long)id);
+	if (!buf[0])
+		fail_msg("job %llu without a handler is not waiting for a retry", (unsigned long long)id);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 0);
+	free(d);
+	/* The upgraded worker has the handler and runs it on attempt 2. */
+	upgraded = qt_worker("w8", "--handler", "new=builtin:noop", "--job-log", log, NULL);
+	assert_int_equal(qt_wait_drained(q, 30000), 0);
+	assert_int_equal(qt_stop(upgraded, SIGTERM, 10000), 0);
+	nl = qt_read_log(log, &r);
+	assert_int_equal(nl, 1);
+	assert_int_equal(r[0].id, id);
+	assert_int_equal(r[0].attempt, 2);
+	assert_string_equal(r[0].status, "ok");
+	free(r);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 0);
+	free(d);
+	/* No worker has it: dead-lettered after max_attempts, not before. */
+	o.max_attempts = 2;
+	assert_int_equal(jobq_enqueue(q, "t", "new2", "", 0, &o, &id2), JOBQ_OK);
+	old = qt_worker("w8", "--handler", "x=builtin:noop", "--backoff-base-ms", "50", NULL);
+	assert_int_equal(qt_wait_drained(q, 30000), 0);
+	assert_int_equal(qt_stop(old, SIGTERM, 10000), 0);
+	assert_int_equal(jobq_dead_list(q, 10, &d, &n), JOBQ_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].id, id2);
+	assert_int_equal(d[0].attempts, 2);
+	assert_string_equal(d[0].reason, "no handler for type new2 on this worker");
 	free(d);
 	jobq_close(q);
 }
@@ -326,6 +396,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(idle_worker_uses_no_cpu_and_wakes_fast),
 		cmocka_unit_test(failing_unknown_and_malformed_jobs_never_stop_the_worker),
 		cmocka_unit_test(retries_back_off_exponentially_then_dead_letter),
+		cmocka_unit_test(job_without_handler_is_retried_for_a_worker_that_has_it),
 		cmocka_unit_test(two_workers_share_work_with_default_options),
 		cmocka_unit_test(depth_report_survives_bad_tenant_records),
 	};
