@@ -9,6 +9,7 @@
 #include <string.h>
 
 #define CHUNK 1000        /* jobs per pipelined batch */
+#define CHUNK_BYTES (16u << 20) /* ... or fewer: the lines a batch keeps, bounded */
 #define LINE_MAX_BYTES (2u << 20)
 
 static void usage(FILE *f)
@@ -138,6 +139,7 @@ struct stdin_batch {
 	size_t *lineno;
 	uint64_t *ids;
 	size_t n;
+	size_t bytes;     /* of the lines kept */
 	uint64_t total;   /* jobs enqueued in all */
 	size_t (*ranges)[2]; /* enqueued lines: [first, last] */
 	size_t nranges, rcap;
@@ -169,6 +171,51 @@ static void batch_clear(struct stdin_batch *b)
 	for (size_t i = 0; i < b->n; i++)
 		free(b->lines[i]);
 	b->n = 0;
+	b->bytes = 0;
+}
+
+/*
+ * Reads one line of at most max bytes (without its newline) into a new
+ * buffer. Memory stays bounded by max whatever the input: the rest of a
+ * longer line is read and discarded, and *too_long is set. Returns the
+ * length, or -1 at end of input (or on a read error: see ferror) with no
+ * line, or -2 when out of memory.
+ */
+static ssize_t read_line(FILE *in, size_t max, char **out, int *too_long)
+{
+	size_t cap = 256, len = 0;
+	char *buf = malloc(cap);
+	int c = EOF;
+
+	*out = NULL;
+	*too_long = 0;
+	if (!buf)
+		return -2;
+	while ((c = getc(in)) != EOF && c != '\n') {
+		if (len == max) {
+			*too_long = 1;
+			continue; /* drain the line, keep nothing more */
+		}
+		if (len + 1 == cap) {
+			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			char *p = realloc(buf, ncap);
+
+			if (!p) {
+				free(buf);
+				return -2;
+			}
+			buf = p;
+			cap = ncap;
+		}
+		buf[len++] = (char)c;
+	}
+	if (c == EOF && len == 0 && !*too_long) {
+		free(buf);
+		return -1;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return (ssize_t)len;
 }
 
 static int flush(struct jobq *q, struct stdin_batch *b)
@@ -224,7 +271,7 @@ static int from_stdin(struct jobq *q)
 	size_t lineno = 0;
 	int rc = EXIT_RUNTIME, failed = 0;
 	char *line = NULL;
-	size_t cap = 0;
+	int too_long = 0;
 	ssize_t len;
 
 	b.jobs = calloc(CHUNK, sizeof(*b.jobs));
@@ -236,25 +283,29 @@ static int from_stdin(struct jobq *q)
 		cli_err("out of memory");
 		goto out;
 	}
-	while ((len = getline(&line, &cap, stdin)) >= 0) {
+	while ((len = read_line(stdin, LINE_MAX_BYTES, &line, &too_long)) >= 0) {
 		struct jobq_new_job *j = &b.jobs[b.n];
 
 		lineno++;
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		if (too_long) {
+			cli_err("stdin line %zu: longer than %u bytes", lineno, LINE_MAX_BYTES);
+			free(line);
+			line = NULL;
+			failed = 1;
+			break;
+		}
+		while (len > 0 && line[len - 1] == '\r')
 			line[--len] = '\0';
 		/* Empty and whitespace-only lines (JSON whitespace) hold no job:
 		 * skipped alike; they still count in line numbers. */
-		if (strspn(line, " \t\r") == (size_t)len)
+		if (strspn(line, " \t\r") == (size_t)len) {
+			free(line);
+			line = NULL;
 			continue;
-		if ((size_t)len > LINE_MAX_BYTES) {
-			cli_err("stdin line %zu: longer than %u bytes", lineno, LINE_MAX_BYTES);
-			failed = 1;
-			break;
 		}
 		b.lines[b.n] = line; /* keep the buffer: fields point into it */
 		b.lineno[b.n] = lineno;
 		line = NULL;
-		cap = 0;
 		if (from_json(b.lines[b.n], (size_t)len, lineno, j, b.tps[b.n])) {
 			free(b.lines[b.n]);
 			failed = 1;
@@ -268,8 +319,13 @@ static int from_stdin(struct jobq *q)
 			failed = 1;
 			break;
 		}
-		if (++b.n == CHUNK && flush(q, &b))
+		b.bytes += (size_t)len;
+		if ((++b.n == CHUNK || b.bytes >= CHUNK_BYTES) && flush(q, &b))
 			goto out;
+	}
+	if (!failed && len == -2) {
+		cli_err("out of memory reading stdin line %zu", lineno + 1);
+		failed = 1;
 	}
 	if (!failed && ferror(stdin)) {
 		cli_err("reading stdin failed after line %zu", lineno);

@@ -97,6 +97,10 @@ expect 0 "enqueued 1 jobs" sh -c "$BUILD/jobq --queue clilim enqueue --stdin </t
 [ "$(redis-cli -p $REDIS_PORT HSTRLEN "jobq:{clilim}:job:1" payload)" = 300000 ] || fail "300000-byte payload through --stdin"
 { echo "$good"; printf "{\"tenant_id\":\"big\",\"type\":\"x\",\"payload\":\""; head -c 2097152 /dev/zero | tr "\0" a; echo "\"}"; } >/tmp/cli-bad.$$
 expect 1 "^jobq: stdin line 2: longer than 2097152 bytes" sh -c "$BUILD/jobq --queue clilim enqueue --stdin </tmp/cli-bad.$$"
+# Memory stays bounded by the line limit whatever the input: a 300 MB line
+# under a 200 MB address-space limit still gets the message, not ENOMEM.
+expect 1 "^jobq: stdin line 1: longer than 2097152 bytes" sh -c \
+	"head -c 300000000 /dev/zero | tr '\\0' a | (ulimit -v 200000; exec $BUILD/jobq --queue clilim enqueue --stdin)"
 # Redis refuses a job in the middle of a batch (its list key has the wrong
 # type): exactly the enqueued lines are named, the others are not claimed.
 # Batches of 1000 go out in pipelined groups of 256: line 1200 fails, the
