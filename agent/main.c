@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ _Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
 	       "bpf/jobq.h argument counts disagree with queue/jobq_probes.h");
 
 _Static_assert(JOBQ_SERIES_LIMIT <= 1 << 24, "series ids must fit jobq_inflight_slot.series_id");
+_Static_assert(offsetof(struct jobq_series, queue) == 0 && sizeof(struct jobq_series) % 8 == 0,
+	       "the series key's queue is the 8-aligned buffer jobq_queue_id() hashes");
 
 #define TICK_MS 50 /* ring-buffer drain period: never a wakeup per record */
 
@@ -68,9 +71,10 @@ static const char usage[] =
 	"  --duration S     run S seconds then exit (default: until SIGINT/SIGTERM)\n"
 	"  --tenant-cap N   tenants tracked one by one; events of further tenants go\n"
 	"                   to the overflow series (default 1024, at most 65536)\n"
-	"  --types-per-tenant K  job types tracked per tenant; further types of a\n"
-	"                   tenant go to the overflow series (default 4, at most 256).\n"
-	"                   The kernel's series table holds tenant-cap x K series\n"
+	"  --types-per-tenant K  series per tenant, i.e. (queue, job type) pairs; a\n"
+	"                   tenant's further pairs go to the overflow series (default\n"
+	"                   4, at most 256); the series table holds tenant-cap x K\n"
+	"                   series\n"
 	"  --top-rows N     --top shows N tenants (default: as many as the terminal\n"
 	"                   fits, all when stdout is not a terminal), then \"N more\"\n"
 	"  --inflight-max-age S  forget jobs started this long ago without a finish\n"
@@ -226,7 +230,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			"%u series, more than the %u the agent allows (each series costs %zu bytes of "
 			"kernel memory): lower --tenant-cap or --types-per-tenant\n",
 			o->tenant_cap, o->types_per_tenant, o->max_series, JOBQ_SERIES_LIMIT,
-			JOBQ_SERIES_BYTES);
+			JOBQ_SERIES_KMEM);
 		return -1;
 	}
 	/* --json and a bare --top are local views: no sidecar, no spans. --top
@@ -476,9 +480,9 @@ static void warn_overflow(struct agent *a)
 	if (a->snap.losses[JOBQ_LOSS_TYPE_OVERFLOW] && !*ty) {
 		*ty = 1;
 		fprintf(stderr,
-			"jobq-agent: a tenant has more job types than --types-per-tenant %u: the "
-			"events of its further types are counted in the overflow series "
-			"(otel.metric.overflow=true, loss type_overflow)\n",
+			"jobq-agent: a tenant has more (queue, job type) pairs than "
+			"--types-per-tenant %u: the events of its further pairs are counted in the "
+			"overflow series (otel.metric.overflow=true, loss type_overflow)\n",
 			a->opts.types_per_tenant);
 	}
 }
@@ -592,7 +596,7 @@ static int setup(struct agent *a)
 				"%.1f MiB: lower --tenant-cap or --types-per-tenant\n",
 				mib(kmem_total(&a->kmem, (unsigned int)a->ncpus)), a->opts.max_series,
 				a->opts.tenant_cap, a->opts.types_per_tenant,
-				mib((uint64_t)a->opts.max_series * JOBQ_SERIES_BYTES));
+				mib((uint64_t)a->opts.max_series * JOBQ_SERIES_KMEM));
 		return -1;
 	}
 	if (insert_overflow_series(a) || map_inflight(a))

@@ -432,7 +432,7 @@ def test_types_beyond_the_allowance_go_to_overflow_counted():
     finish(emitter(["a,x,1,2,0,5,0", "a,y,1,3,0,5,0", "a,z,1,4,0,5,0", "b,x,1,5,0,5,0"]))
     rc, out, err = ag.stop()
     check(rc == 0, "agent exit %d: %s" % (rc, err))
-    check("more job types than --types-per-tenant 2" in err,
+    check("more (queue, job type) pairs than --types-per-tenant 2" in err,
           "type overflow not reported on stderr: %s" % err)
     snap = json.loads(out)
     started = {(c["tenant"], c["job_type"], c["overflow"]): c["value"] for c in snap["counters"]
