@@ -836,6 +836,78 @@ static void top_rows_rates_and_failures_per_tenant(void **state)
 	snapshot_free(&s);
 }
 
+/* The same tenant on two queues: two rows, each with its own counts and
+ * depth; the overflow depth reports of every queue join the one overflow
+ * row; a QUEUE column only when more than one queue is seen. */
+static void top_rows_per_queue_and_queue_column(void **state)
+{
+	struct snapshot s;
+	struct top_row rows[8];
+	char *text = NULL;
+	size_t n, len = 0;
+	FILE *out;
+	uint64_t losses[JOBQ_LOSS_COUNT] = { 0 };
+
+	(void)state;
+	assert_int_equal(snapshot_init(&s, 4, 1, 4), 0);
+	s.ncounters = 2;
+	for (int i = 0; i < 2; i++) {
+		strcpy(s.counters[i].key.s.queue, i ? "q3" : "default");
+		strcpy(s.counters[i].key.s.tenant, "check");
+		s.counters[i].key.metric = JOBQ_M_PROCESSED;
+		s.counters[i].key.status = JOBQ_STATUS_FAILED;
+		s.counters[i].value = i ? 10 : 77;
+	}
+	s.ndepths = 3;
+	strcpy(s.depths[0].key.queue, "q3");
+	strcpy(s.depths[0].key.tenant, "check");
+	s.depths[0].val.depth[1] = 5;
+	strcpy(s.depths[1].key.queue, "default");
+	s.depths[1].key.overflow = 1;
+	s.depths[1].val.depth[0] = 1;
+	strcpy(s.depths[2].key.queue, "q3");
+	s.depths[2].key.overflow = 1;
+	s.depths[2].val.depth[0] = 2;
+	assert_true(top_rows_max(&s) <= 8);
+	n = top_rows(&s, NULL, 0, 0, rows, 8);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].overflow) {
+			assert_string_equal(rows[i].queue, "");
+			assert_int_equal(rows[i].depth, 3);
+		} else if (!strcmp(rows[i].queue, "q3")) {
+			assert_int_equal(rows[i].failures, 10);
+			assert_int_equal(rows[i].depth, 5);
+		} else {
+			assert_string_equal(rows[i].queue, "default");
+			assert_int_equal(rows[i].failures, 77);
+			assert_int_equal(rows[i].depth, 0);
+		}
+	}
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	top_print(out, rows, n, 0, losses, "t");
+	fclose(out);
+	assert_non_null(strstr(text, "QUEUE"));
+	assert_non_null(strstr(text, "\nq3 "));
+	assert_non_null(strstr(text, "\ndefault "));
+	free(text);
+	/* One queue: no QUEUE column. */
+	s.ndepths = 0;
+	strcpy(s.counters[1].key.s.queue, "default");
+	strcpy(s.counters[1].key.s.tenant, "other");
+	n = top_rows(&s, NULL, 0, 0, rows, 8);
+	assert_int_equal(n, 2);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	top_print(out, rows, n, 0, losses, "t");
+	fclose(out);
+	assert_null(strstr(text, "QUEUE"));
+	assert_non_null(strstr(text, "\ncheck "));
+	free(text);
+	snapshot_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -861,6 +933,7 @@ int main(void)
 		cmocka_unit_test(kernel_memory_does_not_grow_with_the_cpu_count),
 		cmocka_unit_test(kernel_memory_per_series_matches_the_formula),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
+		cmocka_unit_test(top_rows_per_queue_and_queue_column),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
