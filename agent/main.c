@@ -78,6 +78,8 @@ static const char usage[] =
 	"                   series\n"
 	"  --top-rows N     --top shows N rows (default: as many as the terminal\n"
 	"                   fits, all when stdout is not a terminal), then \"N more\"\n"
+	"  --queue NAME     observe only this queue (repeatable, up to 8); default: all\n"
+	"                   queues of the processes reached\n"
 	"  --inflight-max-age S  forget jobs started this long ago without a finish\n"
 	"                   (default 3600; counted as expired_inflight)\n"
 	"  --no-spans       metrics only (no ring buffer, no span building)\n"
@@ -112,7 +114,7 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 static int parse_args(int argc, char **argv, struct agent_opts *o)
 {
 	enum { O_PID = 256, O_BIN, O_LIB, O_SIDECAR, O_INTERVAL, O_TOP, O_JSON, O_DURATION,
-	       O_TENANT_CAP, O_TYPES, O_TOP_ROWS, O_INFLIGHT, O_NO_SPANS, O_HELP };
+	       O_TENANT_CAP, O_TYPES, O_TOP_ROWS, O_INFLIGHT, O_QUEUE, O_NO_SPANS, O_HELP };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "bin", required_argument, NULL, O_BIN },
@@ -126,6 +128,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{ "types-per-tenant", required_argument, NULL, O_TYPES },
 		{ "top-rows", required_argument, NULL, O_TOP_ROWS },
 		{ "inflight-max-age", required_argument, NULL, O_INFLIGHT },
+		{ "queue", required_argument, NULL, O_QUEUE },
 		{ "no-spans", no_argument, NULL, O_NO_SPANS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
@@ -196,6 +199,19 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			if (parse_long("--inflight-max-age", optarg, 1, 86400 * 30, &v))
 				return -1;
 			o->inflight_max_age_s = v;
+			break;
+		case O_QUEUE:
+			if (!*optarg || strlen(optarg) > JOBQ_QUEUE_MAX) {
+				fprintf(stderr, "jobq-agent: --queue: '%s' is not a queue name (1 to %d "
+						"bytes)\n", optarg, JOBQ_QUEUE_MAX);
+				return -1;
+			}
+			if (o->nqueues == JOBQ_MAX_QUEUE_FILTER) {
+				fprintf(stderr, "jobq-agent: --queue: at most %d queues\n",
+					JOBQ_MAX_QUEUE_FILTER);
+				return -1;
+			}
+			o->queues[o->nqueues++] = optarg;
 			break;
 		case O_NO_SPANS:
 			o->spans = 0;
@@ -575,6 +591,14 @@ static int setup(struct agent *a)
 	a->skel->rodata->emit_events = a->opts.spans;
 	a->skel->rodata->max_series = a->opts.max_series;
 	a->skel->rodata->types_per_tenant = a->opts.types_per_tenant;
+	/* --queue: the names as the programs compare them, zero-padded. */
+	a->skel->rodata->nqueues_selected = a->opts.nqueues;
+	for (unsigned int i = 0; i < a->opts.nqueues; i++) {
+		char name[JOBQ_QUEUE_BUF] = { 0 };
+
+		memcpy(name, a->opts.queues[i], strlen(a->opts.queues[i]));
+		memcpy((void *)a->skel->rodata->queues_selected[i], name, sizeof(name));
+	}
 	e = maps_configure(a->skel, a->opts.tenant_cap, a->opts.max_series, a->opts.spans);
 	if (e) {
 		fprintf(stderr, "jobq-agent: configure maps: %s\n", strerror(-e));
@@ -615,6 +639,12 @@ static int setup(struct agent *a)
 			  bpf_map__max_entries(a->skel->maps.depths))) {
 		fprintf(stderr, "jobq-agent: out of memory\n");
 		return -1;
+	}
+	if (a->opts.nqueues) {
+		fprintf(stderr, "jobq-agent: observing only queue%s", a->opts.nqueues > 1 ? "s" : "");
+		for (unsigned int i = 0; i < a->opts.nqueues; i++)
+			fprintf(stderr, "%s'%s'", i ? ", " : " ", a->opts.queues[i]);
+		fputc('\n', stderr);
 	}
 	if (attach_all(a))
 		return -1;

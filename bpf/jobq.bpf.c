@@ -55,6 +55,11 @@ const volatile __u64 hist_bounds[JOBQ_HIST_TABLE_SIZE]; /* jobq_hist.h */
 const volatile bool emit_events = false;
 const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries */
 const volatile __u32 types_per_tenant = JOBQ_DEFAULT_TYPES_PER_TENANT;
+/* --queue NAME: only these queues are observed (names zero-padded to
+ * JOBQ_QUEUE_BUF bytes, as in the series key); 0: every queue. Read-only
+ * data, so without --queue the verifier drops the check as dead code. */
+const volatile __u32 nqueues_selected = 0;
+const volatile __u64 queues_selected[JOBQ_MAX_QUEUE_FILTER][JOBQ_QUEUE_BUF / 8];
 
 /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by the agent
  * (bss is mmap'd), so wait = ktime + offset - enqueued_unix_ns. */
@@ -357,12 +362,34 @@ static __always_inline void event_send(void *e)
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/* Reads the queue name into a series key, zero-padded: the key's queue and
- * the input of jobq_queue_id() (start/finish pairing) from one read. */
-static __always_inline void read_queue(struct jobq_series *s, const char *queue)
+/* Reads the queue name into q (JOBQ_QUEUE_BUF bytes, 8-aligned: a series
+ * key's queue), zero-padded: the key's queue and the input of
+ * jobq_queue_id() (start/finish pairing) from one read. */
+static __always_inline void read_queue(char *q, const char *queue)
 {
-	__builtin_memset(s->queue, 0, sizeof(s->queue));
-	read_str(s->queue, JOBQ_STR_QUEUE, queue);
+	__builtin_memset(q, 0, JOBQ_QUEUE_BUF);
+	read_str(q, JOBQ_STR_QUEUE, queue);
+}
+
+/* Is the queue (a zero-padded JOBQ_QUEUE_BUF-byte name) observed? Every
+ * queue without --queue; else one of the names given, compared whole. */
+static __always_inline bool queue_selected(const char *queue)
+{
+	const __u64 *w = (const __u64 *)queue;
+
+	if (!nqueues_selected)
+		return true;
+	for (int i = 0; i < JOBQ_MAX_QUEUE_FILTER; i++) {
+		__u64 diff = 0;
+
+		if (i >= nqueues_selected)
+			break;
+		for (int j = 0; j < JOBQ_QUEUE_BUF / 8; j++)
+			diff |= w[j] ^ queues_selected[i][j];
+		if (!diff)
+			return true;
+	}
+	return false;
 }
 
 /* Reads tenant and type into a series key whose queue is read, zeroing
@@ -376,11 +403,14 @@ static __always_inline int read_names(struct jobq_series *s, const char *tenant,
 	return 0;
 }
 
-/* Reads (queue, tenant, type) into a zeroed series key. */
+/* Reads (queue, tenant, type) into a zeroed series key; -1 when the queue
+ * is not observed (--queue) or the tenant is unreadable (counted). */
 static __always_inline int read_series(struct jobq_series *s, const char *queue,
 				       const char *tenant, const char *type)
 {
-	read_queue(s, queue);
+	read_queue(s->queue, queue);
+	if (!queue_selected(s->queue))
+		return -1;
 	return read_names(s, tenant, type);
 }
 
@@ -567,7 +597,9 @@ int jobq_finish(struct pt_regs *ctx)
 	status = (int)a[5];
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	/* Only the queue (pairing); tenant and type only without a start. */
-	read_queue(&s, STR(a[0]));
+	read_queue(s.queue, STR(a[0]));
+	if (!queue_selected(s.queue))
+		return 0;
 	queue_id = jobq_queue_id(s.queue);
 	if (emit_events) {
 		/* The error text only when the job failed: a success is the
@@ -669,8 +701,12 @@ int jobq_depth(struct pt_regs *ctx)
 	__u64 a[JOBQ_ARGC_DEPTH];
 	struct jobq_depth_key k;
 	struct jobq_depth_val v;
+	__u64 q[JOBQ_QUEUE_BUF / 8]; /* the queue name, zero-padded, for --queue */
 
 	ARGS(ctx, a, JOBQ_ARGC_DEPTH);
+	read_queue((char *)q, STR(a[0]));
+	if (!queue_selected((const char *)q))
+		return 0;
 	/* queue, tenant, depth_high, depth_normal, depth_low,
 	 * oldest_enqueued_unix_ns, in_flight, delayed */
 	v = (struct jobq_depth_val){
@@ -683,7 +719,7 @@ int jobq_depth(struct pt_regs *ctx)
 	__builtin_memset(&k, 0, sizeof(k));
 	if (read_str(k.tenant, sizeof(k.tenant), STR(a[1])))
 		return 0;
-	read_str(k.queue, sizeof(k.queue), STR(a[0]));
+	__builtin_memcpy(k.queue, q, sizeof(k.queue));
 	if (!admit_tenant(k.tenant)) { /* beyond the cap: the overflow key of this queue */
 		__builtin_memset(k.tenant, 0, sizeof(k.tenant));
 		k.overflow = 1;

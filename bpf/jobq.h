@@ -72,6 +72,8 @@ static inline __attribute__((always_inline)) __u32 jobq_queue_id(const void *nam
 /* The overflow series (tenant and type "", overflow = 1) has this id; the
  * agent inserts it into the series map before attaching. */
 #define JOBQ_OVERFLOW_SERIES_ID 0
+/* At most this many --queue NAME options (queues counted; 0: all). */
+#define JOBQ_MAX_QUEUE_FILTER 8
 #define JOBQ_MAX_DEPTHS 4096
 #define JOBQ_MAX_INFLIGHT 65536
 

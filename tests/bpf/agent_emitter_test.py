@@ -157,6 +157,28 @@ def test_same_tenant_and_type_on_two_queues_are_two_series():
           {n: (h["min_ms"], h["max_ms"]) for (n, q), h in hists.items() if q == "default"})
 
 
+def test_queue_option_observes_only_the_named_queues():
+    # --queue default --queue q3 with --lib: an unrelated process on a third
+    # queue, run first, is not counted at all, not even as a tenant (cap 1:
+    # its tenant would have taken the only slot), and loses nothing (its
+    # finishes are no unmatched finishes); the named queues are exact.
+    ag = Agent(["--lib", LIBJOBQ, "--json", "--queue", "default", "--queue", "q3",
+                "--tenant-cap", "1"])
+    ag.wait_attached()
+    check("observing only queues 'default', 'q3'" in ag.attach_log,
+          "the queue selection is not said at attach: %s" % ag.attach_log)
+    finish(emitter(["--queue", "unrelated", "intruder,email,1,9,0,5,3"], prog=LIB_EMITTER))
+    truth = "".join(finish(em) for em in (
+        emitter(["--queue", "default", "check,email,1,20,0,5,4"], prog=LIB_EMITTER),
+        emitter(["--queue", "q3", "check,email,1,10,0,20,0"], prog=LIB_EMITTER)))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    check_snapshot(snap, truth)  # exact, and nothing else: no other queue, no loss
+    check({d["queue"] for d in snap["depths"]} == {"default", "q3"},
+          "depth reports of %s" % sorted({d["queue"] for d in snap["depths"]}))
+
+
 def test_starts_without_finish_expire_and_are_counted():
     # Jobs of a worker killed mid-job never finish: their in-flight slots
     # are freed after --inflight-max-age and counted as expired_inflight,
@@ -646,7 +668,9 @@ def test_usage_errors_exit_2_runtime_errors_exit_1():
                  ["--pid", "99999999999"], ["--bogus"], [], ["--pid", "1", "--bin", "/bin/true"],
                  ["--bin", EMITTER, "--json", "--top"], ["--bin", EMITTER, "--interval", "1"],
                  ["--bin", EMITTER, "--tenant-cap", "0"], ["--bin", EMITTER, "extra"],
-                 ["--bin", EMITTER, "--duration", "x"]):
+                 ["--bin", EMITTER, "--duration", "x"], ["--bin", EMITTER, "--queue", ""],
+                 ["--bin", EMITTER, "--queue", "q" * 65],
+                 ["--bin", EMITTER] + ["--queue", "q"] * 9):
         rc, out, err = run_agent_once(args)
         check(rc == 2 and err.startswith("jobq-agent") or rc == 2 and "usage" in err,
               "%s: exit %d (want 2): %s" % (args, rc, err))
@@ -728,6 +752,7 @@ if __name__ == "__main__":
         test_attach_by_pid_counts_and_histograms_match_truth,
         test_same_job_id_in_two_queues_pairs_each_with_its_own_start,
         test_same_tenant_and_type_on_two_queues_are_two_series,
+        test_queue_option_observes_only_the_named_queues,
         test_starts_without_finish_expire_and_are_counted,
         test_attach_by_bin_reaches_process_started_after_attach,
         test_finish_on_another_thread_still_pairs_durations,
