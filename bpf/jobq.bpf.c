@@ -57,7 +57,8 @@ const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries 
 const volatile __u32 types_per_tenant = JOBQ_DEFAULT_TYPES_PER_TENANT;
 /* --queue NAME: only these queues are observed (names zero-padded to
  * JOBQ_QUEUE_BUF bytes, as in the series key); 0: every queue. Read-only
- * data, so without --queue the verifier drops the check as dead code. */
+ * data, so without --queue the verifier removes the comparison as dead
+ * code (a load and a jump remain). */
 const volatile __u32 nqueues_selected = 0;
 const volatile __u64 queues_selected[JOBQ_MAX_QUEUE_FILTER][JOBQ_QUEUE_BUF / 8];
 
@@ -174,10 +175,9 @@ static __always_inline __u32 *admit_tenant(const char *tenant)
 /*
  * The id of series s, created on first sight. The tenant cap and the
  * per-tenant allowance of (queue, type) pairs are applied then: beyond
- * either, the data goes
- * to the overflow series (fixed id JOBQ_OVERFLOW_SERIES_ID, inserted by the
- * agent before attach), counted as tenant_overflow or type_overflow on
- * every event. The table is sized so that admitted tenants within their
+ * either, the data goes to the overflow series (fixed id
+ * JOBQ_OVERFLOW_SERIES_ID, inserted by the agent before attach), counted
+ * as tenant_overflow or type_overflow on every event. The table is sized so that admitted tenants within their
  * allowance always fit (jobq.h); should it still be full (ids wasted by
  * races beyond the slack), the data goes to the overflow series too,
  * counted as map_full.
@@ -227,8 +227,9 @@ full:
 /*
  * (queue, tenant, type) -> series id without the hash map: a direct-mapped
  * cache indexed by our own 64-bit hash of the key (26 words), checked
- * against the whole key. The series hash map costs ~95 ns a lookup here
- * (jhash and memcmp of the key, then 136 bytes); this ~25 ns. A decision never changes once made
+ * against the whole key. The series hash map cost ~95 ns a lookup here
+ * (jhash and memcmp, measured with the former 136-byte key); this ~25 ns
+ * (also measured then). A decision never changes once made
  * (ids are never reused, tenants never leave, a full tenant map or a full
  * allowance stays full), so overflow decisions are cached too, with their
  * loss reason, counted on every hit as before. Entries are written by
