@@ -29,6 +29,8 @@ struct agent_opts {
 	unsigned int max_series; /* jobq_series_table(tenant_cap, types_per_tenant) */
 	long top_rows;           /* --top rows shown; 0: fit the terminal */
 	long inflight_max_age_s;
+	const char *queues[JOBQ_MAX_QUEUE_FILTER]; /* --queue: only these; none: all */
+	unsigned int nqueues;
 	int top, json, spans;
 	int export; /* send to the sidecar: not --json; with --top only when --sidecar is given */
 };

@@ -27,11 +27,14 @@ int encode_hello(const struct hello_info *h, uint8_t **out, size_t *outlen)
 	return wire_encode(&f, out, outlen);
 }
 
+/* The series' attributes: tenant.id, job.type, messaging.destination.name
+ * (the overflow series has none but otel.metric.overflow). */
 static void series_key(Jobq__Agent__SeriesKey *k, const struct jobq_series *s)
 {
 	jobq__agent__series_key__init(k);
 	k->tenant = (char *)s->tenant;
 	k->job_type = (char *)s->type;
+	k->queue = (char *)s->queue;
 	k->overflow = s->overflow;
 }
 

@@ -23,7 +23,9 @@ static void json_str(FILE *f, const char *s)
 
 static void series(FILE *f, const struct jobq_series *s)
 {
-	fputs("\"tenant\":", f);
+	fputs("\"queue\":", f);
+	json_str(f, s->queue);
+	fputs(",\"tenant\":", f);
 	json_str(f, s->tenant);
 	fputs(",\"job_type\":", f);
 	json_str(f, s->type);

@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@ _Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
 	       "bpf/jobq.h argument counts disagree with queue/jobq_probes.h");
 
 _Static_assert(JOBQ_SERIES_LIMIT <= 1 << 24, "series ids must fit jobq_inflight_slot.series_id");
+_Static_assert(offsetof(struct jobq_series, queue) == 0 && sizeof(struct jobq_series) % 8 == 0,
+	       "the series key's queue is the 8-aligned buffer jobq_queue_id() hashes");
 
 #define TICK_MS 50 /* ring-buffer drain period: never a wakeup per record */
 
@@ -62,17 +65,21 @@ static const char usage[] =
 	"  --sidecar PATH   sidecar Unix socket (default $JOBQ_SIDECAR_SOCKET or\n"
 	"                   " JOBQ_AGENT_DEFAULT_SOCKET ")\n"
 	"  --interval MS    metric snapshot period (default 1000)\n"
-	"  --top            live per-tenant table on the terminal (a local view; with\n"
-	"                   an explicit --sidecar it also exports, spans included)\n"
+	"  --top            live per-tenant table on the terminal, a row per queue and\n"
+	"                   tenant (a QUEUE column when there are several queues); a\n"
+	"                   local view, with an explicit --sidecar it also exports\n"
 	"  --json           print one JSON snapshot when stopped or after --duration\n"
 	"  --duration S     run S seconds then exit (default: until SIGINT/SIGTERM)\n"
 	"  --tenant-cap N   tenants tracked one by one; events of further tenants go\n"
 	"                   to the overflow series (default 1024, at most 65536)\n"
-	"  --types-per-tenant K  job types tracked per tenant; further types of a\n"
-	"                   tenant go to the overflow series (default 4, at most 256).\n"
-	"                   The kernel's series table holds tenant-cap x K series\n"
-	"  --top-rows N     --top shows N tenants (default: as many as the terminal\n"
+	"  --types-per-tenant K  series per tenant, i.e. (queue, job type) pairs; a\n"
+	"                   tenant's further pairs go to the overflow series (default\n"
+	"                   4, at most 256); the series table holds tenant-cap x K\n"
+	"                   series\n"
+	"  --top-rows N     --top shows N rows (default: as many as the terminal\n"
 	"                   fits, all when stdout is not a terminal), then \"N more\"\n"
+	"  --queue NAME     observe only this queue (repeatable, up to 8); default: all\n"
+	"                   queues of the processes reached\n"
 	"  --inflight-max-age S  forget jobs started this long ago without a finish\n"
 	"                   (default 3600; counted as expired_inflight)\n"
 	"  --no-spans       metrics only (no ring buffer, no span building)\n"
@@ -107,7 +114,7 @@ static int parse_long(const char *opt, const char *s, long min, long max, long *
 static int parse_args(int argc, char **argv, struct agent_opts *o)
 {
 	enum { O_PID = 256, O_BIN, O_LIB, O_SIDECAR, O_INTERVAL, O_TOP, O_JSON, O_DURATION,
-	       O_TENANT_CAP, O_TYPES, O_TOP_ROWS, O_INFLIGHT, O_NO_SPANS, O_HELP };
+	       O_TENANT_CAP, O_TYPES, O_TOP_ROWS, O_INFLIGHT, O_QUEUE, O_NO_SPANS, O_HELP };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, O_PID },
 		{ "bin", required_argument, NULL, O_BIN },
@@ -121,6 +128,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 		{ "types-per-tenant", required_argument, NULL, O_TYPES },
 		{ "top-rows", required_argument, NULL, O_TOP_ROWS },
 		{ "inflight-max-age", required_argument, NULL, O_INFLIGHT },
+		{ "queue", required_argument, NULL, O_QUEUE },
 		{ "no-spans", no_argument, NULL, O_NO_SPANS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ 0 },
@@ -192,6 +200,19 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 				return -1;
 			o->inflight_max_age_s = v;
 			break;
+		case O_QUEUE:
+			if (!*optarg || strlen(optarg) > JOBQ_QUEUE_MAX) {
+				fprintf(stderr, "jobq-agent: --queue: '%s' is not a queue name (1 to %d "
+						"bytes)\n", optarg, JOBQ_QUEUE_MAX);
+				return -1;
+			}
+			if (o->nqueues == JOBQ_MAX_QUEUE_FILTER) {
+				fprintf(stderr, "jobq-agent: --queue: at most %d queues\n",
+					JOBQ_MAX_QUEUE_FILTER);
+				return -1;
+			}
+			o->queues[o->nqueues++] = optarg;
+			break;
 		case O_NO_SPANS:
 			o->spans = 0;
 			break;
@@ -226,7 +247,7 @@ static int parse_args(int argc, char **argv, struct agent_opts *o)
 			"%u series, more than the %u the agent allows (each series costs %zu bytes of "
 			"kernel memory): lower --tenant-cap or --types-per-tenant\n",
 			o->tenant_cap, o->types_per_tenant, o->max_series, JOBQ_SERIES_LIMIT,
-			JOBQ_SERIES_BYTES);
+			JOBQ_SERIES_KMEM);
 		return -1;
 	}
 	/* --json and a bare --top are local views: no sidecar, no spans. --top
@@ -476,9 +497,9 @@ static void warn_overflow(struct agent *a)
 	if (a->snap.losses[JOBQ_LOSS_TYPE_OVERFLOW] && !*ty) {
 		*ty = 1;
 		fprintf(stderr,
-			"jobq-agent: a tenant has more job types than --types-per-tenant %u: the "
-			"events of its further types are counted in the overflow series "
-			"(otel.metric.overflow=true, loss type_overflow)\n",
+			"jobq-agent: a tenant has more (queue, job type) pairs than "
+			"--types-per-tenant %u: the events of its further pairs are counted in the "
+			"overflow series (otel.metric.overflow=true, loss type_overflow)\n",
 			a->opts.types_per_tenant);
 	}
 }
@@ -570,6 +591,14 @@ static int setup(struct agent *a)
 	a->skel->rodata->emit_events = a->opts.spans;
 	a->skel->rodata->max_series = a->opts.max_series;
 	a->skel->rodata->types_per_tenant = a->opts.types_per_tenant;
+	/* --queue: the names as the programs compare them, zero-padded. */
+	a->skel->rodata->nqueues_selected = a->opts.nqueues;
+	for (unsigned int i = 0; i < a->opts.nqueues; i++) {
+		char name[JOBQ_QUEUE_BUF] = { 0 };
+
+		memcpy(name, a->opts.queues[i], strlen(a->opts.queues[i]));
+		memcpy((void *)a->skel->rodata->queues_selected[i], name, sizeof(name));
+	}
 	e = maps_configure(a->skel, a->opts.tenant_cap, a->opts.max_series, a->opts.spans);
 	if (e) {
 		fprintf(stderr, "jobq-agent: configure maps: %s\n", strerror(-e));
@@ -592,7 +621,7 @@ static int setup(struct agent *a)
 				"%.1f MiB: lower --tenant-cap or --types-per-tenant\n",
 				mib(kmem_total(&a->kmem, (unsigned int)a->ncpus)), a->opts.max_series,
 				a->opts.tenant_cap, a->opts.types_per_tenant,
-				mib((uint64_t)a->opts.max_series * JOBQ_SERIES_BYTES));
+				mib((uint64_t)a->opts.max_series * JOBQ_SERIES_KMEM));
 		return -1;
 	}
 	if (insert_overflow_series(a) || map_inflight(a))
@@ -610,6 +639,12 @@ static int setup(struct agent *a)
 			  bpf_map__max_entries(a->skel->maps.depths))) {
 		fprintf(stderr, "jobq-agent: out of memory\n");
 		return -1;
+	}
+	if (a->opts.nqueues) {
+		fprintf(stderr, "jobq-agent: observing only queue%s", a->opts.nqueues > 1 ? "s" : "");
+		for (unsigned int i = 0; i < a->opts.nqueues; i++)
+			fprintf(stderr, "%s'%s'", i ? ", " : " ", a->opts.queues[i]);
+		fputc('\n', stderr);
 	}
 	if (attach_all(a))
 		return -1;

@@ -16,6 +16,9 @@ struct jobq_bpf;
 /* Kernel memory of one series: its counters and both histograms, one copy
  * shared by every CPU. */
 #define JOBQ_SERIES_BYTES (sizeof(struct jobq_counters) + sizeof(struct jobq_hists))
+/* ... and with its entry in the series map: the (queue, tenant, type) key
+ * and the 4-byte id, stored 8-byte rounded (the docs' S x 5,912 B). */
+#define JOBQ_SERIES_KMEM (JOBQ_SERIES_BYTES + sizeof(struct jobq_series) + 8)
 
 /*
  * Sizes the maps of an opened (not yet loaded) skeleton: the series table

@@ -289,7 +289,7 @@ static void copy_strings(struct span *s, const struct jobq_event *e)
 {
 	memcpy(s->tenant, e->s.tenant, sizeof(s->tenant));
 	memcpy(s->type, e->s.type, sizeof(s->type));
-	memcpy(s->queue, e->queue, sizeof(s->queue));
+	memcpy(s->queue, e->s.queue, sizeof(s->queue));
 	s->tenant[sizeof(s->tenant) - 1] = '\0';
 	s->type[sizeof(s->type) - 1] = '\0';
 	s->queue[sizeof(s->queue) - 1] = '\0';

@@ -12,8 +12,10 @@
 #include "agent/agent.h"
 #include "agent/hist.h"
 
-/* Rows by (tenant, overflow): an open-addressing index over rows[], so a
- * snapshot of thousands of tenants is not a quadratic scan. */
+/* Rows by (queue, tenant, overflow): an open-addressing index over rows[],
+ * so a snapshot of thousands of tenants is not a quadratic scan. The
+ * overflow series has no queue; the overflow depth reports of every queue
+ * join its row (queue ""). */
 struct row_index {
 	size_t *slot; /* row number + 1; 0: empty */
 	size_t mask;
@@ -30,36 +32,46 @@ static int index_init(struct row_index *ix, size_t max)
 	return ix->slot ? 0 : -1;
 }
 
-static size_t hash_tenant(const char *t, int overflow)
+static uint64_t fnv(uint64_t h, const char *t)
 {
-	uint64_t h = 1469598103934665603ull ^ (uint64_t)overflow;
-
 	for (; *t; t++)
 		h = (h ^ (unsigned char)*t) * 1099511628211ull;
+	return (h ^ 0xff) * 1099511628211ull; /* the end of the string */
+}
+
+static size_t hash_row(const char *queue, const char *tenant, int overflow)
+{
+	uint64_t h = fnv(fnv(1469598103934665603ull ^ (uint64_t)overflow, queue), tenant);
+
 	return (size_t)(h ^ (h >> 32));
 }
 
-/* The row of (tenant, overflow) in rows, or NULL; *slotp: where it goes. */
+/* The row of (queue, tenant, overflow) in rows, or NULL; *slotp: where it
+ * goes. */
 static struct top_row *index_find(const struct row_index *ix, const struct top_row *rows,
-				  const char *tenant, int overflow, size_t **slotp)
+				  const char *queue, const char *tenant, int overflow,
+				  size_t **slotp)
 {
-	for (size_t i = hash_tenant(tenant, overflow) & ix->mask;; i = (i + 1) & ix->mask) {
+	if (overflow)
+		queue = "";
+	for (size_t i = hash_row(queue, tenant, overflow) & ix->mask;; i = (i + 1) & ix->mask) {
 		size_t r = ix->slot[i];
 
 		if (!r) {
 			*slotp = &ix->slot[i];
 			return NULL;
 		}
-		if (rows[r - 1].overflow == overflow && !strcmp(rows[r - 1].tenant, tenant))
+		if (rows[r - 1].overflow == overflow && !strcmp(rows[r - 1].tenant, tenant) &&
+		    !strcmp(rows[r - 1].queue, queue))
 			return (struct top_row *)&rows[r - 1];
 	}
 }
 
 static struct top_row *row_for(struct row_index *ix, struct top_row *rows, size_t *n,
-			       size_t max, const char *tenant, int overflow)
+			       size_t max, const char *queue, const char *tenant, int overflow)
 {
 	size_t *slot;
-	struct top_row *r = index_find(ix, rows, tenant, overflow, &slot);
+	struct top_row *r = index_find(ix, rows, queue, tenant, overflow, &slot);
 
 	if (r)
 		return r;
@@ -67,6 +79,7 @@ static struct top_row *row_for(struct row_index *ix, struct top_row *rows, size_
 		return NULL;
 	r = &rows[*n];
 	memset(r, 0, sizeof(*r));
+	snprintf(r->queue, sizeof(r->queue), "%s", overflow ? "" : queue);
 	snprintf(r->tenant, sizeof(r->tenant), "%s", tenant);
 	r->overflow = overflow;
 	r->wait_p50_ms = r->wait_p99_ms = r->dur_p99_ms = -1;
@@ -84,32 +97,41 @@ static double quantile_ms(const uint64_t *counts, uint64_t zero, double q)
 static int busiest_first(const void *a, const void *b)
 {
 	const struct top_row *x = a, *y = b;
+	int c;
 
 	if (x->jobs_per_s != y->jobs_per_s)
 		return x->jobs_per_s < y->jobs_per_s ? 1 : -1;
-	return strcmp(x->tenant, y->tenant);
+	c = strcmp(x->tenant, y->tenant);
+	return c ? c : strcmp(x->queue, y->queue);
+}
+
+size_t top_rows_max(const struct snapshot *s)
+{
+	return s->ncounters + s->nhists + s->ndepths;
 }
 
 size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t nprev,
 		double elapsed_s, struct top_row *rows, size_t max)
 {
 	size_t n = 0;
-	/* Per-tenant merged histograms: [row][kind][bucket], plus zero counts. */
-	uint64_t (*h)[JOBQ_H_COUNT][JOBQ_HIST_NBUCKETS] = calloc(max, sizeof(*h));
-	uint64_t (*z)[JOBQ_H_COUNT] = calloc(max, sizeof(*z));
+	/* Per-row merged histograms: [row][kind][bucket], plus zero counts;
+	 * allocated once the rows are known (a row per series at most). */
+	uint64_t (*h)[JOBQ_H_COUNT][JOBQ_HIST_NBUCKETS] = NULL;
+	uint64_t (*z)[JOBQ_H_COUNT] = NULL;
 	struct row_index ix = { NULL, 0 }, pix = { NULL, 0 };
 
-	if (!h || !z || index_init(&ix, max) || index_init(&pix, nprev))
+	if (index_init(&ix, max) || index_init(&pix, nprev))
 		goto out;
 	for (size_t p = 0; p < nprev; p++) {
 		size_t *slot;
 
-		if (!index_find(&pix, prev, prev[p].tenant, prev[p].overflow, &slot))
+		if (!index_find(&pix, prev, prev[p].queue, prev[p].tenant, prev[p].overflow, &slot))
 			*slot = p + 1;
 	}
 	for (size_t i = 0; i < s->ncounters; i++) {
 		const struct snap_counter *c = &s->counters[i];
-		struct top_row *r = row_for(&ix, rows, &n, max, c->key.s.tenant, c->key.s.overflow);
+		struct top_row *r = row_for(&ix, rows, &n, max, c->key.s.queue, c->key.s.tenant,
+					    c->key.s.overflow);
 
 		if (!r)
 			continue;
@@ -119,21 +141,13 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 				r->failures += c->value;
 		}
 	}
-	for (size_t i = 0; i < s->nhists; i++) {
-		const struct snap_hist *sh = &s->hists[i];
-		struct top_row *r = row_for(&ix, rows, &n, max, sh->key.s.tenant, sh->key.s.overflow);
-		size_t ri;
-
-		if (!r || sh->key.kind >= JOBQ_H_COUNT)
-			continue;
-		ri = (size_t)(r - rows);
-		z[ri][sh->key.kind] += sh->val.zero_count;
-		for (int b = 0; b < JOBQ_HIST_NBUCKETS; b++)
-			h[ri][sh->key.kind][b] += sh->val.buckets[b];
-	}
+	for (size_t i = 0; i < s->nhists; i++) /* rows only: merged below */
+		row_for(&ix, rows, &n, max, s->hists[i].key.s.queue, s->hists[i].key.s.tenant,
+			s->hists[i].key.s.overflow);
 	for (size_t i = 0; i < s->ndepths; i++) {
 		const struct snap_depth *d = &s->depths[i];
-		struct top_row *r = row_for(&ix, rows, &n, max, d->key.tenant, d->key.overflow);
+		struct top_row *r = row_for(&ix, rows, &n, max, d->key.queue, d->key.tenant,
+					    d->key.overflow);
 		double age;
 
 		if (!r)
@@ -146,6 +160,25 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 		if (age > r->oldest_age_ms)
 			r->oldest_age_ms = age;
 	}
+	h = calloc(n ? n : 1, sizeof(*h));
+	z = calloc(n ? n : 1, sizeof(*z));
+	if (!h || !z) {
+		n = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < s->nhists; i++) {
+		const struct snap_hist *sh = &s->hists[i];
+		size_t *slot, ri;
+		const struct top_row *r = index_find(&ix, rows, sh->key.s.queue, sh->key.s.tenant,
+						     sh->key.s.overflow, &slot);
+
+		if (!r || sh->key.kind >= JOBQ_H_COUNT)
+			continue;
+		ri = (size_t)(r - rows);
+		z[ri][sh->key.kind] += sh->val.zero_count;
+		for (int b = 0; b < JOBQ_HIST_NBUCKETS; b++)
+			h[ri][sh->key.kind][b] += sh->val.buckets[b];
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct top_row *r = &rows[i];
 
@@ -154,7 +187,8 @@ size_t top_rows(const struct snapshot *s, const struct top_row *prev, size_t npr
 		r->dur_p99_ms = quantile_ms(h[i][JOBQ_H_DURATION], z[i][JOBQ_H_DURATION], 0.99);
 		if (nprev && elapsed_s > 0) {
 			size_t *slot;
-			const struct top_row *p = index_find(&pix, prev, r->tenant, r->overflow, &slot);
+			const struct top_row *p =
+				index_find(&pix, prev, r->queue, r->tenant, r->overflow, &slot);
 
 			if (p && r->processed >= p->processed)
 				r->jobs_per_s = (double)(r->processed - p->processed) / elapsed_s;
@@ -179,10 +213,27 @@ static void ms(FILE *out, double v)
 		fprintf(out, " %9.1f", v);
 }
 
+/* More than one queue among the rows (the overflow row has none)? */
+static int several_queues(const struct top_row *rows, size_t n)
+{
+	const char *first = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].overflow)
+			continue;
+		if (!first)
+			first = rows[i].queue;
+		else if (strcmp(first, rows[i].queue))
+			return 1;
+	}
+	return 0;
+}
+
 void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
 	       const uint64_t *losses, const char *target)
 {
 	uint64_t total = 0;
+	int queues = several_queues(rows, n);
 
 	for (unsigned int r = 0; r < JOBQ_LOSS_COUNT; r++)
 		if (r != JOBQ_LOSS_TENANT_OVERFLOW)
@@ -192,11 +243,16 @@ void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
 	for (unsigned int r = 0; r < JOBQ_LOSS_COUNT; r++)
 		if (losses[r])
 			fprintf(out, " %s=%llu", snap_loss_name(r), (unsigned long long)losses[r]);
-	fprintf(out, "\n%-24s %9s %9s %9s %9s %9s %11s %9s\n", "TENANT", "JOBS/S", "WAIT p50",
+	fputc('\n', out);
+	if (queues) /* one queue: the column would say the same on every row */
+		fprintf(out, "%-16s ", "QUEUE");
+	fprintf(out, "%-24s %9s %9s %9s %9s %9s %11s %9s\n", "TENANT", "JOBS/S", "WAIT p50",
 		"WAIT p99", "DUR p99", "DEPTH", "OLDEST(ms)", "FAILED");
 	for (size_t i = 0; i < n && (!limit || i < limit); i++) {
 		const struct top_row *r = &rows[i];
 
+		if (queues)
+			fprintf(out, "%-16.16s ", r->overflow ? "-" : r->queue);
 		fprintf(out, "%-24.24s %9.1f", r->overflow ? "(overflow)" : r->tenant, r->jobs_per_s);
 		ms(out, r->wait_p50_ms);
 		ms(out, r->wait_p99_ms);
@@ -205,8 +261,8 @@ void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
 			(unsigned long long)r->failures);
 	}
 	if (limit && n > limit)
-		fprintf(out, "... %zu more tenant%s (busiest first; --top-rows N shows more)\n",
-			n - limit, n - limit == 1 ? "" : "s");
+		fprintf(out, "... %zu more %s%s (busiest first; --top-rows N shows more)\n",
+			n - limit, queues ? "queue/tenant row" : "tenant", n - limit == 1 ? "" : "s");
 	fprintf(out, "(times in ms; Ctrl-C to detach)\n");
 	fflush(out);
 }
@@ -240,21 +296,27 @@ void agent_top_render(struct agent *a, FILE *out)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 
-	if (!t) {
-		/* Every admitted tenant plus the overflow row. */
-		size_t max = (size_t)a->opts.tenant_cap + 1;
+	if (!t && !(t = a->top = calloc(1, sizeof(*t)))) {
+		fprintf(stderr, "jobq-agent: out of memory for --top\n");
+		return;
+	}
+	/* Room for a row per (queue, tenant) of this snapshot: at most one per
+	 * counter, histogram and depth report in it. Grown, never shrunk; the
+	 * previous rows are kept for the rates. */
+	if (top_rows_max(&a->snap) > t->max) {
+		size_t max = top_rows_max(&a->snap) * 2;
 
-		t = a->top = calloc(1, sizeof(*t));
-		if (t) {
-			t->max = max;
-			t->rows[0] = calloc(max, sizeof(*t->rows[0]));
-			t->rows[1] = calloc(max, sizeof(*t->rows[1]));
+		for (int i = 0; i < 2; i++) {
+			struct top_row *r = realloc(t->rows[i], max * sizeof(*r));
+
+			if (!r) {
+				fprintf(stderr, "jobq-agent: out of memory for --top\n");
+				agent_top_free(a);
+				return;
+			}
+			t->rows[i] = r;
 		}
-		if (!t || !t->rows[0] || !t->rows[1]) {
-			fprintf(stderr, "jobq-agent: out of memory for --top\n");
-			agent_top_free(a);
-			return;
-		}
+		t->max = max;
 	}
 	prev = t->cur;
 	t->cur ^= 1;

@@ -55,13 +55,19 @@ const volatile __u64 hist_bounds[JOBQ_HIST_TABLE_SIZE]; /* jobq_hist.h */
 const volatile bool emit_events = false;
 const volatile __u32 max_series = JOBQ_MAX_SERIES; /* = the arrays' max_entries */
 const volatile __u32 types_per_tenant = JOBQ_DEFAULT_TYPES_PER_TENANT;
+/* --queue NAME: only these queues are observed (names zero-padded to
+ * JOBQ_QUEUE_BUF bytes, as in the series key); 0: every queue. Read-only
+ * data, so without --queue the verifier removes the comparison as dead
+ * code (a load and a jump remain). */
+const volatile __u32 nqueues_selected = 0;
+const volatile __u64 queues_selected[JOBQ_MAX_QUEUE_FILTER][JOBQ_QUEUE_BUF / 8];
 
 /* CLOCK_REALTIME - CLOCK_MONOTONIC in ns, kept current by the agent
  * (bss is mmap'd), so wait = ktime + offset - enqueued_unix_ns. */
 volatile __u64 realtime_offset_ns;
 __u32 next_series_id = JOBQ_OVERFLOW_SERIES_ID + 1; /* id 0: the overflow series */
 
-/* (tenant, type) -> series id, the index into counters and hists. */
+/* (queue, tenant, type) -> series id, the index into counters and hists. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JOBQ_MAX_SERIES);
@@ -102,8 +108,10 @@ struct {
 	__type(value, struct jobq_inflight_set);
 } inflight SEC(".maps");
 
-/* Admitted tenants -> how many series they hold; max_entries is the tenant
- * cap. Consulted only when a new series appears (and by depth reports). */
+/* Admitted tenants -> how many series, i.e. (queue, type) pairs, they
+ * hold; max_entries is the tenant cap. A tenant is admitted once, whatever
+ * the queues it is seen on. Consulted only when a new series appears (and
+ * by depth reports). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, JOBQ_DEFAULT_TENANT_CAP);
@@ -146,9 +154,8 @@ static __always_inline int read_str(char *dst, __u32 size, const char *src)
 }
 
 /* The admitted tenant's series count, admitting it if the cap allows;
- * NULL beyond the cap: then its strings are blanked and overflow set (its
- * data goes to the overflow series), counted. */
-static __always_inline __u32 *admit_tenant(char *tenant, char *type, __u8 *overflow)
+ * NULL beyond the cap (its data goes to the overflow series), counted. */
+static __always_inline __u32 *admit_tenant(const char *tenant)
 {
 	__u32 zero = 0, *n = bpf_map_lookup_elem(&tenants, tenant);
 	long err;
@@ -161,25 +168,21 @@ static __always_inline __u32 *admit_tenant(char *tenant, char *type, __u8 *overf
 		if (n)
 			return n;
 	}
-	__builtin_memset(tenant, 0, JOBQ_STR_TENANT);
-	if (type)
-		__builtin_memset(type, 0, JOBQ_STR_TYPE);
-	*overflow = 1;
 	loss(JOBQ_LOSS_TENANT_OVERFLOW);
 	return NULL;
 }
 
 /*
  * The id of series s, created on first sight. The tenant cap and the
- * per-tenant type allowance are applied then: beyond either, the data goes
- * to the overflow series (fixed id JOBQ_OVERFLOW_SERIES_ID, inserted by the
- * agent before attach), counted as tenant_overflow or type_overflow on
- * every event. The table is sized so that admitted tenants within their
+ * per-tenant allowance of (queue, type) pairs are applied then: beyond
+ * either, the data goes to the overflow series (fixed id
+ * JOBQ_OVERFLOW_SERIES_ID, inserted by the agent before attach), counted
+ * as tenant_overflow or type_overflow on every event. The table is sized so that admitted tenants within their
  * allowance always fit (jobq.h); should it still be full (ids wasted by
  * races beyond the slack), the data goes to the overflow series too,
  * counted as map_full.
  */
-static __always_inline int series_id_slow(struct jobq_series *s, __u32 *why)
+static __always_inline int series_id_slow(const struct jobq_series *s, __u32 *why)
 {
 	__u32 *idp = bpf_map_lookup_elem(&series, s), id, *ntypes;
 	long err;
@@ -187,7 +190,7 @@ static __always_inline int series_id_slow(struct jobq_series *s, __u32 *why)
 	*why = 0;
 	if (idp)
 		return *idp;
-	ntypes = admit_tenant(s->tenant, s->type, &s->overflow);
+	ntypes = admit_tenant(s->tenant);
 	if (!ntypes) {
 		*why = JOBQ_LOSS_TENANT_OVERFLOW + 1;
 		return JOBQ_OVERFLOW_SERIES_ID;
@@ -222,10 +225,11 @@ full:
 }
 
 /*
- * (tenant, type) -> series id without the hash map: a direct-mapped cache
- * indexed by our own 64-bit hash of the key (17 words), checked against
- * the whole key. The series hash map costs ~95 ns a lookup here (jhash and
- * memcmp of 136 bytes); this ~25 ns. A decision never changes once made
+ * (queue, tenant, type) -> series id without the hash map: a direct-mapped
+ * cache indexed by our own 64-bit hash of the key (26 words), checked
+ * against the whole key. The series hash map cost ~95 ns a lookup here
+ * (jhash and memcmp, measured with the former 136-byte key); this ~25 ns
+ * (also measured then). A decision never changes once made
  * (ids are never reused, tenants never leave, a full tenant map or a full
  * allowance stays full), so overflow decisions are cached too, with their
  * loss reason, counted on every hit as before. Entries are written by
@@ -268,13 +272,12 @@ static __always_inline __u64 series_check(__u64 h, __u32 sid, __u32 why)
 
 /* The id of series s; *why: the loss reason + 1 counted for this event
  * (the overflow series' reasons), or 0. */
-static __always_inline int series_id(struct jobq_series *s, __u32 *whyp)
+static __always_inline int series_id(const struct jobq_series *s, __u32 *whyp)
 {
 	__u64 h = series_hash(s), chk;
 	__u32 idx = (__u32)h & (SERIES_CACHE - 1), sid, why;
 	struct series_cache_ent *c = bpf_map_lookup_elem(&series_cache, &idx);
 	const __u64 *want = (const __u64 *)s, *have;
-	struct jobq_series key;
 	int id, same = 1;
 
 	if (!c)
@@ -291,13 +294,12 @@ static __always_inline int series_id(struct jobq_series *s, __u32 *whyp)
 		*whyp = why;
 		return sid;
 	}
-	key = *s; /* series_id_slow() blanks an overflowing tenant's strings */
 	id = series_id_slow(s, &why);
 	*whyp = why;
 	if (id < 0)
 		return id;
 	c->check = 0;
-	__builtin_memcpy(&c->key, &key, sizeof(key));
+	__builtin_memcpy(&c->key, s, sizeof(*s));
 	c->sid = id;
 	c->why = why;
 	c->check = series_check(h, id, why);
@@ -334,24 +336,10 @@ static __always_inline void record(int sid, __u8 kind, __u64 v_ns)
 		loss(JOBQ_LOSS_HIST_MINMAX);
 }
 
-/* A queue name read into a zero-padded buffer (JOBQ_QUEUE_BUF bytes,
- * 8-aligned), and its jobq_queue_id(). */
-struct queue_name {
-	char name[JOBQ_QUEUE_BUF];
-} __attribute__((aligned(8)));
-
-static __always_inline __u32 read_queue(struct queue_name *q, const char *queue)
-{
-	__builtin_memset(q, 0, sizeof(*q));
-	read_str(q->name, JOBQ_STR_QUEUE, queue);
-	return jobq_queue_id(q->name);
-}
-
 /* A ring-buffer record, or NULL (counted) when the buffer is full. The
  * consumer drains on a timer: never wake it per record. */
 static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 job_id,
-						    const struct jobq_series *s,
-						    const struct queue_name *q, __u32 queue_id)
+						    const struct jobq_series *s, __u32 queue_id)
 {
 	/* Only the record's size is reserved: no e->error here. */
 	struct jobq_event *e = bpf_ringbuf_reserve(&events, JOBQ_EVENT_REC_SIZE, 0);
@@ -367,7 +355,6 @@ static __always_inline struct jobq_event *event_new(__u8 kind, __u64 now, __u64 
 	e->kind = kind;
 	e->queue_id = queue_id;
 	__builtin_memcpy(&e->s, s, sizeof(e->s));
-	__builtin_memcpy(e->queue, q->name, sizeof(e->queue));
 	return e;
 }
 
@@ -376,15 +363,56 @@ static __always_inline void event_send(void *e)
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 }
 
-/* Reads (tenant, type) into a zeroed series key. */
-static __always_inline int read_series(struct jobq_series *s, const char *tenant,
-				       const char *type)
+/* Reads the queue name into q (JOBQ_QUEUE_BUF bytes, 8-aligned: a series
+ * key's queue), zero-padded: the key's queue and the input of
+ * jobq_queue_id() (start/finish pairing) from one read. */
+static __always_inline void read_queue(char *q, const char *queue)
 {
-	__builtin_memset(s, 0, sizeof(*s));
+	__builtin_memset(q, 0, JOBQ_QUEUE_BUF);
+	read_str(q, JOBQ_STR_QUEUE, queue);
+}
+
+/* Is the queue (a zero-padded JOBQ_QUEUE_BUF-byte name) observed? Every
+ * queue without --queue; else one of the names given, compared whole. */
+static __always_inline bool queue_selected(const char *queue)
+{
+	const __u64 *w = (const __u64 *)queue;
+
+	if (!nqueues_selected)
+		return true;
+	for (int i = 0; i < JOBQ_MAX_QUEUE_FILTER; i++) {
+		__u64 diff = 0;
+
+		if (i >= nqueues_selected)
+			break;
+		for (int j = 0; j < JOBQ_QUEUE_BUF / 8; j++)
+			diff |= w[j] ^ queues_selected[i][j];
+		if (!diff)
+			return true;
+	}
+	return false;
+}
+
+/* Reads tenant and type into a series key whose queue is read, zeroing
+ * the rest; -1 (counted) when the tenant is unreadable. */
+static __always_inline int read_names(struct jobq_series *s, const char *tenant, const char *type)
+{
+	__builtin_memset(s->tenant, 0, sizeof(*s) - offsetof(struct jobq_series, tenant));
 	if (read_str(s->tenant, sizeof(s->tenant), tenant))
 		return -1;
 	read_str(s->type, sizeof(s->type), type);
 	return 0;
+}
+
+/* Reads (queue, tenant, type) into a zeroed series key; -1 when the queue
+ * is not observed (--queue) or the tenant is unreadable (counted). */
+static __always_inline int read_series(struct jobq_series *s, const char *queue,
+				       const char *tenant, const char *type)
+{
+	read_queue(s->queue, queue);
+	if (!queue_selected(s->queue))
+		return -1;
+	return read_names(s, tenant, type);
 }
 
 /* Argument fetch failure: the probe site does not match the contract. */
@@ -402,7 +430,6 @@ int jobq_enqueue(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_ENQUEUE];
 	struct jobq_series s;
-	struct queue_name q;
 	struct jobq_event *e;
 	int sid, argc;
 	__u32 why;
@@ -417,10 +444,10 @@ int jobq_enqueue(struct pt_regs *ctx)
 	}
 	if (argc < JOBQ_ARGC_ENQUEUE)
 		a[10] = 1;
-	if (read_series(&s, STR(a[1]), STR(a[2])))
+	if (read_series(&s, STR(a[0]), STR(a[1]), STR(a[2])))
 		return 0;
 	if (emit_events &&
-	    (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, &q, read_queue(&q, STR(a[0]))))) {
+	    (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, jobq_queue_id(s.queue)))) {
 		e->priority = a[4];
 		e->enqueued_unix_ns = a[5];
 		e->trace_hi = a[6];
@@ -519,7 +546,6 @@ int jobq_start(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
 	struct jobq_series s;
-	struct queue_name q;
 	struct jobq_event *e;
 	__u32 queue_id, tgid, why;
 	__s64 wait;
@@ -528,10 +554,10 @@ int jobq_start(struct pt_regs *ctx)
 	ARGS(ctx, a, JOBQ_ARGC_START);
 	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
 	 * trace_lo, span_id, attempt, trace_flags */
-	if (read_series(&s, STR(a[1]), STR(a[2])))
+	if (read_series(&s, STR(a[0]), STR(a[1]), STR(a[2])))
 		return 0;
-	queue_id = read_queue(&q, STR(a[0]));
-	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, &q, queue_id))) {
+	queue_id = jobq_queue_id(s.queue); /* the series key's queue: read once */
+	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, queue_id))) {
 		e->priority = a[4];
 		e->enqueued_unix_ns = a[5];
 		e->trace_hi = a[6];
@@ -563,7 +589,6 @@ int jobq_finish(struct pt_regs *ctx)
 {
 	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_FINISH], start;
 	struct jobq_series s;
-	struct queue_name q;
 	int sid = -1, status;
 	__u32 queue_id, tgid, why = 0;
 	__s64 dur;
@@ -572,7 +597,11 @@ int jobq_finish(struct pt_regs *ctx)
 	/* queue, tenant, type, job_id, priority, status, attempt, error */
 	status = (int)a[5];
 	tgid = bpf_get_current_pid_tgid() >> 32;
-	queue_id = read_queue(&q, STR(a[0]));
+	/* Only the queue (pairing); tenant and type only without a start. */
+	read_queue(s.queue, STR(a[0]));
+	if (!queue_selected(s.queue))
+		return 0;
+	queue_id = jobq_queue_id(s.queue);
 	if (emit_events) {
 		/* The error text only when the job failed: a success is the
 		 * 72-byte header (3x less ring buffer and copying). */
@@ -599,11 +628,11 @@ int jobq_finish(struct pt_regs *ctx)
 		}
 	}
 	/* The series the start found; without a start (attached mid-job, or
-	 * evicted), the one the finish's own tenant/type name. */
+	 * evicted), the one the finish's own queue/tenant/type name. */
 	start = inflight_finish(tgid, queue_id, a[3], &sid, &why);
 	if (!start) {
 		loss(JOBQ_LOSS_UNMATCHED_FINISH);
-		if (read_series(&s, STR(a[1]), STR(a[2])))
+		if (read_names(&s, STR(a[1]), STR(a[2])))
 			return 0;
 		sid = series_id(&s, &why);
 	} else if (why) { /* the start's overflow reason, counted for this event too */
@@ -624,13 +653,14 @@ int jobq_finish(struct pt_regs *ctx)
 	return 0;
 }
 
-static __always_inline int count_simple(const char *tenant, const char *type, __u8 metric)
+static __always_inline int count_simple(const char *queue, const char *tenant, const char *type,
+					__u8 metric)
 {
 	struct jobq_series s;
 	int sid;
 	__u32 why;
 
-	if (read_series(&s, tenant, type))
+	if (read_series(&s, queue, tenant, type))
 		return 0;
 	sid = series_id(&s, &why);
 	if (sid >= 0)
@@ -645,7 +675,7 @@ int jobq_retry(struct pt_regs *ctx)
 	__u64 a[3];
 
 	ARGS(ctx, a, 3);
-	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_RETRIED);
+	return count_simple(STR(a[0]), STR(a[1]), STR(a[2]), JOBQ_M_RETRIED);
 }
 
 SEC("usdt")
@@ -654,7 +684,7 @@ int jobq_dead_letter(struct pt_regs *ctx)
 	__u64 a[3];
 
 	ARGS(ctx, a, 3);
-	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_DEAD_LETTERED);
+	return count_simple(STR(a[0]), STR(a[1]), STR(a[2]), JOBQ_M_DEAD_LETTERED);
 }
 
 SEC("usdt")
@@ -663,7 +693,7 @@ int jobq_reap(struct pt_regs *ctx)
 	__u64 a[3];
 
 	ARGS(ctx, a, 3);
-	return count_simple(STR(a[1]), STR(a[2]), JOBQ_M_REAPED);
+	return count_simple(STR(a[0]), STR(a[1]), STR(a[2]), JOBQ_M_REAPED);
 }
 
 SEC("usdt")
@@ -672,8 +702,12 @@ int jobq_depth(struct pt_regs *ctx)
 	__u64 a[JOBQ_ARGC_DEPTH];
 	struct jobq_depth_key k;
 	struct jobq_depth_val v;
+	__u64 q[JOBQ_QUEUE_BUF / 8]; /* the queue name, zero-padded, for --queue */
 
 	ARGS(ctx, a, JOBQ_ARGC_DEPTH);
+	read_queue((char *)q, STR(a[0]));
+	if (!queue_selected((const char *)q))
+		return 0;
 	/* queue, tenant, depth_high, depth_normal, depth_low,
 	 * oldest_enqueued_unix_ns, in_flight, delayed */
 	v = (struct jobq_depth_val){
@@ -686,8 +720,11 @@ int jobq_depth(struct pt_regs *ctx)
 	__builtin_memset(&k, 0, sizeof(k));
 	if (read_str(k.tenant, sizeof(k.tenant), STR(a[1])))
 		return 0;
-	read_str(k.queue, sizeof(k.queue), STR(a[0]));
-	admit_tenant(k.tenant, NULL, &k.overflow);
+	__builtin_memcpy(k.queue, q, sizeof(k.queue));
+	if (!admit_tenant(k.tenant)) { /* beyond the cap: the overflow key of this queue */
+		__builtin_memset(k.tenant, 0, sizeof(k.tenant));
+		k.overflow = 1;
+	}
 	if (bpf_map_update_elem(&depths, &k, &v, BPF_ANY))
 		loss(JOBQ_LOSS_MAP_FULL);
 	return 0;

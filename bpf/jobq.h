@@ -49,13 +49,14 @@ static inline __attribute__((always_inline)) __u32 jobq_queue_id(const void *nam
 
 /*
  * Limits, coherent by construction: at most tenant_cap tenants are
- * admitted, each with at most types_per_tenant series (job types); the
+ * admitted (a tenant once, whatever the queues it is seen on), each with
+ * at most types_per_tenant series, i.e. (queue, job type) pairs; the
  * series table holds them all plus the overflow series and a little slack
  * for ids two CPUs take for one new series at once (jobq_series_table()).
- * So an admitted tenant's type within the allowance always gets its own
- * series; a tenant beyond the cap (tenant_overflow) or a type beyond the
- * allowance (type_overflow) goes to the overflow series, counted.
- * The agent sizes the maps between open and load.
+ * So an admitted tenant's (queue, type) within the allowance always gets
+ * its own series; a tenant beyond the cap (tenant_overflow) or a (queue,
+ * type) beyond the allowance (type_overflow) goes to the overflow series,
+ * counted. The agent sizes the maps between open and load.
  */
 #define JOBQ_DEFAULT_TENANT_CAP 1024
 #define JOBQ_DEFAULT_TYPES_PER_TENANT 4
@@ -71,12 +72,23 @@ static inline __attribute__((always_inline)) __u32 jobq_queue_id(const void *nam
 /* The overflow series (tenant and type "", overflow = 1) has this id; the
  * agent inserts it into the series map before attaching. */
 #define JOBQ_OVERFLOW_SERIES_ID 0
+/* At most this many --queue NAME options (queues counted; 0: all). */
+#define JOBQ_MAX_QUEUE_FILTER 8
 #define JOBQ_MAX_DEPTHS 4096
 #define JOBQ_MAX_INFLIGHT 65536
 
-/* (tenant, job type); overflow = 1: the tenant cap was reached and the
- * strings are empty (exported with otel.metric.overflow=true). */
+/*
+ * (queue, tenant, job type): the same tenant and type on two queues, or in
+ * two deployments on one host (--lib reaches every process mapping the
+ * library), are two series. overflow = 1: the tenant cap or the tenant's
+ * allowance was reached and the strings are empty (exported with
+ * otel.metric.overflow=true; one overflow series for all queues).
+ * The queue comes first, JOBQ_QUEUE_BUF bytes zero-padded, so the very
+ * buffer the probe's queue name is read into is the series key's and the
+ * input of jobq_queue_id() (start/finish pairing): one read serves both.
+ */
 struct jobq_series {
+	char queue[JOBQ_QUEUE_BUF];
 	char tenant[JOBQ_STR_TENANT];
 	char type[JOBQ_STR_TYPE];
 	__u8 overflow;
@@ -98,7 +110,7 @@ enum jobq_metric {
 #define JOBQ_NO_STATUS 0xff
 
 /*
- * Kernel layout: a hash map turns each (tenant, type) into a small series
+ * Kernel layout: a hash map turns each (queue, tenant, type) into a small series
  * id on first sight (the only string-keyed lookup per event); counters and
  * histograms are arrays indexed by that id, one copy shared by every CPU
  * and updated with atomic instructions (bpf/jobq_update.h): per-CPU copies
@@ -294,14 +306,13 @@ enum jobq_event_kind {
  * the error: the agent takes them from the start), of which a successful
  * finish carries only the header (JOBQ_FINISH_REC_OK_SIZE bytes). Smaller records keep
  * the ring buffer's headroom for bursts. Strings are NUL-terminated; the
- * series carries the real tenant even beyond the tenant cap.
+ * series carries the real queue and tenant even beyond the tenant cap.
  */
 struct jobq_event {
 	JOBQ_EVENT_HEADER;
-	struct jobq_series s;
-	char queue[JOBQ_STR_QUEUE];
+	struct jobq_series s; /* with the queue name */
 	char error[JOBQ_STR_ERROR]; /* finish; "" on success */
-	__u8 pad1[6];
+	__u8 pad1[7];
 };
 
 #define JOBQ_EVENT_REC_SIZE offsetof(struct jobq_event, error)

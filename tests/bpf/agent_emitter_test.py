@@ -44,34 +44,37 @@ def check_snapshot(snap, truth_text):
     for reason, n in snap["losses"].items():
         check(n == 0, "loss %s = %d, expected none" % (reason, n))
 
-    hists = {(h["name"], h["tenant"], h["job_type"]): h for h in snap["histograms"]}
-    series = sorted({(j["tenant"], j["type"]) for j in jobs})
+    hists = {(h["name"], h.get("queue"), h["tenant"], h["job_type"]): h
+             for h in snap["histograms"]}
+    series = sorted({(j["queue"], j["tenant"], j["type"]) for j in jobs})
     check(len(hists) == 2 * len(series), "want wait+duration for %s, got %s" %
           (series, sorted(hists)))
-    for tenant, typ in series:
-        mine = [j for j in jobs if (j["tenant"], j["type"]) == (tenant, typ)]
+    for queue, tenant, typ in series:
+        mine = [j for j in jobs if (j["queue"], j["tenant"], j["type"]) == (queue, tenant, typ)]
+        what = "%s/%s/%s" % (queue, tenant, typ)
         for name, lows, highs in (
                 ("jobs.wait_time", [j["wait_ns"] for j in mine], [j["wait_hi"] for j in mine]),
                 ("jobs.duration", [j["dur_lo"] for j in mine], [j["dur_hi"] for j in mine])):
-            h = hists[(name, tenant, typ)]
-            check(h["count"] == len(mine), "%s %s/%s count %d, want %d" %
-                  (name, tenant, typ, h["count"], len(mine)))
+            h = hists.get((name, queue, tenant, typ))
+            check(h is not None, "no %s histogram for %s: %s" % (name, what, sorted(hists)))
+            check(h["count"] == len(mine), "%s %s count %d, want %d" %
+                  (name, what, h["count"], len(mine)))
             check(h["zero_count"] + sum(h["bucket_counts"]) == h["count"],
                   "%s buckets do not add up to count" % name)
             check(h["min_ms"] <= h["max_ms"] and h["min_ms"] * len(mine) <= h["sum_ms"] + 1e-6
                   and h["sum_ms"] <= h["max_ms"] * len(mine) + 1e-6,
                   "%s min/sum/max inconsistent: %s" % (name, h))
-            check_quantiles(h, lows, highs, "%s %s/%s" % (name, tenant, typ))
+            check_quantiles(h, lows, highs, "%s %s" % (name, what))
         # Durations: every job's kernel value lies in the bracket the
         # emitter measured around the probes (checked on min and max).
-        d = hists[("jobs.duration", tenant, typ)]
+        d = hists[("jobs.duration", queue, tenant, typ)]
         lo = min(j["dur_lo"] for j in mine) / 1e6
         hi = max(j["dur_hi"] for j in mine) / 1e6
         check(d["min_ms"] >= lo - 1e-6 and d["max_ms"] <= hi + 1e-6,
               "duration min/max %.6f/%.6f outside the measured bracket [%.6f, %.6f]" %
               (d["min_ms"], d["max_ms"], lo, hi))
         # Waits: at least the producer-side wait, never absurdly more.
-        w = hists[("jobs.wait_time", tenant, typ)]
+        w = hists[("jobs.wait_time", queue, tenant, typ)]
         wmin = min(j["wait_ns"] for j in mine) / 1e6
         check(w["min_ms"] >= wmin - 1.0, "wait min %.3f ms below truth %.3f ms" %
               (w["min_ms"], wmin))
@@ -111,6 +114,69 @@ def test_same_job_id_in_two_queues_pairs_each_with_its_own_start():
     rc, out, err = ag.stop()
     check(rc == 0, "agent exit %d: %s" % (rc, err))
     check_snapshot(json.loads(out), truth)
+
+
+def test_same_tenant_and_type_on_two_queues_are_two_series():
+    # The series key holds the queue: tenant "check", type "email" on queue
+    # "default" (77 jobs) and on queue "q3" (10 jobs) are two series with
+    # exact counts and histograms each, and --lib, which reaches every
+    # process mapping the library, does not mix in an unrelated process
+    # whose same tenant and type run on a third queue with far longer waits
+    # and handlers. Before, the kernel keyed series by (tenant, type) only:
+    # all of them were one series of 110 jobs without a queue.
+    ag = Agent(["--lib", LIBJOBQ, "--json"])
+    ag.wait_attached()
+    ems = [emitter(["--queue", "default", "check,email,1,77,0,5,4"], prog=LIB_EMITTER),
+           emitter(["--queue", "q3", "check,email,1,10,2000,20,0"], prog=LIB_EMITTER),
+           emitter(["--queue", "unrelated", "check,email,1,23,100000,1500,3"],
+                   prog=LIB_EMITTER)]
+    truth = "".join(finish(em) for em in ems)
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    check_snapshot(snap, truth)  # every counter and histogram, exact per queue
+    processed = {}
+    for c in snap["counters"]:
+        if c["name"] == "jobs.processed":
+            k = (c.get("queue"), c["tenant"], c["job_type"])
+            processed[k] = processed.get(k, 0) + c["value"]
+    check(processed == {("default", "check", "email"): 77, ("q3", "check", "email"): 10,
+                        ("unrelated", "check", "email"): 23},
+          "jobs.processed by (queue, tenant, type): %s" % processed)
+    hists = {(h["name"], h.get("queue")): h for h in snap["histograms"]}
+    for q, n in (("default", 77), ("q3", 10), ("unrelated", 23)):
+        for name in ("jobs.wait_time", "jobs.duration"):
+            h = hists.get((name, q))
+            check(h is not None and h["count"] == n,
+                  "%s of queue %s: %s, want %d values" % (name, q, h and h["count"], n))
+    # Nothing of the unrelated process (waits >= 1.5 s, handlers 100 ms)
+    # in the first queue's series.
+    check(hists[("jobs.wait_time", "default")]["max_ms"] < 1000 and
+          hists[("jobs.duration", "default")]["max_ms"] < 50,
+          "the unrelated process leaked into queue default: %s" %
+          {n: (h["min_ms"], h["max_ms"]) for (n, q), h in hists.items() if q == "default"})
+
+
+def test_queue_option_observes_only_the_named_queues():
+    # --queue default --queue q3 with --lib: an unrelated process on a third
+    # queue, run first, is not counted at all, not even as a tenant (cap 1:
+    # its tenant would have taken the only slot), and loses nothing (its
+    # finishes are no unmatched finishes); the named queues are exact.
+    ag = Agent(["--lib", LIBJOBQ, "--json", "--queue", "default", "--queue", "q3",
+                "--tenant-cap", "1"])
+    ag.wait_attached()
+    check("observing only queues 'default', 'q3'" in ag.attach_log,
+          "the queue selection is not said at attach: %s" % ag.attach_log)
+    finish(emitter(["--queue", "unrelated", "intruder,email,1,9,0,5,3"], prog=LIB_EMITTER))
+    truth = "".join(finish(em) for em in (
+        emitter(["--queue", "default", "check,email,1,20,0,5,4"], prog=LIB_EMITTER),
+        emitter(["--queue", "q3", "check,email,1,10,0,20,0"], prog=LIB_EMITTER)))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    check_snapshot(snap, truth)  # exact, and nothing else: no other queue, no loss
+    check({d["queue"] for d in snap["depths"]} == {"default", "q3"},
+          "depth reports of %s" % sorted({d["queue"] for d in snap["depths"]}))
 
 
 def test_starts_without_finish_expire_and_are_counted():
@@ -369,6 +435,23 @@ def test_top_shows_a_row_per_tenant():
     check(rows["acme"][-1] == "5", "acme failures column: %s" % rows["acme"])
 
 
+def test_top_shows_a_queue_column_when_there_are_several_queues():
+    # The same tenant on two queues: a row each, with the queue in a QUEUE
+    # column (with one queue, as above, the table has no such column).
+    ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3"])
+    ag.wait_attached()
+    finish(emitter(["--queue", "default", "check,email,0,7,0,5,1"]))
+    finish(emitter(["--queue", "q3", "check,email,0,3,0,5,0"]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
+    last = out.split("\033[H\033[2J")[-1].splitlines()
+    check(last[1].split()[:2] == ["QUEUE", "TENANT"], "no QUEUE column: %s" % last[:2])
+    rows = {tuple(l.split()[:2]): l.split() for l in last[2:] if l and l[0] not in "(."}
+    check(set(rows) == {("default", "check"), ("q3", "check")}, "rows: %s" % sorted(rows))
+    check(rows[("default", "check")][-1] == "7" and rows[("q3", "check")][-1] == "0",
+          "failures per queue: %s" % rows)
+
+
 def test_tenant_cap_sends_new_tenants_to_overflow_series():
     ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "1"])
     ag.wait_attached()
@@ -403,8 +486,8 @@ def test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted():
     snap = json.loads(out)
     jobs, other = parse_truth(truth)
     admitted = {"t%03d" % i for i in range(cap)}
-    got = {k: v for k, v in counter_map(snap).items() if k[1] in admitted}
-    want = {k: v for k, v in truth_counters(jobs, other).items() if k[1] in admitted}
+    got = {k: v for k, v in counter_map(snap).items() if k[2] in admitted}
+    want = {k: v for k, v in truth_counters(jobs, other).items() if k[2] in admitted}
     check(got == want, "admitted tenants' counters differ:\n want %s\n got  %s" %
           (sorted(set(want.items()) - set(got.items()))[:5],
            sorted(set(got.items()) - set(want.items()))[:5]))
@@ -432,7 +515,7 @@ def test_types_beyond_the_allowance_go_to_overflow_counted():
     finish(emitter(["a,x,1,2,0,5,0", "a,y,1,3,0,5,0", "a,z,1,4,0,5,0", "b,x,1,5,0,5,0"]))
     rc, out, err = ag.stop()
     check(rc == 0, "agent exit %d: %s" % (rc, err))
-    check("more job types than --types-per-tenant 2" in err,
+    check("more (queue, job type) pairs than --types-per-tenant 2" in err,
           "type overflow not reported on stderr: %s" % err)
     snap = json.loads(out)
     started = {(c["tenant"], c["job_type"], c["overflow"]): c["value"] for c in snap["counters"]
@@ -443,6 +526,33 @@ def test_types_beyond_the_allowance_go_to_overflow_counted():
     check(snap["losses"]["type_overflow"] == 4 * 3 + 1 and
           snap["losses"]["tenant_overflow"] == 0 and snap["losses"]["map_full"] == 0,
           "losses: %s" % snap["losses"])
+
+
+def test_a_tenant_is_admitted_once_and_its_allowance_counts_queue_type_pairs():
+    # --tenant-cap 2 --types-per-tenant 2. Tenant a is seen on three queues
+    # but admitted once: b still fits under the cap, c does not. a's
+    # allowance is 2 (queue, type) pairs: (q1, x) and (q2, x) get their own
+    # series, (q3, x) goes to the overflow series as type_overflow.
+    ag = Agent(["--bin", EMITTER, "--json", "--tenant-cap", "2", "--types-per-tenant", "2"])
+    ag.wait_attached()
+    finish(emitter(["--queue", "q1", "a,x,1,2,0,5,0", "b,y,1,3,0,5,0"]))
+    finish(emitter(["--queue", "q2", "a,x,1,4,0,5,0", "c,x,1,5,0,5,0"]))
+    finish(emitter(["--queue", "q3", "a,x,1,6,0,5,0"]))
+    rc, out, err = ag.stop()
+    check(rc == 0, "agent exit %d: %s" % (rc, err))
+    snap = json.loads(out)
+    started = {(c["queue"], c["tenant"], c["job_type"], c["overflow"]): c["value"]
+               for c in snap["counters"] if c["name"] == "jobs.started"}
+    check(started == {("q1", "a", "x", False): 2, ("q1", "b", "y", False): 3,
+                      ("q2", "a", "x", False): 4, ("", "", "", True): 5 + 6},
+          "started by series: %s" % started)
+    losses = snap["losses"]
+    # c: enqueue, start, finish of 5 jobs, a reap and a depth report; a on
+    # q3: enqueue, start, finish of 6 jobs and a reap.
+    check(losses["tenant_overflow"] == 5 * 3 + 2 and losses["type_overflow"] == 6 * 3 + 1 and
+          losses["map_full"] == 0, "losses: %s" % losses)
+    check("more (queue, job type) pairs than --types-per-tenant 2" in err and
+          "more tenants than --tenant-cap 2" in err, "overflow not reported: %s" % err)
 
 
 def test_limits_that_cannot_fit_are_usage_errors():
@@ -558,7 +668,9 @@ def test_usage_errors_exit_2_runtime_errors_exit_1():
                  ["--pid", "99999999999"], ["--bogus"], [], ["--pid", "1", "--bin", "/bin/true"],
                  ["--bin", EMITTER, "--json", "--top"], ["--bin", EMITTER, "--interval", "1"],
                  ["--bin", EMITTER, "--tenant-cap", "0"], ["--bin", EMITTER, "extra"],
-                 ["--bin", EMITTER, "--duration", "x"]):
+                 ["--bin", EMITTER, "--duration", "x"], ["--bin", EMITTER, "--queue", ""],
+                 ["--bin", EMITTER, "--queue", "q" * 65],
+                 ["--bin", EMITTER] + ["--queue", "q"] * 9):
         rc, out, err = run_agent_once(args)
         check(rc == 2 and err.startswith("jobq-agent") or rc == 2 and "usage" in err,
               "%s: exit %d (want 2): %s" % (args, rc, err))
@@ -639,6 +751,8 @@ if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
         test_same_job_id_in_two_queues_pairs_each_with_its_own_start,
+        test_same_tenant_and_type_on_two_queues_are_two_series,
+        test_queue_option_observes_only_the_named_queues,
         test_starts_without_finish_expire_and_are_counted,
         test_attach_by_bin_reaches_process_started_after_attach,
         test_finish_on_another_thread_still_pairs_durations,
@@ -648,9 +762,11 @@ if __name__ == "__main__":
         test_attach_by_pid_finds_probes_in_mapped_library,
         test_attach_by_pid_when_libjobq_was_replaced_on_disk,
         test_top_shows_a_row_per_tenant,
+        test_top_shows_a_queue_column_when_there_are_several_queues,
         test_tenant_cap_sends_new_tenants_to_overflow_series,
         test_more_tenants_than_the_cap_admitted_ones_exact_overflow_counted,
         test_types_beyond_the_allowance_go_to_overflow_counted,
+        test_a_tenant_is_admitted_once_and_its_allowance_counts_queue_type_pairs,
         test_limits_that_cannot_fit_are_usage_errors,
         test_top_shows_every_tenant_when_not_on_a_terminal,
         test_top_limits_rows_and_says_how_many_more,

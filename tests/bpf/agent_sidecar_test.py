@@ -53,7 +53,7 @@ def run_emitter(groups):
 def counters_of(metrics):
     out = {}
     for c in metrics["counters"]:
-        k = (c["name"], c["tenant"], c["job_type"], c["priority"], c["status"])
+        k = (c["name"], c["queue"], c["tenant"], c["job_type"], c["priority"], c["status"])
         out[k] = out.get(k, 0) + c["value"]
     return out
 
@@ -72,10 +72,17 @@ def check_frames(frames, truth, target):
     check(counters_of(last) == truth_counters(jobs, other),
           "sidecar counters differ: %s" % sorted(counters_of(last).items()))
     check(all(v == 0 for v in last["losses"].values()), "losses: %s" % last["losses"])
-    hist = {(h["name"], h["tenant"], h["job_type"]): h for h in last["histograms"]}
+    hist = {(h["name"], h["queue"], h["tenant"], h["job_type"]): h for h in last["histograms"]}
     for h in hist.values():
         check(h["scale"] == 3 and h["zero_count"] + sum(h["bucket_counts"]) == h["count"],
               "bad histogram %s" % h)
+    # SeriesKey.queue (messaging.destination.name) on every histogram too.
+    for q, t, ty in {(j["queue"], j["tenant"], j["type"]) for j in jobs}:
+        n = sum(1 for j in jobs if (j["queue"], j["tenant"], j["type"]) == (q, t, ty))
+        for name in ("jobs.wait_time", "jobs.duration"):
+            h = hist.get((name, q, t, ty))
+            check(h is not None and h["count"] == n, "%s %s/%s/%s: %s, want %d values" %
+                  (name, q, t, ty, h and h["count"], n))
     # Cumulative: counts never go down from one snapshot to the next.
     prev = {}
     for m in metrics:

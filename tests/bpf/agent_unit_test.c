@@ -108,7 +108,7 @@ static struct jobq_event ev(int kind, uint32_t tgid, uint64_t id, uint64_t kt)
 	e.trace_flags = 1;
 	strcpy(e.s.tenant, "acme");
 	strcpy(e.s.type, "email");
-	strcpy(e.queue, "q");
+	strcpy(e.s.queue, "q");
 	return e;
 }
 
@@ -172,7 +172,7 @@ static void same_job_id_in_two_queues_pairs_by_queue(void **state)
 	(void)state;
 	a.queue_id = fa.queue_id = 111;
 	c.queue_id = fc.queue_id = 222;
-	strcpy(c.queue, "other");
+	strcpy(c.s.queue, "other");
 	span_builder_add(b, &a, 0);
 	span_builder_add(b, &c, 0);
 	span_builder_add(b, &fc, 0);
@@ -631,6 +631,56 @@ static void metric_snapshot_encodes_trimmed_buckets(void **state)
 	snapshot_free(&s);
 }
 
+/* Every counter and histogram carries its series' queue
+ * (SeriesKey.queue, exported as messaging.destination.name): the same
+ * tenant and type on two queues are two series, told apart by it. */
+static void metric_snapshot_keys_carry_the_queue(void **state)
+{
+	struct snapshot s;
+	uint8_t *buf;
+	size_t len, used;
+	Jobq__Agent__Frame *f;
+	char err[128];
+	static const char *const queues[2] = { "default", "q3" };
+
+	(void)state;
+	assert_int_equal(snapshot_init(&s, 2, 2, 1), 0);
+	s.ncounters = s.nhists = 2;
+	for (int i = 0; i < 2; i++) {
+		struct jobq_series *k = &s.counters[i].key.s;
+
+		strcpy(k->queue, queues[i]);
+		strcpy(k->tenant, "check");
+		strcpy(k->type, "email");
+		s.counters[i].key.metric = JOBQ_M_PROCESSED;
+		s.counters[i].key.priority = JOBQ_PRIO_NORMAL;
+		s.counters[i].key.status = JOBQ_STATUS_SUCCESS;
+		s.counters[i].value = i ? 10 : 77;
+		s.hists[i].key.s = *k;
+		s.hists[i].key.kind = JOBQ_H_DURATION;
+		s.hists[i].val.count = s.hists[i].val.zero_count = s.counters[i].value;
+	}
+	assert_int_equal(encode_metrics(&s, 1, &buf, &len), 0);
+	assert_int_equal(wire_decode(buf, len, &used, &f, err, sizeof(err)), WIRE_FRAME);
+	assert_int_equal(f->metrics->n_counters, 2);
+	assert_int_equal(f->metrics->n_histograms, 2);
+	for (int i = 0; i < 2; i++) {
+		const Jobq__Agent__SeriesKey *c = f->metrics->counters[i]->key;
+		const Jobq__Agent__SeriesKey *h = f->metrics->histograms[i]->key;
+
+		assert_string_equal(c->queue, queues[i]);
+		assert_string_equal(c->tenant, "check");
+		assert_string_equal(c->job_type, "email");
+		assert_int_equal(f->metrics->counters[i]->value, i ? 10 : 77);
+		assert_string_equal(h->queue, queues[i]);
+		assert_string_equal(h->tenant, "check");
+		assert_int_equal(f->metrics->histograms[i]->count, i ? 10 : 77);
+	}
+	jobq__agent__frame__free_unpacked(f, NULL);
+	free(buf);
+	snapshot_free(&s);
+}
+
 /* ---- kernel histograms ----------------------------------------------------- */
 
 static void kernel_histogram_decodes_count_and_inverted_min(void **state)
@@ -727,9 +777,29 @@ static void kernel_memory_does_not_grow_with_the_cpu_count(void **state)
 		assert_int_equal(arrays, (uint64_t)n * JOBQ_SERIES_BYTES);
 		assert_true(k.shared >= arrays);
 	}
-	/* The default table: 5,696 bytes a series, 22.6 MiB, shared. */
+	/* The default table: 5,696 bytes a series in the arrays, shared. */
 	assert_int_equal(JOBQ_SERIES_BYTES, 5696);
 	assert_int_equal(JOBQ_MAX_SERIES, 4161);
+}
+
+/* docs/agent.md's formula: S x 5,912 B, the arrays plus the series map's
+ * entry (a 208-byte (queue, tenant, type) key and its 4-byte id, 8-byte
+ * rounded): two tables of the same tenant cap differ by exactly that per
+ * series; and the key is what the agent and the kernel share. */
+static void kernel_memory_per_series_matches_the_formula(void **state)
+{
+	struct kmem k1, k4;
+	uint64_t a1, a4;
+	unsigned int s1 = jobq_series_table(1024, 1), s4 = jobq_series_table(1024, 4);
+
+	(void)state;
+	assert_int_equal(sizeof(struct jobq_series), 208);
+	assert_int_equal(offsetof(struct jobq_series, queue), 0);
+	assert_int_equal(sizeof(((struct jobq_series *)0)->queue), JOBQ_QUEUE_BUF);
+	object_kmem(1024, 1, 0, &k1, &a1);
+	object_kmem(1024, 4, 0, &k4, &a4);
+	assert_int_equal(k4.shared - k1.shared, (uint64_t)(s4 - s1) * 5912);
+	assert_int_equal(JOBQ_SERIES_KMEM, 5912);
 }
 
 /* ---- top ----------------------------------------------------------------- */
@@ -766,6 +836,78 @@ static void top_rows_rates_and_failures_per_tenant(void **state)
 	snapshot_free(&s);
 }
 
+/* The same tenant on two queues: two rows, each with its own counts and
+ * depth; the overflow depth reports of every queue join the one overflow
+ * row; a QUEUE column only when more than one queue is seen. */
+static void top_rows_per_queue_and_queue_column(void **state)
+{
+	struct snapshot s;
+	struct top_row rows[8];
+	char *text = NULL;
+	size_t n, len = 0;
+	FILE *out;
+	uint64_t losses[JOBQ_LOSS_COUNT] = { 0 };
+
+	(void)state;
+	assert_int_equal(snapshot_init(&s, 4, 1, 4), 0);
+	s.ncounters = 2;
+	for (int i = 0; i < 2; i++) {
+		strcpy(s.counters[i].key.s.queue, i ? "q3" : "default");
+		strcpy(s.counters[i].key.s.tenant, "check");
+		s.counters[i].key.metric = JOBQ_M_PROCESSED;
+		s.counters[i].key.status = JOBQ_STATUS_FAILED;
+		s.counters[i].value = i ? 10 : 77;
+	}
+	s.ndepths = 3;
+	strcpy(s.depths[0].key.queue, "q3");
+	strcpy(s.depths[0].key.tenant, "check");
+	s.depths[0].val.depth[1] = 5;
+	strcpy(s.depths[1].key.queue, "default");
+	s.depths[1].key.overflow = 1;
+	s.depths[1].val.depth[0] = 1;
+	strcpy(s.depths[2].key.queue, "q3");
+	s.depths[2].key.overflow = 1;
+	s.depths[2].val.depth[0] = 2;
+	assert_true(top_rows_max(&s) <= 8);
+	n = top_rows(&s, NULL, 0, 0, rows, 8);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].overflow) {
+			assert_string_equal(rows[i].queue, "");
+			assert_int_equal(rows[i].depth, 3);
+		} else if (!strcmp(rows[i].queue, "q3")) {
+			assert_int_equal(rows[i].failures, 10);
+			assert_int_equal(rows[i].depth, 5);
+		} else {
+			assert_string_equal(rows[i].queue, "default");
+			assert_int_equal(rows[i].failures, 77);
+			assert_int_equal(rows[i].depth, 0);
+		}
+	}
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	top_print(out, rows, n, 0, losses, "t");
+	fclose(out);
+	assert_non_null(strstr(text, "QUEUE"));
+	assert_non_null(strstr(text, "\nq3 "));
+	assert_non_null(strstr(text, "\ndefault "));
+	free(text);
+	/* One queue: no QUEUE column. */
+	s.ndepths = 0;
+	strcpy(s.counters[1].key.s.queue, "default");
+	strcpy(s.counters[1].key.s.tenant, "other");
+	n = top_rows(&s, NULL, 0, 0, rows, 8);
+	assert_int_equal(n, 2);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	top_print(out, rows, n, 0, losses, "t");
+	fclose(out);
+	assert_null(strstr(text, "QUEUE"));
+	assert_non_null(strstr(text, "\ncheck "));
+	free(text);
+	snapshot_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -786,9 +928,12 @@ int main(void)
 		cmocka_unit_test(enqueue_span_carries_producer_parent_and_flags),
 		cmocka_unit_test(direct_span_encoder_writes_the_protobuf_c_bytes),
 		cmocka_unit_test(metric_snapshot_encodes_trimmed_buckets),
+		cmocka_unit_test(metric_snapshot_keys_carry_the_queue),
 		cmocka_unit_test(kernel_histogram_decodes_count_and_inverted_min),
 		cmocka_unit_test(kernel_memory_does_not_grow_with_the_cpu_count),
+		cmocka_unit_test(kernel_memory_per_series_matches_the_formula),
 		cmocka_unit_test(top_rows_rates_and_failures_per_tenant),
+		cmocka_unit_test(top_rows_per_queue_and_queue_column),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,8 @@ PRIO = ["high", "normal", "low"]
 
 HANDLERS = ["--handler", "email=builtin:sleep:4", "--handler", "report=builtin:sleep:25",
             "--handler", "flaky=builtin:fail:0.5:2"]
-# (tenant, type, priority, count, max_attempts)
+# (tenant, type, priority, count, max_attempts[, queue]); queue "default"
+# when not given.
 WORKLOAD = [("acme", "email", "high", 60, 5), ("acme", "report", "normal", 12, 5),
             ("globex", "email", "low", 40, 5), ("globex", "flaky", "normal", 30, 2),
             ("initech", "flaky", "high", 20, 2)]
@@ -73,25 +74,27 @@ class Env:
         self.redis = Redis(self.tmp)
         self.workers = []
 
-    def worker(self, name):
+    def worker(self, name, queue="default"):
         log = os.path.join(self.tmp, "jobs-%s.log" % name)
-        p = subprocess.Popen([JOBQ, "--redis", self.redis.url, "worker", "--concurrency", "4",
-                              "--backoff-base-ms", "50", "--job-log", log] + HANDLERS,
+        p = subprocess.Popen([JOBQ, "--redis", self.redis.url, "--queue", queue, "worker",
+                              "--concurrency", "4", "--backoff-base-ms", "50", "--job-log", log] +
+                             HANDLERS,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.workers.append((p, log))
+        self.workers.append((p, log, queue))
         return p
 
-    def enqueue(self, tenant, typ, prio, count, attempts, traceparent=None):
+    def enqueue(self, tenant, typ, prio, count, attempts, queue="default", traceparent=None):
         tp = ["--traceparent", traceparent] if traceparent else []
-        r = subprocess.run([JOBQ, "--redis", self.redis.url, "enqueue", "--tenant", tenant,
-                            "--type", typ, "--priority", prio, "--count", str(count),
-                            "--max-attempts", str(attempts)] + tp,
+        r = subprocess.run([JOBQ, "--redis", self.redis.url, "--queue", queue, "enqueue",
+                            "--tenant", tenant, "--type", typ, "--priority", prio,
+                            "--count", str(count), "--max-attempts", str(attempts)] + tp,
                            capture_output=True, text=True, timeout=60)
         check(r.returncode == 0, "jobq enqueue: %s" % r.stderr)
 
     def runs(self):
+        """Handler runs from the job logs, each with its worker's queue."""
         out = []
-        for _, log in self.workers:
+        for _, log, queue in self.workers:
             if os.path.exists(log):
                 with open(log) as f:
                     for line in f:
@@ -100,27 +103,27 @@ class Env:
                             out.append({"id": int(p[0]), "tenant": p[1], "type": p[2],
                                         "prio": p[3], "enq": int(p[4]), "start": int(p[5]),
                                         "end": int(p[6]), "ok": p[7] == "ok",
-                                        "attempt": int(p[8])})
+                                        "attempt": int(p[8]), "queue": queue})
         return out
 
     def wait_done(self, workload, timeout=90):
         want = sum(w[3] for w in workload)
-        attempts = {(w[0], w[1]): w[4] for w in workload}
+        attempts = {(queue_of(w), w[0], w[1]): w[4] for w in workload}
         deadline = time.time() + timeout
         while time.time() < deadline:
             runs = self.runs()
-            done = {(r["id"]) for r in runs
-                    if r["ok"] or r["attempt"] >= attempts[(r["tenant"], r["type"])]}
+            done = {(r["queue"], r["id"]) for r in runs  # ids are unique within a queue
+                    if r["ok"] or r["attempt"] >= attempts[(r["queue"], r["tenant"], r["type"])]}
             if len(done) >= want:
                 return runs
             time.sleep(0.2)
         raise Failure("only %d of %d jobs finished in %ds" % (len(done), want, timeout))
 
     def close(self):
-        for p, _ in self.workers:
+        for p, _, _ in self.workers:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p, _ in self.workers:
+        for p, _, _ in self.workers:
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -129,49 +132,63 @@ class Env:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def queue_of(w):
+    return w[5] if len(w) > 5 else "default"
+
+
 def truth_counters(workload, runs):
+    """Counters by (name, queue, tenant, type, priority, status)."""
     want = {}
 
     def add(k, n=1):
         want[k] = want.get(k, 0) + n
-    for tenant, typ, prio, count, _ in workload:
-        add(("jobs.enqueued", tenant, typ, prio, ""), count)
-    attempts = {(w[0], w[1]): w[4] for w in workload}
+    for w in workload:
+        tenant, typ, prio, count = w[:4]
+        add(("jobs.enqueued", queue_of(w), tenant, typ, prio, ""), count)
+    attempts = {(queue_of(w), w[0], w[1]): w[4] for w in workload}
     for r in runs:
-        add(("jobs.started", r["tenant"], r["type"], r["prio"], ""))
-        add(("jobs.processed", r["tenant"], r["type"], r["prio"],
+        q = r["queue"]
+        add(("jobs.started", q, r["tenant"], r["type"], r["prio"], ""))
+        add(("jobs.processed", q, r["tenant"], r["type"], r["prio"],
              "success" if r["ok"] else "failed"))
         if not r["ok"]:
-            last = r["attempt"] >= attempts[(r["tenant"], r["type"])]
-            add(("jobs.dead_lettered", r["tenant"], r["type"], "", "dead_letter") if last
-                else ("jobs.retried", r["tenant"], r["type"], "", "retry"))
+            last = r["attempt"] >= attempts[(q, r["tenant"], r["type"])]
+            add(("jobs.dead_lettered", q, r["tenant"], r["type"], "", "dead_letter") if last
+                else ("jobs.retried", q, r["tenant"], r["type"], "", "retry"))
     return want
 
 
 def counters_of(counters):
+    """The same keys from a snapshot (--json or a sidecar frame); a counter
+    without a queue is keyed by None and matches nothing."""
     got = {}
     for c in counters:
-        k = (c["name"], c["tenant"], c["job_type"], c["priority"], c["status"])
+        k = (c["name"], c.get("queue"), c["tenant"], c["job_type"], c["priority"], c["status"])
         got[k] = got.get(k, 0) + c["value"]
     return got
 
 
+def hists_of(hists):
+    return {(h["name"], h.get("queue"), h["tenant"], h["job_type"]): h for h in hists}
+
+
 def check_hists(hists, runs):
-    for tenant, typ in sorted({(r["tenant"], r["type"]) for r in runs}):
-        mine = [r for r in runs if (r["tenant"], r["type"]) == (tenant, typ)]
+    for queue, tenant, typ in sorted({(r["queue"], r["tenant"], r["type"]) for r in runs}):
+        mine = [r for r in runs if (r["queue"], r["tenant"], r["type"]) == (queue, tenant, typ)]
         waits = [r["start"] - r["enq"] for r in mine]
         durs = [r["end"] - r["start"] for r in mine]
+        what = "%s/%s/%s" % (queue, tenant, typ)
         for name, truth in (("jobs.wait_time", waits), ("jobs.duration", durs)):
-            h = hists.get((name, tenant, typ))
-            check(h is not None, "no %s histogram for %s/%s" % (name, tenant, typ))
-            check(h["count"] == len(mine), "%s %s/%s count %d, want %d runs" %
-                  (name, tenant, typ, h["count"], len(mine)))
-            check_quantiles(h, truth, truth, "%s %s/%s" % (name, tenant, typ))
+            h = hists.get((name, queue, tenant, typ))
+            check(h is not None, "no %s histogram for %s" % (name, what))
+            check(h["count"] == len(mine), "%s %s count %d, want %d runs" %
+                  (name, what, h["count"], len(mine)))
+            check_quantiles(h, truth, truth, "%s %s" % (name, what))
 
 
 def enqueue_all(env, workload):
     for w in workload:
-        env.enqueue(*w)
+        env.enqueue(*w[:5], queue=queue_of(w))
 
 
 def test_lib_attach_two_workers_counts_quantiles_spans_exact():
@@ -202,7 +219,7 @@ def test_lib_attach_two_workers_counts_quantiles_spans_exact():
         out.close()
 
         by_worker = {}
-        for (p, log) in env.workers:
+        for (p, log, _) in env.workers:
             with open(log) as f:
                 by_worker[p.pid] = sum(1 for _ in f)
         check(all(n > 0 for n in by_worker.values()),
@@ -216,8 +233,7 @@ def test_lib_attach_two_workers_counts_quantiles_spans_exact():
               (sorted(want.items()), sorted(got.items())))
         bad = {k: v for k, v in last["losses"].items() if v}
         check(not bad, "losses: %s" % bad)
-        hists = {(h["name"], h["tenant"], h["job_type"]): h for h in last["histograms"]}
-        check_hists(hists, runs)
+        check_hists(hists_of(last["histograms"]), runs)
         gauges = {(g["name"], g["tenant"], g["priority"]) for g in last["gauges"]}
         for tenant in {w[0] for w in WORKLOAD}:
             check(("jobs.queue_depth", tenant, "high") in gauges,
@@ -320,6 +336,57 @@ def test_traceparent_makes_enqueue_span_a_child_of_the_producer_span():
         env.close()
 
 
+def test_same_tenant_and_type_on_two_queues_are_two_series():
+    # A user's report: tenant "check" ran 77 jobs on queue "default" and 10
+    # on queue "q3", and the agent exported one series of 87 with no queue
+    # attribute; an unrelated worker on a third queue (another deployment
+    # on the host: --lib reaches every process mapping libjobq) was added
+    # in too. Every counter and histogram the agent sends carries its queue
+    # (SeriesKey.queue: messaging.destination.name), with exact counts per
+    # queue.
+    env = Env()
+    rd = None
+    try:
+        sock, rd, out = start_reader(env)
+        env.worker("default", "default")
+        env.worker("q3", "q3")
+        env.worker("unrelated", "unrelated")
+        ag = Agent(["--lib", LIBJOBQ, "--sidecar", sock, "--interval", "300"])
+        ag.wait_attached()
+        work = [("check", "email", "normal", 77, 5, "default"),
+                ("check", "email", "normal", 10, 5, "q3"),
+                ("check", "email", "normal", 15, 5, "unrelated")]
+        enqueue_all(env, work)
+        runs = env.wait_done(work)
+        time.sleep(1.0)  # a snapshot after the last job
+        rc, _, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        time.sleep(0.3)
+        frames = stop_reader(rd, out)
+        metrics = [f for f in frames if f["type"] == "metrics"]
+        check(metrics, "no metric snapshot reached the sidecar")
+        last = metrics[-1]
+        got, want = counters_of(last["counters"]), truth_counters(work, runs)
+        check(got == want, "counters differ from the job logs:\n want %s\n got  %s" %
+              (sorted(want.items()), sorted(got.items())))
+        processed = {}
+        for c in last["counters"]:
+            if c["name"] == "jobs.processed":
+                processed[c["queue"]] = processed.get(c["queue"], 0) + c["value"]
+        check(processed == {"default": 77, "q3": 10, "unrelated": 15},
+              "jobs.processed by queue: %s" % processed)
+        check(all(h["queue"] in ("default", "q3", "unrelated") for h in last["histograms"]),
+              "a histogram without its queue: %s" %
+              [(h["name"], h["queue"]) for h in last["histograms"]])
+        check_hists(hists_of(last["histograms"]), runs)
+        bad = {k: v for k, v in last["losses"].items() if v}
+        check(not bad, "losses: %s" % bad)
+    finally:
+        if rd and rd.poll() is None:
+            rd.kill()
+        env.close()
+
+
 def test_pid_attach_and_agent_sigkill_leaves_workers_processing():
     env = Env()
     try:
@@ -339,8 +406,7 @@ def test_pid_attach_and_agent_sigkill_leaves_workers_processing():
         want = {k: v for k, v in want.items() if k[0] != "jobs.enqueued"}
         check(got == want, "pid attach counters:\n want %s\n got  %s" %
               (sorted(want.items()), sorted(got.items())))
-        hists = {(h["name"], h["tenant"], h["job_type"]): h for h in snap["histograms"]}
-        check_hists(hists, runs)
+        check_hists(hists_of(snap["histograms"]), runs)
 
         # Attach again, SIGKILL the agent mid-run: the worker carries on.
         ag = Agent(["--pid", str(w.pid), "--json"])
@@ -368,4 +434,5 @@ if __name__ == "__main__":
             raise SystemExit(77)
     main([test_lib_attach_two_workers_counts_quantiles_spans_exact,
           test_traceparent_makes_enqueue_span_a_child_of_the_producer_span,
+          test_same_tenant_and_type_on_two_queues_are_two_series,
           test_pid_attach_and_agent_sigkill_leaves_workers_processing])

@@ -132,7 +132,7 @@ def parse_truth(text):
                 "status": f[5], "attempt": int(f[6]), "wait_ns": int(f[7]),
                 "wait_hi": int(f[8]), "dur_lo": int(f[9]), "dur_hi": int(f[10]),
                 "trace_hi": int(f[11]), "trace_lo": int(f[12]), "span_id": int(f[13]),
-                "parent_span_id": int(f[14]), "trace_flags": int(f[15]),
+                "parent_span_id": int(f[14]), "trace_flags": int(f[15]), "queue": f[16],
             })
         else:
             other.append(f)
@@ -143,30 +143,33 @@ PRIO = ["high", "normal", "low"]
 
 
 def counter_map(snap):
+    """Counters by (name, queue, tenant, type, priority, status): a series
+    missing its queue (key absent) is keyed by None and never matches."""
     out = {}
     for c in snap["counters"]:
-        key = (c["name"], c["tenant"], c["job_type"], c["priority"], c["status"])
+        key = (c["name"], c.get("queue"), c["tenant"], c["job_type"], c["priority"], c["status"])
         out[key] = out.get(key, 0) + c["value"]
     return out
 
 
 def truth_counters(jobs, other):
+    """The same keys as counter_map(), from the emitter's truth lines."""
     out = {}
 
     def add(k):
         out[k] = out.get(k, 0) + 1
     for j in jobs:
         p = PRIO[j["prio"]]
-        add(("jobs.enqueued", j["tenant"], j["type"], p, ""))
-        add(("jobs.started", j["tenant"], j["type"], p, ""))
-        add(("jobs.processed", j["tenant"], j["type"], p, j["status"]))
+        add(("jobs.enqueued", j["queue"], j["tenant"], j["type"], p, ""))
+        add(("jobs.started", j["queue"], j["tenant"], j["type"], p, ""))
+        add(("jobs.processed", j["queue"], j["tenant"], j["type"], p, j["status"]))
     for f in other:
         if f[0] == "retry":
-            add(("jobs.retried", f[1], f[2], "", "retry"))
+            add(("jobs.retried", f[3], f[1], f[2], "", "retry"))
         elif f[0] == "dead":
-            add(("jobs.dead_lettered", f[1], f[2], "", "dead_letter"))
+            add(("jobs.dead_lettered", f[3], f[1], f[2], "", "dead_letter"))
         elif f[0] == "reap":
-            add(("jobs.reaped", f[1], f[2], "", ""))
+            add(("jobs.reaped", f[3], f[1], f[2], "", ""))
     return out
 
 

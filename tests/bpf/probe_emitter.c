@@ -34,9 +34,9 @@
  *
  * Output lines (tab-separated):
  *   job id tenant type prio status attempt wait_ns wait_hi_ns dur_lo_ns
- *       dur_hi_ns trace_hi trace_lo span_id parent_span_id trace_flags
+ *       dur_hi_ns trace_hi trace_lo span_id parent_span_id trace_flags queue
  *   depth queue tenant high normal low oldest_unix_ns in_flight delayed
- *   reap tenant type / retry tenant type / dead tenant type
+ *   reap tenant type queue / retry tenant type queue / dead tenant type queue
  * [wait_ns, wait_hi_ns] and [dur_lo, dur_hi] bracket the wait and the
  * duration the kernel can measure (clock readings right around the probes).
  */
@@ -158,7 +158,6 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 {
 	uint64_t enq_ns;
 
-	(void)queue;
 	for (long j = 1; j <= g->count; j++) {
 		uint64_t id = (*next_id)++;
 		uint64_t th = 0x1000 + id, tl = id * 7 + 1, sp = 0xabc00 + id;
@@ -212,9 +211,9 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 			(void)tsp;
 			printf("job\t%" PRIu64 "\t%s\ttwin\t%d\tsuccess\t1\t%" PRIu64 "\t%" PRIu64
 			       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
-			       "\t%" PRIu64 "\t%d\n",
+			       "\t%" PRIu64 "\t%d\t%s\n",
 			       id, g->tenant, g->prio, wait_ns, tr1 - enq_ns, tf0 - ts1, tf1 - ts0, th,
-			       tl, tsp, par, fl);
+			       tl, tsp, par, fl, twin_queue);
 		}
 		if (g->sleep_us)
 			sleep_us((uint64_t)g->sleep_us);
@@ -234,23 +233,23 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 		(void)status; /* unused when built with JOBQ_NO_PROBES */
 		(void)enq_ns;
 		printf("job\t%" PRIu64 "\t%s\t%s\t%d\t%s\t1\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
-		       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%d\n",
+		       "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%d\t%s\n",
 		       id, g->tenant, g->type, g->prio, failed ? "failed" : "success", wait_ns,
-		       r1 - enq_ns, f0 - s1, f1 - s0, th, tl, sp, par, fl);
+		       r1 - enq_ns, f0 - s1, f1 - s0, th, tl, sp, par, fl, queue);
 		if (failed && (j / g->fail_every) % 2 == 1) {
 			if (JOBQ_PROBE_ENABLED(retry))
 				JOBQ_PROBE_RETRY(queue, g->tenant, g->type, id, 1, 1000, err);
-			printf("retry\t%s\t%s\n", g->tenant, g->type);
+			printf("retry\t%s\t%s\t%s\n", g->tenant, g->type, queue);
 		} else if (failed) {
 			if (JOBQ_PROBE_ENABLED(dead_letter))
 				JOBQ_PROBE_DEAD_LETTER(queue, g->tenant, g->type, id, 1, err);
 			(void)err;
-			printf("dead\t%s\t%s\n", g->tenant, g->type);
+			printf("dead\t%s\t%s\t%s\n", g->tenant, g->type, queue);
 		}
 	}
 	if (JOBQ_PROBE_ENABLED(reap))
 		JOBQ_PROBE_REAP(queue, g->tenant, g->type, *next_id + 1000000, 2);
-	printf("reap\t%s\t%s\n", g->tenant, g->type);
+	printf("reap\t%s\t%s\t%s\n", g->tenant, g->type, queue);
 	{
 		uint64_t dh = (uint64_t)g->count, dn = 2 * dh, dl = 3 * dh;
 		uint64_t oldest = now_ns(CLOCK_REALTIME) - UINT64_C(5000000000), infl = 7, del = 9;

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """End to end with the real kernel side: jobq-agent (root, BPF) attached to
 the probe emitter of tests/bpf sends to jobq-sidecar, which exports to the
-official-schema OTLP peer. The exported per-tenant counters must equal the
-emitter's job log, every job must have a job.enqueue and a linked
-job.process span, and histograms must keep count == zero + sum(buckets)."""
+official-schema OTLP peer. The exported counters per (queue, tenant, type)
+must equal the emitter's job log, the queue exported as
+messaging.destination.name on counters and histograms alike; every job must
+have a job.enqueue and a linked job.process span, and histograms must keep
+count == zero + sum(buckets)."""
 import os
 import sys
 import subprocess
@@ -46,8 +48,8 @@ def test_agent_to_collector_exact_counts_and_linked_spans():
             cur = {}
             for p in m['sum']['dataPoints']:
                 a = attrs(p['attributes'])
-                k = (m['name'], a.get('tenant.id', ''), a.get('job.type', ''), a.get('job.priority', ''),
-                     a.get('job.status', ''))
+                k = (m['name'], a.get('messaging.destination.name'), a.get('tenant.id', ''),
+                     a.get('job.type', ''), a.get('job.priority', ''), a.get('job.status', ''))
                 cur[k] = cur.get(k, 0) + int(p['asInt'])
             last.update({(m['name'],) + k[1:]: v for k, v in cur.items()})
         return last
@@ -69,11 +71,16 @@ def test_agent_to_collector_exact_counts_and_linked_spans():
            'process span links to its enqueue span')
         eq(attrs(p['attributes']).get('messaging.message.id'), str(j['id']), 'message id as a string')
         eq(p.get('status', {}).get('code', 0), 2 if j['status'] == 'failed' else 0, 'status code')
-    for _, _, m in metrics_of(peer.records('/v1/metrics')[-1:]):
+    hists = set()
+    for _, _, m in metrics_of(peer.records('/v1/metrics')):
         for p in m.get('exponentialHistogram', {}).get('dataPoints', []):
+            a = attrs(p['attributes'])
             eq(int(p['count']), int(p.get('zeroCount', 0)) +
                sum(int(b) for b in p.get('positive', {}).get('bucketCounts', [])),
                '%s count identity' % m['name'])
+            eq(a.get('messaging.destination.name'), 'default', '%s queue attribute' % m['name'])
+            hists.add((m['name'], a.get('tenant.id'), a.get('job.type')))
+    eq(len(hists), 2 * 2, 'wait and duration histograms of the two series')
     sc.stop()
 
 
