@@ -12,3 +12,10 @@ bench-sidecar: $(BUILD)/bench/sidecar_bench $(BUILD)/jobq-sidecar $(BUILD)/tests
 	BUILD=$(BUILD) bench/sidecar_bench_rss.py
 
 BENCH_TARGETS += bench-sidecar
+
+# Load generator for the sidecar's CPU per span (bench/sidecar_span_cpu.py):
+# SpanBatch frames from the agent's own encoder, at a steady rate.
+$(BUILD)/bench/span_load: $(BUILD)/bench/span_load.o $(BUILD)/agent/encode.o $(BUILD)/agent/hist.o \
+		$(BUILD)/agent/wire.o $(BUILD)/agent/snapshot.o $(AGENT_PROTO_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ -lbpf -lprotobuf-c -lm
+$(BUILD)/bench/span_load.o: | $(BPF_SKELS) $(PROTO_GEN)
