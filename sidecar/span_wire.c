@@ -36,7 +36,8 @@ struct kv_in {
 
 struct keyref {
 	struct str s;
-	uint64_t h; /* valid once the hash table is in use */
+	uint64_t head; /* its first 8 bytes, zero-padded: most keys differ there or in length */
+	uint64_t h;    /* valid once the hash table is in use */
 };
 
 /* Singular fields of an agent Span, its attributes in x->kvs. */
@@ -55,6 +56,7 @@ struct emit {
 	struct sc_span_ctx *x;
 	struct sc_buf *out;
 	size_t nkeys;
+	uint64_t bloom; /* a bit per (length, first, last byte) of the keys seen */
 	bool hashed;
 };
 
@@ -235,18 +237,21 @@ static int scan_span(struct sc_span_ctx *x, const uint8_t *p, size_t n, struct s
 		case A_STATUS_MSG: in->smsg = f.data, in->smsgn = f.len; break;
 		case A_FLAGS: in->flags = (uint32_t)f.varint; break;
 		case A_ATTRS: {
-			struct kv_in kv;
-			if (parse_kv(f.data, f.len, &kv))
-				return -1;
-			if (*oom || !grow(&x->kvs, &x->kvs_cap, in->nkv + 1, sizeof(kv))) {
+			/* Decoded in place: a copy of a just-written struct stalls. */
+			struct kv_in spare, *kv = &spare;
+			if (!*oom && !grow(&x->kvs, &x->kvs_cap, in->nkv + 1, sizeof(*kv)))
 				*oom = true; /* keep checking; nothing is written */
+			if (!*oom)
+				kv = (struct kv_in *)x->kvs + in->nkv;
+			if (parse_kv(f.data, f.len, kv))
+				return -1;
+			if (*oom)
 				break;
-			}
-			if (in->queue < 0 && raw_key_is(kv.key, kv.keyn, "job.queue"))
+			if (in->queue < 0 && raw_key_is(kv->key, kv->keyn, "job.queue"))
 				in->queue = (long)in->nkv;
-			if (in->jobid < 0 && raw_key_is(kv.key, kv.keyn, "job.id"))
+			if (in->jobid < 0 && raw_key_is(kv->key, kv->keyn, "job.id"))
 				in->jobid = (long)in->nkv;
-			((struct kv_in *)x->kvs)[in->nkv++] = kv;
+			in->nkv++;
 			break;
 		}
 		case A_EVENTS: {
@@ -378,19 +383,47 @@ static bool rehash(struct emit *e, size_t want)
 	return true;
 }
 
+static uint64_t key_head(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+	if (n >= 8) {
+		memcpy(&v, p, 8); /* one load (a variable-size copy stalls the read back) */
+		return v;
+	}
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static uint64_t key_bit(const uint8_t *p, size_t n)
+{
+	return n ? 1ull << ((n * 7 + p[0] * 13u + p[n - 1] * 5u) & 63) : 1;
+}
+
+static void forget_keys(struct emit *e)
+{
+	e->nkeys = 0;
+	e->bloom = 0;
+	e->hashed = false;
+}
+
 /* true if key was seen in this attribute list; else records it. A failed
- * allocation marks the output overflowed (the span cannot be kept). */
+ * allocation marks the output overflowed (the span cannot be kept). The
+ * usual span has a dozen distinct keys: the filter answers most lookups
+ * without a comparison, the first 8 bytes and the length most others. */
 static bool seen(struct emit *e, const struct str *key)
 {
 	struct sc_span_ctx *x = e->x;
 	const uint8_t *kp = str_ptr(x, key);
 	struct keyref *k = x->keys;
-	uint64_t h = 0;
+	uint64_t h = 0, head = key_head(kp, key->n), bit = key_bit(kp, key->n);
 
 	if (!e->hashed) {
-		for (size_t i = 0; i < e->nkeys; i++)
-			if (k[i].s.n == key->n && !memcmp(str_ptr(x, &k[i].s), kp, key->n))
-				return true;
+		if (e->bloom & bit)
+			for (size_t i = 0; i < e->nkeys; i++)
+				if (k[i].head == head && k[i].s.n == key->n &&
+				    (key->n <= 8 || !memcmp(str_ptr(x, &k[i].s) + 8, kp + 8, key->n - 8)))
+					return true;
 	} else {
 		h = hash(kp, key->n);
 		for (size_t j = (size_t)h & (x->table_cap - 1); x->table[j]; j = (j + 1) & (x->table_cap - 1)) {
@@ -404,9 +437,9 @@ static bool seen(struct emit *e, const struct str *key)
 		return true;
 	}
 	k = x->keys;
-	k[e->nkeys].s = *key;
-	k[e->nkeys].h = h;
+	k[e->nkeys] = (struct keyref){ *key, head, h };
 	e->nkeys++;
+	e->bloom |= bit;
 	if (e->hashed ? e->nkeys * 2 > x->table_cap : e->nkeys > LINEAR_KEYS) {
 		if (!rehash(e, e->nkeys)) {
 			e->out->overflow = true;
@@ -549,8 +582,7 @@ static void put_event(struct emit *e, const uint8_t *p, size_t n)
 	if (name.n)
 		q = sc_pb_put_bytes(q, 2, str_ptr(e->x, &name), name.n);
 	e->out->len += (size_t)(q - w);
-	e->nkeys = 0; /* the event's own attribute list */
-	e->hashed = false;
+	forget_keys(e); /* the event's own attribute list */
 	while (sc_pb_next(&p, end, &f) == 1)
 		if (f.number == 3 && parse_kv(f.data, f.len, &kv) == 0)
 			put_agent_kv(e, 3, &kv);
@@ -612,8 +644,7 @@ static void put_span(struct emit *e, const struct span_in *in, const uint8_t *sp
 	e->out->len += (size_t)(p - w);
 
 	/* Attributes: the agent's, then the messaging conventions it lacks. */
-	e->nkeys = 0;
-	e->hashed = false;
+	forget_keys(e);
 	for (size_t i = 0; i < in->nkv; i++)
 		put_agent_kv(e, O_ATTRS, &kvs[i]);
 	struct str k = cstr("messaging.system"), v = cstr("jobq");
@@ -693,7 +724,7 @@ int sc_span_transcode(struct sc_span_ctx *x, const uint8_t *span, size_t len, st
 	if (oom)
 		out->overflow = true;
 	if (!out->overflow) {
-		struct emit e = { x, out, 0, false };
+		struct emit e = { x, out, 0, 0, false };
 		put_span(&e, &in, span, len);
 	}
 	return SC_SPAN_OK;
