@@ -12,6 +12,9 @@ binary, and the load average before and after.
 
   sidecar_span_cpu.py --bin OLD --bin NEW [--runs 7] [--rate 40000] [--seconds 5]
                       [--protocol http/protobuf|http/json] [--gzip] [--otlp-file]
+
+A --bin of the form VAR=VALUE,VAR2=VALUE2@PATH runs PATH with those
+environment variables (e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE=2048@build/jobq-sidecar).
 """
 import argparse
 import http.server
@@ -40,11 +43,15 @@ class Sink(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def one(binary, args, endpoint, tmp):
+def one(spec, args, endpoint, tmp):
     sock = os.path.join(tmp, "sc.sock")
     env = dict(os.environ, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
                OTEL_EXPORTER_OTLP_PROTOCOL=args.protocol,
                OTEL_EXPORTER_OTLP_COMPRESSION="gzip" if args.gzip else "none")
+    binary = spec
+    if "@" in spec:
+        assigns, binary = spec.split("@", 1)
+        env.update(kv.split("=", 1) for kv in assigns.split(","))
     cmd = [binary, "--listen", sock, "--prom-listen", "off"]
     if args.otlp_file:
         cmd += ["--otlp-file", os.path.join(tmp, "out.jsonl")]
