@@ -12,7 +12,7 @@ $(BUILD)/bench/sidecar_bench.o $(BUILD)/tests/sidecar/traces_pbc.o: CFLAGS_ALL +
 $(BUILD)/bench/sidecar_bench.o $(BUILD)/tests/sidecar/traces_pbc.o: | $(SC_PROTO_H) $(PROTO_GEN) $(BPF_SKELS)
 
 .PHONY: bench-sidecar
-bench-sidecar: $(BUILD)/bench/sidecar_bench $(BUILD)/jobq-sidecar $(BUILD)/tests/sidecar/fake_agent
+bench-sidecar: $(BUILD)/bench/sidecar_bench $(BUILD)/jobq-sidecar $(BUILD)/tests/sidecar/fake_agent $(BUILD)/bench/span_load
 	$(BUILD)/bench/sidecar_bench
 	BUILD=$(BUILD) bench/sidecar_bench_rss.py
 
