@@ -5,7 +5,9 @@
  *                   from a store of T tenants x 5 types (jobs.enqueued,
  *                   jobs.processed, jobs.wait_time per pair; two gauges per
  *                   tenant), median of several runs;
- *   per span:       build + pack of a traces request of agent spans;
+ *   per span:       decode of agent SpanBatch frames + encode of the traces
+ *                   request, direct (spans.c) and through protobuf-c (the
+ *                   former path, tests/sidecar/traces_pbc.c), side by side;
  *   payload size:   bytes per series for growing series counts (linear
  *                   growth = constant bytes per series).
  * Prints figures only; the test suite asserts behaviour, not speed.
@@ -15,8 +17,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/encode.h"
 #include "sidecar/otlp.h"
 #include "sidecar/otlp_json.h"
+#include "sidecar/spans.h"
+#include "tests/sidecar/traces_pbc.h"
 
 static const char *noenv(void *c, const char *n)
 {
@@ -180,78 +185,127 @@ static struct result bench_metrics(int tenants, int types, const struct sc_ident
 	return r;
 }
 
-static double bench_spans(size_t n, const struct sc_identity *id, size_t *bytes)
+/* n agent spans as the agent sends them (its own encoder, the agent's
+ * attribute set; every 16th job failed), in frames of 512. */
+static struct batch_bytes {
+	uint8_t *p;
+	size_t n;
+} *agent_frames(size_t n, size_t *nframes)
+{
+	struct batch_bytes *f = calloc(n / 512 + 1, sizeof(*f));
+	struct span *sp = calloc(512, sizeof(*sp));
+	if (!f || !sp)
+		die("out of memory");
+	*nframes = 0;
+	for (size_t done = 0; done < n;) {
+		size_t k = 0;
+		for (; k < 512 && done < n; k++, done++) {
+			struct span *s = &sp[k];
+			memset(s, 0, sizeof(*s));
+			s->kind = done % 2 ? SPAN_PROCESS : SPAN_ENQUEUE;
+			for (int i = 0; i < 16; i++)
+				s->trace_id[i] = s->link_trace_id[i] = (uint8_t)(done + (size_t)i + 1);
+			for (int i = 0; i < 8; i++)
+				s->span_id[i] = s->link_span_id[i] = (uint8_t)(done * 7 + (size_t)i + 1);
+			s->has_link = s->kind == SPAN_PROCESS;
+			s->flags = 1;
+			s->start_unix_ns = 1700000000000000000ull + done;
+			s->end_unix_ns = s->start_unix_ns + 1000000;
+			s->job_id = 1000 + done / 2;
+			s->attempt = 1;
+			s->priority = 1;
+			s->wait_ns = 1500000;
+			s->status = done % 32 == 31 ? JOBQ_STATUS_FAILED : JOBQ_STATUS_SUCCESS;
+			snprintf(s->tenant, sizeof(s->tenant), "tenant-%zu", done % 10);
+			snprintf(s->type, sizeof(s->type), "email");
+			snprintf(s->queue, sizeof(s->queue), "default");
+			if (s->status == JOBQ_STATUS_FAILED)
+				snprintf(s->error, sizeof(s->error), "boom");
+		}
+		uint8_t *buf;
+		size_t len;
+		if (encode_spans(sp, k, 0, &buf, &len))
+			die("encode_spans");
+		/* The SpanBatch inside: skip the length prefix and the Frame's
+		 * version (2 bytes) and spans tag + length. */
+		const uint8_t *p = buf + 4 + 2 + 1;
+		while (*p++ & 0x80)
+			;
+		f[*nframes].n = len - (size_t)(p - buf);
+		f[*nframes].p = malloc(f[*nframes].n);
+		if (!f[*nframes].p)
+			die("out of memory");
+		memcpy(f[*nframes].p, p, f[*nframes].n);
+		(*nframes)++;
+		free(buf);
+	}
+	free(sp);
+	return f;
+}
+
+/* Per span: decode the frames and encode the traces request, both ways:
+ * protobuf-c decode + OTLP tree + pack (the path before span_wire.c, kept
+ * as tests/sidecar/traces_pbc.c), and the direct transcoding (spans.c). */
+static void bench_spans(size_t n, const struct sc_identity *id, double *ns_pbc, double *ns_direct,
+			size_t *bytes)
 {
 	struct sc_store *s = make_store(1, 1);
-	double best[7];
+	size_t nf;
+	struct batch_bytes *f = agent_frames(n, &nf);
+	double t_pbc[7], t_dir[7];
 	for (int run = 0; run < 7; run++) {
-		struct sc_spanbuf sb;
-		sc_spanbuf_init(&sb, n);
-		Jobq__Agent__SpanBatch *b = calloc(1, sizeof(*b));
-		if (!b)
-			die("out of memory");
-		jobq__agent__span_batch__init(b);
-		b->spans = calloc(n, sizeof(*b->spans));
-		for (size_t i = 0; i < n; i++) {
-			Jobq__Agent__Span *sp = calloc(1, sizeof(*sp));
-			Jobq__Agent__KeyValue **kv = calloc(3, sizeof(*kv));
-			Jobq__Agent__SpanLink **ln = calloc(1, sizeof(*ln));
-			if (!sp || !kv || !ln || !b->spans)
-				die("out of memory");
-			jobq__agent__span__init(sp);
-			sp->trace_id = (ProtobufCBinaryData){ 16, calloc(16, 1) };
-			sp->span_id = (ProtobufCBinaryData){ 8, calloc(8, 1) };
-			sp->trace_id.data[0] = sp->span_id.data[0] = 1;
-			sp->name = strdup("job.process");
-			sp->kind = JOBQ__AGENT__SPAN_KIND__SPAN_KIND_CONSUMER;
-			sp->start_unix_ns = 1;
-			sp->end_unix_ns = 2;
-			const char *keys[3] = { "tenant.id", "job.type", "job.queue" };
-			for (int j = 0; j < 3; j++) {
-				kv[j] = calloc(1, sizeof(**kv));
-				jobq__agent__key_value__init(kv[j]);
-				kv[j]->key = strdup(keys[j]);
-				kv[j]->value_case = JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE;
-				kv[j]->string_value = strdup("tenant-00042");
-			}
-			sp->attributes = kv;
-			sp->n_attributes = 3;
-			ln[0] = calloc(1, sizeof(**ln));
-			jobq__agent__span_link__init(ln[0]);
-			ln[0]->trace_id = (ProtobufCBinaryData){ 16, calloc(16, 1) };
-			ln[0]->span_id = (ProtobufCBinaryData){ 8, calloc(8, 1) };
-			ln[0]->trace_id.data[0] = ln[0]->span_id.data[0] = 2;
-			sp->links = ln;
-			sp->n_links = 1;
-			b->spans[b->n_spans++] = sp;
-		}
-		struct sc_arena *ar = calloc(1, sizeof(*ar));
-		if (!ar)
-			die("out of memory");
-		sc_arena_init(ar, 0);
-		if (sc_spanbuf_add(&sb, 0, b, ar))
-			die("spanbuf");
 		struct sc_arena a;
-		sc_arena_init(&a, 0);
+		ProtobufCAllocator alloc;
+		struct sc_pbc_batch *pb = calloc(nf, sizeof(*pb));
 		size_t ns, ninv;
+		if (!pb)
+			die("out of memory");
+		sc_arena_init(&a, 0);
+		sc_arena_pb_allocator(&a, &alloc);
 		double t0 = now_s();
-		sc_traces_req *req = sc_otlp_build_traces(&a, &sb, s, id, NULL, 0, &ns, &ninv);
+		for (size_t i = 0; i < nf; i++) {
+			pb[i].slot = 0;
+			if (!(pb[i].batch = jobq__agent__span_batch__unpack(&alloc, f[i].n, f[i].p)))
+				die("unpack");
+		}
+		sc_traces_req *req = sc_traces_pbc(&a, pb, nf, s, id, NULL, 0, &ns, &ninv);
 		if (!req || ns != n)
 			die("build traces");
-		*bytes = protobuf_c_message_get_packed_size(&req->base);
-		uint8_t *buf = malloc(*bytes);
+		size_t len = protobuf_c_message_get_packed_size(&req->base);
+		uint8_t *buf = malloc(len);
 		if (!buf)
 			die("out of memory");
 		protobuf_c_message_pack(&req->base, buf);
-		best[run] = (now_s() - t0) * 1e9 / (double)n;
+		t_pbc[run] = (now_s() - t0) * 1e9 / (double)n;
+		free(buf);
+		free(pb);
+		sc_arena_free(&a);
+
+		struct sc_spanbuf sb;
+		sc_spanbuf_init(&sb, n, n);
+		sc_arena_init(&a, 0);
+		t0 = now_s();
+		for (size_t i = 0; i < nf; i++) {
+			size_t refused;
+			uint64_t dropped;
+			if (sc_spanbuf_add(&sb, 0, f[i].p, f[i].n, &refused, &dropped) || refused)
+				die("spanbuf");
+		}
+		if (sc_spanbuf_encode(&sb, &a, s, id, NULL, 0, &buf, bytes) || sb.nspans != n)
+			die("encode traces");
+		t_dir[run] = (now_s() - t0) * 1e9 / (double)n;
 		free(buf);
 		sc_arena_free(&a);
-		sc_spanbuf_clear(&sb); /* frees the (empty) arena; the batch is ours */
-		protobuf_c_message_free_unpacked(&b->base, NULL);
+		sc_spanbuf_free(&sb);
 	}
-	qsort(best, 7, sizeof(double), cmp_d);
+	qsort(t_pbc, 7, sizeof(double), cmp_d);
+	qsort(t_dir, 7, sizeof(double), cmp_d);
+	*ns_pbc = t_pbc[3];
+	*ns_direct = t_dir[3];
+	for (size_t i = 0; i < nf; i++)
+		free(f[i].p);
+	free(f);
 	sc_store_free(s);
-	return best[3];
 }
 
 int main(void)
@@ -265,9 +319,10 @@ int main(void)
 	printf("  metrics: %zu points (2000 tenants x 5 types): %.0f ns/point protobuf, %.0f ns/point protobuf+JSON\n",
 	       r.points, r.ns_pb, r.ns_json);
 	size_t sb;
-	double ns = bench_spans(2048, &id, &sb);
-	printf("  spans:   2048 spans: %.0f ns/span protobuf (%zu bytes, %.0f bytes/span)\n", ns, sb,
-	       (double)sb / 2048);
+	double pbc, direct;
+	bench_spans(2048, &id, &pbc, &direct, &sb);
+	printf("  spans:   2048 agent spans, decode + encode: %.0f ns/span direct (span_wire.c), %.0f ns/span "
+	       "protobuf-c path (%zu bytes, %.0f bytes/span)\n", direct, pbc, sb, (double)sb / 2048);
 
 	printf("payload size vs active series (tenants x 5 types; 3 series per pair + 2 per tenant)\n");
 	int ts[] = { 10, 100, 1000, 10000 };

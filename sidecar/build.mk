@@ -30,7 +30,7 @@ $(BUILD)/san/sidecar/proto/%.pb-c.o: $(SC_PROTO_OUT)/%.pb-c.c
 
 # Library-like modules (pure or thin I/O), shared by the binary, the tests
 # and the benchmark.
-SC_MODULES := buf arena utf8 config retry frame wire store stats otlp otlp_json \
+SC_MODULES := buf arena utf8 config retry frame span_wire spans store stats otlp otlp_json \
 	starvation prom export queue server
 SC_OBJ := $(SC_MODULES:%=$(BUILD)/sidecar/%.o)
 SC_SAN_OBJ := $(SC_MODULES:%=$(BUILD)/san/sidecar/%.o)

@@ -23,12 +23,6 @@ typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint NumberDP;
 typedef Opentelemetry__Proto__Metrics__V1__HistogramDataPoint HistDP;
 typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint ExpDP;
 typedef Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint__Buckets Buckets;
-typedef Opentelemetry__Proto__Trace__V1__ResourceSpans ResourceSpans;
-typedef Opentelemetry__Proto__Trace__V1__ScopeSpans ScopeSpans;
-typedef Opentelemetry__Proto__Trace__V1__Span Span;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event Event;
-typedef Opentelemetry__Proto__Trace__V1__Span__Link Link;
-typedef Opentelemetry__Proto__Trace__V1__Status Status;
 
 #define TEMP_DELTA OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_DELTA
 #define TEMP_CUMULATIVE OPENTELEMETRY__PROTO__METRICS__V1__AGGREGATION_TEMPORALITY__AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -97,7 +91,7 @@ KV *sc_kv_int(struct sc_arena *a, const char *k, int64_t val)
 	return kv;
 }
 
-static KV *kv_bool(struct sc_arena *a, const char *k, bool val)
+KV *sc_kv_bool(struct sc_arena *a, const char *k, bool val)
 {
 	KV *kv = kv_new(a, k);
 	if (!kv)
@@ -107,7 +101,7 @@ static KV *kv_bool(struct sc_arena *a, const char *k, bool val)
 	return kv;
 }
 
-static KV *kv_double(struct sc_arena *a, const char *k, double val)
+KV *sc_kv_double(struct sc_arena *a, const char *k, double val)
 {
 	KV *kv = kv_new(a, k);
 	if (!kv)
@@ -150,8 +144,8 @@ static void kvs_add(struct kvs *l, KV *kv)
 
 /* service.name, then OTEL_RESOURCE_ATTRIBUTES, then detected attributes
  * that the user did not set. */
-static Resource *resource_new(struct sc_arena *a, const struct sc_identity *id,
-			      const struct sc_agent *ag)
+Resource *sc_otlp_resource(struct sc_arena *a, const struct sc_identity *id,
+			   const struct sc_agent *ag)
 {
 	const struct sc_config *c = id->cfg;
 	Resource *r = NEW(a, Resource, OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT);
@@ -186,7 +180,7 @@ static Resource *resource_new(struct sc_arena *a, const struct sc_identity *id,
 	return r;
 }
 
-static Scope *scope_new(struct sc_arena *a)
+Scope *sc_otlp_scope(struct sc_arena *a)
 {
 	Scope *s = NEW(a, Scope, OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT);
 	if (s) {
@@ -220,7 +214,7 @@ static KV **series_attrs(struct sc_arena *a, const struct sc_series *se, size_t 
 	struct kvs l;
 	kvs_init(a, &l, SC_ATTR_COUNT);
 	if (se->overflow) {
-		kvs_add(&l, kv_bool(a, "otel.metric.overflow", true));
+		kvs_add(&l, sc_kv_bool(a, "otel.metric.overflow", true));
 	} else {
 		/* Store strings are valid UTF-8 already and outlive the request:
 		 * point at them instead of copying (the hot path of an export). */
@@ -613,8 +607,8 @@ static ResourceMetrics *rm_new(struct mb *b, const struct sc_agent *ag, size_t n
 	ScopeMetrics *sm = NEW(b->a, ScopeMetrics, OPENTELEMETRY__PROTO__METRICS__V1__SCOPE_METRICS__INIT);
 	ScopeMetrics **sms = NEWV(b->a, ScopeMetrics *, 1);
 	Metric **ms = NEWV(b->a, Metric *, nmetrics);
-	if (!rm || !sm || !sms || !ms || !(rm->resource = resource_new(b->a, b->id, ag)) ||
-	    !(sm->scope = scope_new(b->a)))
+	if (!rm || !sm || !sms || !ms || !(rm->resource = sc_otlp_resource(b->a, b->id, ag)) ||
+	    !(sm->scope = sc_otlp_scope(b->a)))
 		return NULL;
 	sms[0] = sm;
 	rm->scope_metrics = sms;
@@ -756,274 +750,5 @@ sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 	req->resource_metrics = rms;
 	req->n_resource_metrics = nrm;
 	*npoints = b.npoints;
-	return req;
-}
-
-/* ---- traces ---- */
-
-struct sc_spanbatch {
-	struct sc_spanbatch *next;
-	int slot;
-	Jobq__Agent__SpanBatch *batch; /* lives in arena */
-	struct sc_arena *arena;
-};
-
-static void batch_free(struct sc_arena *arena)
-{
-	sc_arena_free(arena);
-	free(arena);
-}
-
-void sc_spanbuf_init(struct sc_spanbuf *b, size_t limit)
-{
-	memset(b, 0, sizeof(*b));
-	b->limit = limit;
-}
-
-size_t sc_spanbuf_add(struct sc_spanbuf *b, int slot, Jobq__Agent__SpanBatch *batch,
-		      struct sc_arena *arena)
-{
-	size_t n = batch->n_spans;
-	struct sc_spanbatch *e = NULL;
-	if (n == 0 || b->nspans + n > b->limit || !(e = malloc(sizeof(*e)))) {
-		batch_free(arena);
-		return n;
-	}
-	e->arena = arena;
-	e->next = NULL;
-	e->slot = slot;
-	e->batch = batch;
-	if (b->tail)
-		b->tail->next = e;
-	else
-		b->head = e;
-	b->tail = e;
-	b->nspans += n;
-	return 0;
-}
-
-void sc_spanbuf_clear(struct sc_spanbuf *b)
-{
-	struct sc_spanbatch *e = b->head;
-	while (e) {
-		struct sc_spanbatch *next = e->next;
-		batch_free(e->arena);
-		free(e);
-		e = next;
-	}
-	b->head = b->tail = NULL;
-	b->nspans = 0;
-}
-
-static KV *kv_from_agent(struct sc_arena *a, const Jobq__Agent__KeyValue *in)
-{
-	/* Semantic conventions: messaging.message.id is a string. */
-	if (in->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE && in->key &&
-	    !strcmp(in->key, "messaging.message.id")) {
-		char buf[32];
-		snprintf(buf, sizeof(buf), "%lld", (long long)in->int_value);
-		return sc_kv_str(a, in->key, buf);
-	}
-	switch (in->value_case) {
-	case JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE:
-		return sc_kv_str(a, in->key, in->string_value ? in->string_value : "");
-	case JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE:
-		return sc_kv_int(a, in->key, in->int_value);
-	case JOBQ__AGENT__KEY_VALUE__VALUE_DOUBLE_VALUE:
-		return kv_double(a, in->key, in->double_value);
-	case JOBQ__AGENT__KEY_VALUE__VALUE_BOOL_VALUE:
-		return kv_bool(a, in->key, in->bool_value);
-	default:
-		return sc_kv_str(a, in->key, "");
-	}
-}
-
-static const Jobq__Agent__KeyValue *find_attr(const Jobq__Agent__Span *sp, const char *k)
-{
-	for (size_t i = 0; i < sp->n_attributes; i++)
-		if (sp->attributes[i]->key && !strcmp(sp->attributes[i]->key, k))
-			return sp->attributes[i];
-	return NULL;
-}
-
-static bool id_ok(ProtobufCBinaryData d, size_t len)
-{
-	if (d.len != len)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (d.data[i])
-			return true;
-	return false; /* all-zero ids are invalid in W3C / OTLP */
-}
-
-/* Converts one agent span, adding the messaging semantic conventions. */
-static Span *span_from_agent(struct sc_arena *a, const Jobq__Agent__Span *in)
-{
-	if (!id_ok(in->trace_id, 16) || !id_ok(in->span_id, 8) ||
-	    (in->parent_span_id.len && !id_ok(in->parent_span_id, 8)))
-		return (Span *)-1;
-	Span *sp = NEW(a, Span, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT);
-	Status *st = NEW(a, Status, OPENTELEMETRY__PROTO__TRACE__V1__STATUS__INIT);
-	if (!sp || !st)
-		return NULL;
-	sp->trace_id = in->trace_id;
-	sp->span_id = in->span_id;
-	sp->parent_span_id = in->parent_span_id;
-	sp->flags = in->flags;
-	sp->name = str_utf8(a, in->name && *in->name ? in->name : "job");
-	sp->kind = (int)in->kind >= 0 && in->kind <= 5 ? (Opentelemetry__Proto__Trace__V1__Span__SpanKind)in->kind : 0;
-	sp->start_time_unix_nano = in->start_unix_ns;
-	sp->end_time_unix_nano = in->end_unix_ns;
-
-	struct kvs l;
-	kvs_init(a, &l, in->n_attributes + 5);
-	for (size_t i = 0; i < in->n_attributes; i++)
-		kvs_add(&l, kv_from_agent(a, in->attributes[i]));
-	kvs_add(&l, sc_kv_str(a, "messaging.system", "jobq"));
-	if (in->kind == JOBQ__AGENT__SPAN_KIND__SPAN_KIND_PRODUCER)
-		kvs_add(&l, sc_kv_str(a, "messaging.operation.type", "create"));
-	else if (in->kind == JOBQ__AGENT__SPAN_KIND__SPAN_KIND_CONSUMER)
-		kvs_add(&l, sc_kv_str(a, "messaging.operation.type", "process"));
-	const Jobq__Agent__KeyValue *q = find_attr(in, "job.queue");
-	if (q && q->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE)
-		kvs_add(&l, sc_kv_str(a, "messaging.destination.name", q->string_value));
-	const Jobq__Agent__KeyValue *jid = find_attr(in, "job.id");
-	if (jid && jid->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_INT_VALUE) {
-		char buf[32];
-		snprintf(buf, sizeof(buf), "%lld", (long long)jid->int_value);
-		kvs_add(&l, sc_kv_str(a, "messaging.message.id", buf));
-	} else if (jid && jid->value_case == JOBQ__AGENT__KEY_VALUE__VALUE_STRING_VALUE) {
-		kvs_add(&l, sc_kv_str(a, "messaging.message.id", jid->string_value));
-	}
-	if (l.failed || !sp->name)
-		return NULL;
-	sp->attributes = l.v;
-	sp->n_attributes = l.n;
-
-	if (in->n_events) {
-		Event **ev = NEWV(a, Event *, in->n_events);
-		if (!ev)
-			return NULL;
-		for (size_t i = 0; i < in->n_events; i++) {
-			const Jobq__Agent__SpanEvent *ie = in->events[i];
-			Event *e = NEW(a, Event, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT);
-			if (!e || !(e->name = str_utf8(a, ie->name ? ie->name : "")))
-				return NULL;
-			e->time_unix_nano = ie->time_unix_nano;
-			struct kvs el;
-			kvs_init(a, &el, ie->n_attributes);
-			for (size_t j = 0; j < ie->n_attributes; j++)
-				kvs_add(&el, kv_from_agent(a, ie->attributes[j]));
-			if (el.failed)
-				return NULL;
-			e->attributes = el.v;
-			e->n_attributes = el.n;
-			ev[i] = e;
-		}
-		sp->events = ev;
-		sp->n_events = in->n_events;
-	}
-	if (in->n_links) {
-		Link **lk = NEWV(a, Link *, in->n_links);
-		size_t k = 0;
-		if (!lk)
-			return NULL;
-		for (size_t i = 0; i < in->n_links; i++) {
-			const Jobq__Agent__SpanLink *il = in->links[i];
-			if (!id_ok(il->trace_id, 16) || !id_ok(il->span_id, 8)) {
-				sp->dropped_links_count++;
-				continue;
-			}
-			Link *li = NEW(a, Link, OPENTELEMETRY__PROTO__TRACE__V1__SPAN__LINK__INIT);
-			if (!li)
-				return NULL;
-			li->trace_id = il->trace_id;
-			li->span_id = il->span_id;
-			li->flags = il->flags;
-			lk[k++] = li;
-		}
-		sp->links = lk;
-		sp->n_links = k;
-	}
-	if (in->status_error) {
-		st->code = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
-		if (!(st->message = str_utf8(a, in->status_message ? in->status_message : "")))
-			return NULL;
-	}
-	sp->status = st;
-	return sp;
-}
-
-static ResourceSpans *rs_new(struct sc_arena *a, const struct sc_identity *id,
-			     const struct sc_agent *ag, Span **spans, size_t n)
-{
-	ResourceSpans *rs = NEW(a, ResourceSpans, OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT);
-	ScopeSpans *ss = NEW(a, ScopeSpans, OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT);
-	ScopeSpans **sss = NEWV(a, ScopeSpans *, 1);
-	if (!rs || !ss || !sss || !(rs->resource = resource_new(a, id, ag)) || !(ss->scope = scope_new(a)))
-		return NULL;
-	ss->spans = spans;
-	ss->n_spans = n;
-	sss[0] = ss;
-	rs->scope_spans = sss;
-	rs->n_scope_spans = 1;
-	return rs;
-}
-
-sc_traces_req *sc_otlp_build_traces(struct sc_arena *a, struct sc_spanbuf *b,
-				    const struct sc_store *s, const struct sc_identity *id,
-				    sc_otlp_span **extra, size_t nextra,
-				    size_t *nspans, size_t *ninvalid)
-{
-	sc_traces_req *req = NEW(a, sc_traces_req,
-				 OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT);
-	ResourceSpans **rss = NEWV(a, ResourceSpans *, SC_MAX_AGENTS + 1);
-	Span **all = NEWV(a, Span *, b->nspans);
-	size_t per_agent[SC_MAX_AGENTS] = { 0 };
-	if (!req || !rss || !all)
-		return NULL;
-	*nspans = *ninvalid = 0;
-
-	/* Convert in arrival order, then group by agent with a counting sort. */
-	int *slot_of = NEWV(a, int, b->nspans);
-	size_t n = 0;
-	if (!slot_of)
-		return NULL;
-	for (struct sc_spanbatch *e = b->head; e; e = e->next) {
-		for (size_t i = 0; i < e->batch->n_spans; i++) {
-			Span *sp = span_from_agent(a, e->batch->spans[i]);
-			if (sp == (Span *)-1) {
-				(*ninvalid)++;
-				continue;
-			}
-			if (!sp)
-				return NULL;
-			slot_of[n] = e->slot;
-			all[n++] = sp;
-			per_agent[e->slot]++;
-		}
-	}
-	size_t nrs = 0;
-	for (int slot = 0; slot < SC_MAX_AGENTS; slot++) {
-		if (!per_agent[slot])
-			continue;
-		Span **mine = NEWV(a, Span *, per_agent[slot]);
-		size_t k = 0;
-		if (!mine)
-			return NULL;
-		for (size_t i = 0; i < n; i++)
-			if (slot_of[i] == slot)
-				mine[k++] = all[i];
-		const struct sc_agent *ag = s->agents[slot].used ? &s->agents[slot] : NULL;
-		if (!(rss[nrs++] = rs_new(a, id, ag, mine, k)))
-			return NULL;
-	}
-	if (nextra) {
-		if (!(rss[nrs++] = rs_new(a, id, NULL, extra, nextra)))
-			return NULL;
-	}
-	req->resource_spans = rss;
-	req->n_resource_spans = nrs;
-	*nspans = n + nextra;
 	return req;
 }

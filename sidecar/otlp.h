@@ -1,5 +1,6 @@
 /*
- * otlp.h - builds OTLP export requests from the store and agent spans.
+ * otlp.h - builds OTLP metrics requests from the store, and the resources
+ * and attributes the traces request (spans.h) and the starvation check use.
  *
  * The request trees are protobuf-c structs of our own opentelemetry .proto
  * files, allocated in an arena that dies after packing. Pure apart from the
@@ -79,31 +80,18 @@ sc_metrics_req *sc_otlp_build_metrics(struct sc_arena *a, struct sc_store *s,
 				      uint64_t now_ns, size_t max_points, struct sc_metrics_cursor *cur,
 				      size_t *npoints);
 
-/* Pending agent spans, bounded by count (oldest batches are kept; a batch
- * that would pass the limit is dropped and counted by the caller). */
-struct sc_spanbuf {
-	struct sc_spanbatch *head, *tail;
-	size_t nspans, limit;
-};
-void sc_spanbuf_init(struct sc_spanbuf *b, size_t limit);
-/* Takes ownership of batch and of the heap-allocated arena it was decoded
- * into (both freed when the spans are exported or refused). Returns the
- * number of spans it refused. */
-size_t sc_spanbuf_add(struct sc_spanbuf *b, int agent_slot, Jobq__Agent__SpanBatch *batch,
-		      struct sc_arena *arena);
-void sc_spanbuf_clear(struct sc_spanbuf *b);
+/* The resource of an agent's data (service.name, OTEL_RESOURCE_ATTRIBUTES,
+ * host.name, the agent's identity from its Hello), or of the sidecar's own
+ * (ag NULL), and the instrumentation scope (SC_SCOPE_NAME, SC_VERSION).
+ * Also used by the traces request (spans.c). NULL on arena exhaustion. */
+Opentelemetry__Proto__Resource__V1__Resource *sc_otlp_resource(struct sc_arena *a, const struct sc_identity *id,
+							       const struct sc_agent *ag);
+Opentelemetry__Proto__Common__V1__InstrumentationScope *sc_otlp_scope(struct sc_arena *a);
 
-/* Builds the traces request from every pending span (the buffer is then
- * empty) plus `extra` sidecar spans (e.g. the starvation check) put under
- * the sidecar's own resource. *nspans counts what went in, *ninvalid the
- * agent spans dropped for malformed ids. NULL on arena exhaustion. */
-sc_traces_req *sc_otlp_build_traces(struct sc_arena *a, struct sc_spanbuf *b,
-				    const struct sc_store *s, const struct sc_identity *id,
-				    sc_otlp_span **extra, size_t nextra,
-				    size_t *nspans, size_t *ninvalid);
-
-/* Helpers shared with the starvation check. */
+/* KeyValues in the arena, strings made valid UTF-8 (starvation check). */
 Opentelemetry__Proto__Common__V1__KeyValue *sc_kv_str(struct sc_arena *a, const char *k, const char *v);
 Opentelemetry__Proto__Common__V1__KeyValue *sc_kv_int(struct sc_arena *a, const char *k, int64_t v);
+Opentelemetry__Proto__Common__V1__KeyValue *sc_kv_bool(struct sc_arena *a, const char *k, bool v);
+Opentelemetry__Proto__Common__V1__KeyValue *sc_kv_double(struct sc_arena *a, const char *k, double v);
 
 #endif

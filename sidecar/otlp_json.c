@@ -6,12 +6,54 @@
 #include <stdbool.h>
 #include <string.h>
 
-static void put_key(struct sc_buf *o, const char *snake)
+/* Appends without a call for the common case (the encoder writes a few
+ * bytes at a time); sc_buf_append() handles growth and the limit. */
+static inline void put_raw(struct sc_buf *o, const void *p, size_t n)
 {
-	char k[128];
+	if (!n)
+		return;
+	if (!o->overflow && o->cap - o->len >= n) {
+		memcpy(o->data + o->len, p, n);
+		o->len += n;
+	} else {
+		sc_buf_append(o, p, n);
+	}
+}
+
+static inline void put_ch(struct sc_buf *o, char c)
+{
+	put_raw(o, &c, 1);
+}
+
+/* Decimal without printf ("%" PRIu64 / PRId64), optionally quoted. */
+static void put_u64(struct sc_buf *o, uint64_t v, bool neg, bool quoted)
+{
+	char buf[24];
+	size_t i = sizeof(buf);
+	if (quoted)
+		buf[--i] = '"';
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (neg)
+		buf[--i] = '-';
+	if (quoted)
+		buf[--i] = '"';
+	put_raw(o, buf + i, sizeof(buf) - i);
+}
+
+static void put_i64(struct sc_buf *o, int64_t v, bool quoted)
+{
+	put_u64(o, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0, quoted);
+}
+
+/* "lowerCamelCase": of a proto field name, in out (>= 128 bytes). */
+static size_t json_key(const char *snake, char *k)
+{
 	size_t n = 0;
 	k[n++] = '"';
-	for (const char *p = snake; *p && n < sizeof(k) - 3; p++) {
+	for (const char *p = snake; *p && n < 128 - 3; p++) {
 		if (*p == '_' && p[1] && p[1] != '_') {
 			char c = p[1];
 			k[n++] = (c >= 'a' && c <= 'z') ? (char)(c - 'a' + 'A') : c;
@@ -22,36 +64,65 @@ static void put_key(struct sc_buf *o, const char *snake)
 	}
 	k[n++] = '"';
 	k[n++] = ':';
-	sc_buf_append(o, k, n);
+	return n;
+}
+
+/* The keys of the few dozen OTLP fields, converted once: descriptors are
+ * static, so their address identifies them. Event loop only (as every
+ * caller of sc_otlp_json); a full table just converts each time. */
+#define KEYS 512
+static struct {
+	const ProtobufCFieldDescriptor *f;
+	uint8_t n;
+	char k[63];
+} keys[KEYS];
+
+static void put_key(struct sc_buf *o, const ProtobufCFieldDescriptor *f)
+{
+	size_t h = ((uintptr_t)f >> 4) % KEYS, i;
+	for (i = 0; i < 8 && keys[h].f; i++, h = (h + 1) % KEYS) {
+		if (keys[h].f == f) {
+			put_raw(o, keys[h].k, keys[h].n);
+			return;
+		}
+	}
+	char k[128];
+	size_t n = json_key(f->name, k);
+	if (i < 8 && n <= sizeof(keys[h].k)) { /* keys[h] is free */
+		memcpy(keys[h].k, k, n);
+		keys[h].n = (uint8_t)n;
+		keys[h].f = f;
+	}
+	put_raw(o, k, n);
 }
 
 static void put_string(struct sc_buf *o, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
-	sc_buf_append(o, "\"", 1);
-	const char *run = s;
-	for (const char *p = s; *p; p++) {
+	put_raw(o, "\"", 1);
+	const char *run = s, *p;
+	for (p = s; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		sc_buf_append(o, run, (size_t)(p - run));
+		put_raw(o, run, (size_t)(p - run));
 		run = p + 1;
 		char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
 		if (c == '"' || c == '\\') {
 			esc[1] = (char)c;
-			sc_buf_append(o, esc, 2);
+			put_raw(o, esc, 2);
 		} else if (c == '\n') {
-			sc_buf_append(o, "\\n", 2);
+			put_raw(o, "\\n", 2);
 		} else if (c == '\t') {
-			sc_buf_append(o, "\\t", 2);
+			put_raw(o, "\\t", 2);
 		} else if (c == '\r') {
-			sc_buf_append(o, "\\r", 2);
+			put_raw(o, "\\r", 2);
 		} else {
-			sc_buf_append(o, esc, 6);
+			put_raw(o, esc, 6);
 		}
 	}
-	sc_buf_append(o, run, strlen(run));
-	sc_buf_append(o, "\"", 1);
+	put_raw(o, run, (size_t)(p - run));
+	put_raw(o, "\"", 1);
 }
 
 static bool is_id_field(const char *name)
@@ -63,11 +134,15 @@ static void put_bytes(struct sc_buf *o, const ProtobufCBinaryData *d, bool hex)
 {
 	static const char hx[] = "0123456789abcdef";
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	sc_buf_append(o, "\"", 1);
+	size_t n = hex ? 2 * d->len : (d->len + 2) / 3 * 4;
+	uint8_t *w = sc_buf_reserve(o, n + 2);
+	if (!w)
+		return;
+	*w++ = '"';
 	if (hex) {
 		for (size_t i = 0; i < d->len; i++) {
-			char c[2] = { hx[d->data[i] >> 4], hx[d->data[i] & 15] };
-			sc_buf_append(o, c, 2);
+			*w++ = (uint8_t)hx[d->data[i] >> 4];
+			*w++ = (uint8_t)hx[d->data[i] & 15];
 		}
 	} else {
 		for (size_t i = 0; i < d->len; i += 3) {
@@ -77,12 +152,14 @@ static void put_bytes(struct sc_buf *o, const ProtobufCBinaryData *d, bool hex)
 				v |= (uint32_t)d->data[i + 1] << 8;
 			if (rem > 2)
 				v |= d->data[i + 2];
-			char c[4] = { b64[v >> 18], b64[(v >> 12) & 63], rem > 1 ? b64[(v >> 6) & 63] : '=',
-				      rem > 2 ? b64[v & 63] : '=' };
-			sc_buf_append(o, c, 4);
+			*w++ = (uint8_t)b64[v >> 18];
+			*w++ = (uint8_t)b64[(v >> 12) & 63];
+			*w++ = (uint8_t)(rem > 1 ? b64[(v >> 6) & 63] : '=');
+			*w++ = (uint8_t)(rem > 2 ? b64[v & 63] : '=');
 		}
 	}
-	sc_buf_append(o, "\"", 1);
+	*w = '"';
+	o->len += n + 2;
 }
 
 static void put_double(struct sc_buf *o, double v)
@@ -105,20 +182,20 @@ static void put_value(struct sc_buf *o, const ProtobufCFieldDescriptor *f, const
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
 	case PROTOBUF_C_TYPE_ENUM: /* OTLP JSON: enums as integers */
-		sc_buf_printf(o, "%" PRId32, *(const int32_t *)p);
+		put_i64(o, *(const int32_t *)p, false);
 		break;
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
-		sc_buf_printf(o, "%" PRIu32, *(const uint32_t *)p);
+		put_u64(o, *(const uint32_t *)p, false, false);
 		break;
-	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_INT64: /* 64-bit integers are strings in OTLP JSON */
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		sc_buf_printf(o, "\"%" PRId64 "\"", *(const int64_t *)p);
+		put_i64(o, *(const int64_t *)p, true);
 		break;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		sc_buf_printf(o, "\"%" PRIu64 "\"", *(const uint64_t *)p);
+		put_u64(o, *(const uint64_t *)p, false, true);
 		break;
 	case PROTOBUF_C_TYPE_FLOAT:
 		put_double(o, *(const float *)p);
@@ -127,7 +204,10 @@ static void put_value(struct sc_buf *o, const ProtobufCFieldDescriptor *f, const
 		put_double(o, *(const double *)p);
 		break;
 	case PROTOBUF_C_TYPE_BOOL:
-		sc_buf_puts(o, *(const protobuf_c_boolean *)p ? "true" : "false");
+		if (*(const protobuf_c_boolean *)p)
+			put_raw(o, "true", 4);
+		else
+			put_raw(o, "false", 5);
 		break;
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(char *const *)p;
@@ -201,7 +281,7 @@ static int encode(const ProtobufCMessage *m, struct sc_buf *o)
 	const char *base = (const char *)m;
 	bool first = true;
 
-	sc_buf_append(o, "{", 1);
+	put_ch(o, '{');
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		const void *p = base + f->offset;
@@ -210,17 +290,17 @@ static int encode(const ProtobufCMessage *m, struct sc_buf *o)
 			if (!n)
 				continue;
 			if (!first)
-				sc_buf_append(o, ",", 1);
+				put_ch(o, ',');
 			first = false;
-			put_key(o, f->name);
-			sc_buf_append(o, "[", 1);
+			put_key(o, f);
+			put_ch(o, '[');
 			const char *arr = *(char *const *)p;
 			for (size_t k = 0; k < n; k++) {
 				if (k)
-					sc_buf_append(o, ",", 1);
+					put_ch(o, ',');
 				put_value(o, f, arr + k * elem_size(f->type));
 			}
-			sc_buf_append(o, "]", 1);
+			put_ch(o, ']');
 			continue;
 		}
 		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
@@ -235,12 +315,12 @@ static int encode(const ProtobufCMessage *m, struct sc_buf *o)
 			continue;
 		}
 		if (!first)
-			sc_buf_append(o, ",", 1);
+			put_ch(o, ',');
 		first = false;
-		put_key(o, f->name);
+		put_key(o, f);
 		put_value(o, f, p);
 	}
-	sc_buf_append(o, "}", 1);
+	put_ch(o, '}');
 	return o->overflow ? -1 : 0;
 }
 

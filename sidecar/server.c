@@ -3,6 +3,7 @@
 #include "sidecar/wire.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -102,28 +103,52 @@ static void conn_close(struct sc_server *s, struct sc_conn *c)
 	c->slot = -1;
 }
 
-/* Metric snapshots are applied element by element straight from the wire:
- * the decoded form of a 10^5-series snapshot would be several times the
- * frame. Returns 1 if the frame was not a (plain) metrics frame and must go
- * through the generic path, 0 when applied, -1 to close the connection. */
-static int dispatch_metrics_streaming(struct sc_server *s, struct sc_conn *c, const uint8_t *buf,
-				      size_t n)
+/* The top level of a Frame, read without decoding its body. */
+struct frame_top {
+	uint32_t version;
+	int nbodies;           /* body fields seen (a oneof: the last one wins) */
+	uint32_t body;         /* number of the last: 2 hello, 3 metrics, 4 spans */
+	const uint8_t *data;   /* its bytes */
+	size_t len;
+};
+
+/* -1 if anything is unusual (protobuf-c decides then). */
+static int frame_top(const uint8_t *buf, size_t n, struct frame_top *t)
 {
-	const uint8_t *p = buf, *end = buf + n, *snap = NULL;
-	size_t snap_len = 0;
-	uint64_t version = 0;
+	const uint8_t *p = buf, *end = buf + n;
 	struct sc_pb_field f;
 	int r;
 
+	memset(t, 0, sizeof(*t));
 	while ((r = sc_pb_next(&p, end, &f)) == 1) {
-		if (f.number == 1 && f.wire_type == 0)
-			version = f.varint;
-		else if (f.number == 3 && f.wire_type == 2)
-			snap = f.data, snap_len = f.len;
-		else if (f.number == 2 || f.number == 4)
-			return 1; /* a Hello or spans body */
+		if (f.number == 1) {
+			if (f.wire_type != SC_WT_VARINT)
+				return -1;
+			t->version = (uint32_t)f.varint;
+		} else if (f.number >= 2 && f.number <= 4) {
+			if (f.wire_type != SC_WT_LEN)
+				return -1;
+			t->nbodies++;
+			t->body = f.number;
+			t->data = f.data;
+			t->len = f.len;
+		}
 	}
-	if (r < 0 || !snap || version != SC_AGENT_PROTO_VERSION || c->slot < 0)
+	return r;
+}
+
+/* Metric snapshots are applied element by element straight from the wire:
+ * the decoded form of a 10^5-series snapshot would be several times the
+ * frame. Returns 1 if the frame must go through the generic path (which
+ * reports what is wrong), 0 when applied, -1 to close the connection. */
+static int dispatch_metrics_streaming(struct sc_server *s, struct sc_conn *c, const struct frame_top *t)
+{
+	const uint8_t *p, *end, *snap = t->data;
+	size_t snap_len = t->len;
+	struct sc_pb_field f;
+	int r;
+
+	if (t->version != SC_AGENT_PROTO_VERSION || c->slot < 0)
 		return 1; /* the generic path reports the problem */
 
 	/* Pass 1: the snapshot time, wherever it is; the structure is checked. */
@@ -183,43 +208,91 @@ static int dispatch_metrics_streaming(struct sc_server *s, struct sc_conn *c, co
 	return 0;
 }
 
+/* Counts a frame that closes its connection. */
+static int rejected(struct sc_server *s)
+{
+	atomic_fetch_add(&s->st->agent_frames_rejected, 1);
+	return -1;
+}
+
+static int undecodable(struct sc_server *s, size_t n)
+{
+	s->log("agent connection: undecodable frame of %zu bytes; closing it", n);
+	return rejected(s);
+}
+
+static int bad_version(struct sc_server *s, uint32_t version)
+{
+	s->log("agent connection: protocol version %u, this sidecar speaks %d; closing it", version,
+	       SC_AGENT_PROTO_VERSION);
+	return rejected(s);
+}
+
+static int no_hello(struct sc_server *s)
+{
+	s->log("agent connection: first frame is not a Hello; closing it");
+	return rejected(s);
+}
+
+/* A SpanBatch goes straight into the span buffer as OTLP bytes (spans.h).
+ * The checks run in the order the decoded path had them: a batch that
+ * protobuf-c would not decode, then the version, then the Hello. */
+static int dispatch_spans(struct sc_server *s, struct sc_conn *c, uint32_t version, const uint8_t *batch,
+			  size_t len, size_t n)
+{
+	struct sc_spanbuf_mark m = sc_spanbuf_mark(s->spans);
+	size_t refused;
+	uint64_t dropped;
+
+	if (sc_spanbuf_add(s->spans, c->slot, batch, len, &refused, &dropped))
+		return undecodable(s, n);
+	if (version != SC_AGENT_PROTO_VERSION) {
+		sc_spanbuf_rollback(s->spans, m);
+		return bad_version(s, version);
+	}
+	if (c->slot < 0) {
+		sc_spanbuf_rollback(s->spans, m);
+		return no_hello(s);
+	}
+	sc_store_span_losses(s->store, c->slot, dropped);
+	if (refused)
+		atomic_fetch_add(&s->st->dropped[SC_SIGNAL_TRACES][SC_DROP_BUFFER_FULL], refused);
+	return 0;
+}
+
 int sc_server_dispatch(struct sc_server *s, struct sc_conn *c, const uint8_t *buf, size_t n)
 {
-	int sr = dispatch_metrics_streaming(s, c, buf, n);
-	if (sr <= 0) {
-		if (n > (1u << 20))
-			malloc_trim(0); /* give a big snapshot's transient memory back */
-		return sr;
+	struct frame_top t;
+	bool scanned = frame_top(buf, n, &t) == 0, plain = scanned && t.nbodies == 1;
+
+	/* The two frames an agent sends all the time, without protobuf-c. */
+	if (plain && t.body == 4)
+		return dispatch_spans(s, c, t.version, t.data, t.len, n);
+	if (plain && t.body == 3) {
+		int sr = dispatch_metrics_streaming(s, c, &t);
+		if (sr <= 0) {
+			if (n > (1u << 20))
+				malloc_trim(0); /* give a big snapshot's transient memory back */
+			return sr;
+		}
 	}
 
 	/* Decode into an arena: a snapshot is ~10^5 small structs, and one
 	 * arena returns them to the system at once (glibc would keep them). */
-	struct sc_arena *arena = malloc(sizeof(*arena));
+	struct sc_arena arena;
 	ProtobufCAllocator alloc;
-	if (!arena) {
-		s->log("agent connection: out of memory decoding a frame; closing it");
-		return -1;
-	}
-	sc_arena_init(arena, 8 * (size_t)s->max_frame + (1u << 20));
-	sc_arena_pb_allocator(arena, &alloc);
+	sc_arena_init(&arena, 8 * (size_t)s->max_frame + (1u << 20));
+	sc_arena_pb_allocator(&arena, &alloc);
 	Jobq__Agent__Frame *f = jobq__agent__frame__unpack(&alloc, n, buf);
 	int rc = 0;
 	if (!f) {
-		s->log("agent connection: undecodable frame of %zu bytes; closing it", n);
-		atomic_fetch_add(&s->st->agent_frames_rejected, 1);
-		sc_arena_free(arena);
-		free(arena);
-		return -1;
+		sc_arena_free(&arena);
+		return undecodable(s, n);
 	}
 	if (f->version != SC_AGENT_PROTO_VERSION) {
-		s->log("agent connection: protocol version %u, this sidecar speaks %d; closing it",
-		       f->version, SC_AGENT_PROTO_VERSION);
-		atomic_fetch_add(&s->st->agent_frames_rejected, 1);
-		rc = -1;
+		rc = bad_version(s, f->version);
 	} else if (c->slot < 0 && f->body_case != JOBQ__AGENT__FRAME__BODY_HELLO) {
-		s->log("agent connection: first frame is not a Hello; closing it");
-		atomic_fetch_add(&s->st->agent_frames_rejected, 1);
-		rc = -1;
+		rc = no_hello(s);
 	} else if (f->body_case == JOBQ__AGENT__FRAME__BODY_HELLO) {
 		if (c->slot >= 0)
 			sc_store_disconnected(s->store, c->slot);
@@ -235,16 +308,11 @@ int sc_server_dispatch(struct sc_server *s, struct sc_conn *c, const uint8_t *bu
 			rc = -1;
 		}
 	} else if (f->body_case == JOBQ__AGENT__FRAME__BODY_SPANS) {
-		Jobq__Agent__SpanBatch *b = f->spans;
-		sc_store_span_losses(s->store, c->slot, b->dropped_spans);
-		/* The span buffer owns the batch and its arena from now on. */
-		size_t refused = sc_spanbuf_add(s->spans, c->slot, b, arena);
-		if (refused)
-			atomic_fetch_add(&s->st->dropped[SC_SIGNAL_TRACES][SC_DROP_BUFFER_FULL], refused);
-		return rc;
+		/* An unusual frame (several bodies, say) that protobuf-c took:
+		 * its spans are the last SpanBatch, as the oneof says. */
+		rc = scanned && t.body == 4 ? dispatch_spans(s, c, f->version, t.data, t.len, n) : undecodable(s, n);
 	}
-	sc_arena_free(arena);
-	free(arena);
+	sc_arena_free(&arena);
 	if (n > (1u << 20))
 		malloc_trim(0); /* give a big snapshot's transient memory back */
 	return rc;
@@ -255,6 +323,11 @@ static void conn_read(struct sc_server *s, struct sc_conn *c)
 	/* A bounded number of reads per wakeup, so one busy agent cannot
 	 * starve the others or the export timers. */
 	for (int rounds = 0; rounds < 64; rounds++) {
+		/* Spans waiting for an export: let the event loop send them
+		 * before reading more (they wait in the agent's bounded queue
+		 * meanwhile), rather than refusing batches as buffer_full. */
+		if (sc_spanbuf_due(s->spans))
+			return;
 		size_t avail;
 		uint8_t *p = sc_frame_space(&c->rd, &avail);
 		if (!p) {

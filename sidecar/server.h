@@ -20,7 +20,7 @@
 
 #include "sidecar/export.h"
 #include "sidecar/frame.h"
-#include "sidecar/otlp.h"
+#include "sidecar/spans.h"
 #include "sidecar/stats.h"
 #include "sidecar/store.h"
 

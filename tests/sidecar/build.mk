@@ -1,12 +1,16 @@
 # tests/sidecar: cmocka unit tests (ASan+UBSan objects) and integration
 # tests against real processes (node OTLP peer, Prometheus, fake agent).
 
-SC_UNIT_NAMES := config retry utf8 frame store otlp
+SC_UNIT_NAMES := config retry utf8 frame store otlp spans
 SC_UNIT_TESTS := $(SC_UNIT_NAMES:%=$(BUILD)/tests/sidecar/test_%)
 
 $(BUILD)/tests/sidecar/test_%: $(BUILD)/san/tests/sidecar/test_%.o $(SC_SAN_OBJ) $(SC_PROTO_SAN_OBJ) $(AGENT_PROTO_SAN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ -lcmocka $(SC_LIBS)
+
+# test_spans compares the direct span encoder with the protobuf-c path it
+# replaced, kept here as the reference (traces_pbc.c).
+$(BUILD)/tests/sidecar/test_spans: $(BUILD)/san/tests/sidecar/traces_pbc.o
 
 $(BUILD)/san/tests/sidecar/%.o: CFLAGS_ALL += $(SC_CFLAGS)
 $(BUILD)/san/tests/sidecar/%.o: | $(SC_PROTO_H) $(PROTO_GEN)
@@ -29,4 +33,4 @@ $(BUILD)/tests/sidecar/integ_%: tests/sidecar/test_%.py tests/sidecar/harness.py
 UNIT_TESTS += $(SC_UNIT_TESTS)
 INTEG_TESTS += $(SC_INTEG_TESTS)
 
-.SECONDARY: $(SC_UNIT_NAMES:%=$(BUILD)/san/tests/sidecar/test_%.o)
+.SECONDARY: $(SC_UNIT_NAMES:%=$(BUILD)/san/tests/sidecar/test_%.o) $(BUILD)/san/tests/sidecar/traces_pbc.o
