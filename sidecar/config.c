@@ -2,8 +2,10 @@
 #include "sidecar/config.h"
 
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,10 @@ struct ctx {
 	void *get_ctx;
 	sc_warn_fn warn;
 	void *warn_ctx;
+	/* A generic OTEL_EXPORTER_OTLP_* variable is read once per signal;
+	 * its warning is given once (hashes of the messages given so far). */
+	uint64_t said[32];
+	int nsaid;
 };
 
 static void warnf(struct ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -29,8 +35,36 @@ static void warnf(struct ctx *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const char *p = msg; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (int i = 0; i < x->nsaid; i++)
+		if (x->said[i] == h)
+			return;
+	if (x->nsaid < (int)(sizeof(x->said) / sizeof(x->said[0])))
+		x->said[x->nsaid++] = h;
 	if (x->warn)
 		x->warn(x->warn_ctx, msg);
+}
+
+/* A URL libcurl will take, so a typo fails here with the variable's name
+ * rather than at every export as "URL using bad/illegal format". */
+static int url_invalid(const char *url, char *why, size_t whysz)
+{
+	if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+		snprintf(why, whysz, "not an http:// or https:// URL");
+		return 1;
+	}
+	CURLU *u = curl_url();
+	if (!u)
+		return 0; /* out of memory: libcurl says so at the first export */
+	CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, 0);
+	curl_url_cleanup(u);
+	if (rc != CURLUE_OK) {
+		snprintf(why, whysz, "%s", curl_url_strerror(rc));
+		return 1;
+	}
+	return 0;
 }
 
 /* Unset and empty are the same thing for every OTEL_* variable. */
@@ -144,21 +178,26 @@ static void load_signal(struct ctx *x, struct sc_signal_config *sc, const char *
 	const char *v;
 
 	/* Endpoint: per-signal as-is; generic base + v1/<signal>. */
-	char name[128];
+	char name[128], why[128];
 	snprintf(name, sizeof(name), "OTEL_EXPORTER_OTLP_%s_ENDPOINT", sig);
 	if ((v = env(x, name))) {
 		snprintf(sc->url, sizeof(sc->url), "%s", v);
 	} else {
 		const char *base = env(x, "OTEL_EXPORTER_OTLP_ENDPOINT");
-		if (!base)
+		snprintf(name, sizeof(name), "OTEL_EXPORTER_OTLP_ENDPOINT");
+		if (!(v = base))
 			base = DEFAULT_ENDPOINT;
 		size_t bl = strlen(base);
 		snprintf(sc->url, sizeof(sc->url), "%s%s%s", base,
 			 bl && base[bl - 1] == '/' ? "" : "/", path);
 	}
-	if (strncmp(sc->url, "http://", 7) && strncmp(sc->url, "https://", 8)) {
-		warnf(x, "OTLP %s endpoint \"%s\" is not an http:// or https:// URL; using %s/%s",
-		      sig, sc->url, DEFAULT_ENDPOINT, path);
+	if (url_invalid(sc->url, why, sizeof(why))) {
+		/* Worded without the signal for the generic variable, so its
+		 * two reads (metrics, traces) give one warning. */
+		if (strcmp(name, "OTEL_EXPORTER_OTLP_ENDPOINT"))
+			warnf(x, "%s=\"%s\": %s; using %s/%s", name, v, why, DEFAULT_ENDPOINT, path);
+		else
+			warnf(x, "%s=\"%s\": %s; using %s", name, v, why, DEFAULT_ENDPOINT);
 		snprintf(sc->url, sizeof(sc->url), "%s/%s", DEFAULT_ENDPOINT, path);
 	}
 
@@ -211,7 +250,7 @@ static void load_signal(struct ctx *x, struct sc_signal_config *sc, const char *
 void sc_config_load(struct sc_config *c, sc_getenv_fn get, void *get_ctx,
 		    sc_warn_fn warn, void *warn_ctx)
 {
-	struct ctx x = { get, get_ctx, warn, warn_ctx };
+	struct ctx x = { .get = get, .get_ctx = get_ctx, .warn = warn, .warn_ctx = warn_ctx };
 	const char *v;
 
 	memset(c, 0, sizeof(*c));

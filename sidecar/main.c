@@ -517,10 +517,19 @@ static int run(struct sidecar *sc)
 			if (fds[0].revents) {
 				struct signalfd_siginfo si;
 				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-					logmsg("signal %u: flushing and exiting within %ld ms", si.ssi_signo,
-					       sc->o.shutdown_timeout_ms);
+					logmsg("signal %u: flushing and exiting within %ld ms "
+					       "(signal again to exit now, dropping what is queued)",
+					       si.ssi_signo, sc->o.shutdown_timeout_ms);
 					sc->stop_at_ms = sc_now_mono_ms() + sc->o.shutdown_timeout_ms;
 					stop = true;
+					/* A second Ctrl-C during a flush to an unreachable
+					 * collector ends the process at once, as users expect;
+					 * the exporter threads keep these signals blocked, so
+					 * the default action runs on this thread. */
+					if (signal(SIGINT, SIG_DFL) == SIG_ERR || signal(SIGTERM, SIG_DFL) == SIG_ERR ||
+					    sigprocmask(SIG_UNBLOCK, &mask, NULL))
+						logmsg("signal reset: %s (a second signal waits for the flush)",
+						       strerror(errno));
 				}
 			}
 			sc_server_handle(&sc->srv, fds + 1, nsrv);

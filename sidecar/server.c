@@ -399,6 +399,15 @@ void sc_server_handle(struct sc_server *s, const struct pollfd *fds, int n)
 void sc_server_report_drops(struct sc_server *s, int64_t now_ms)
 {
 	const struct sc_store *st = s->store;
+	uint64_t spans = atomic_load(&s->st->dropped[SC_SIGNAL_TRACES][SC_DROP_BUFFER_FULL]);
+	if (spans != s->span_drops_logged &&
+	    (!s->span_drops_log_ms || now_ms - s->span_drops_log_ms >= SC_DROP_LOG_INTERVAL_MS)) {
+		s->log("dropped %llu spans since the last report: span buffer full (%llu buffer_full in all; "
+		       "the exporter cannot keep up: see jobq.sidecar.dropped.spans{reason=buffer_full})",
+		       (unsigned long long)(spans - s->span_drops_logged), (unsigned long long)spans);
+		s->span_drops_logged = spans;
+		s->span_drops_log_ms = now_ms ? now_ms : 1;
+	}
 	uint64_t total = st->dropped_points_invalid + st->dropped_points_metric_limit;
 	if (total == s->drops_logged)
 		return;

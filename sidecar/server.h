@@ -46,11 +46,14 @@ struct sc_server {
 	/* Rate limit of the log line about points the store refused. */
 	uint64_t drops_logged;   /* store drops already reported */
 	int64_t drops_log_ms;    /* when the last line was written (monotonic) */
+	uint64_t span_drops_logged; /* buffer_full spans already reported */
+	int64_t span_drops_log_ms;
 };
 
 /* At most one line per SC_DROP_LOG_INTERVAL_MS about agent points the store
- * refused (invalid, metric_limit) since the previous line. Called by the
- * event loop after reading frames and on its timers. */
+ * refused (invalid, metric_limit) since the previous line, and one about
+ * spans refused because the span buffer was full. Called by the event loop
+ * after reading frames and on its timers. */
 #define SC_DROP_LOG_INTERVAL_MS 10000
 void sc_server_report_drops(struct sc_server *s, int64_t now_ms);
 

@@ -119,8 +119,9 @@ static void test_bad_values_warn_and_default(void **st)
 				 { "OTEL_EXPORTER_OTLP_HEADERS", "novalue" },
 				 { "OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://x" } } };
 	load(&e);
-	/* Each bad variable warns (timeout is read for both signals). */
-	assert_int_equal(e.nwarn, 2 + 2 + 2 + 1 + 1 + 1 + 1 + 2 + 2);
+	/* Each bad variable warns once, though the generic OTLP ones are
+	 * read for both signals. */
+	assert_int_equal(e.nwarn, 9);
 	assert_int_equal(cfg.signal[SC_SIGNAL_METRICS].timeout_ms, 10000);
 	assert_false(cfg.signal[SC_SIGNAL_METRICS].gzip);
 	assert_int_equal(cfg.signal[SC_SIGNAL_METRICS].protocol, SC_PROTOCOL_PROTOBUF);
@@ -134,6 +135,30 @@ static void test_bad_values_warn_and_default(void **st)
 	assert_non_null(strstr(e.warns, "OTEL_EXPORTER_OTLP_COMPRESSION=\"zstd\""));
 }
 
+static void test_malformed_endpoints_warn_once_and_default(void **st)
+{
+	(void)st;
+	/* libcurl would refuse these at every export ("URL using bad/illegal
+	 * format"); the user hears which variable is wrong at start. */
+	const char *bad[] = { "http://[::1", "http://localhost:99999", "https://exa mple.com" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct env e = { .kv = { { "OTEL_EXPORTER_OTLP_ENDPOINT", bad[i] } } };
+		load(&e);
+		assert_int_equal(e.nwarn, 1);
+		assert_non_null(strstr(e.warns, "OTEL_EXPORTER_OTLP_ENDPOINT=\""));
+		assert_non_null(strstr(e.warns, bad[i]));
+		assert_string_equal(cfg.signal[SC_SIGNAL_METRICS].url, "http://localhost:4318/v1/metrics");
+		assert_string_equal(cfg.signal[SC_SIGNAL_TRACES].url, "http://localhost:4318/v1/traces");
+	}
+	struct env e = { .kv = { { "OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1]:4318" },
+				 { "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:80:80/v1/traces" } } };
+	load(&e);
+	assert_int_equal(e.nwarn, 1);
+	assert_non_null(strstr(e.warns, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=\"http://t:80:80/v1/traces\""));
+	assert_string_equal(cfg.signal[SC_SIGNAL_METRICS].url, "http://[::1]:4318/v1/metrics");
+	assert_string_equal(cfg.signal[SC_SIGNAL_TRACES].url, "http://localhost:4318/v1/traces");
+}
+
 static void test_zero_or_negative_timeouts_warn_and_default(void **st)
 {
 	(void)st;
@@ -144,7 +169,7 @@ static void test_zero_or_negative_timeouts_warn_and_default(void **st)
 	assert_int_equal(cfg.signal[SC_SIGNAL_METRICS].timeout_ms, 10000);
 	assert_int_equal(cfg.signal[SC_SIGNAL_TRACES].timeout_ms, 10000);
 	assert_int_equal(cfg.metric_export_timeout_ms, 30000);
-	assert_int_equal(e.nwarn, 3);
+	assert_int_equal(e.nwarn, 2);
 	assert_non_null(strstr(e.warns, "OTEL_EXPORTER_OTLP_TIMEOUT=\"0\" is not a positive integer of milliseconds; using 10000"));
 	assert_non_null(strstr(e.warns, "OTEL_METRIC_EXPORT_TIMEOUT=\"0\" is not a positive integer of milliseconds; using 30000"));
 	struct env e2 = { .kv = { { "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1" },
@@ -226,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_per_signal_endpoint_used_as_is_and_wins),
 		cmocka_unit_test(test_per_signal_options_override_generic),
 		cmocka_unit_test(test_bad_values_warn_and_default),
+		cmocka_unit_test(test_malformed_endpoints_warn_once_and_default),
 		cmocka_unit_test(test_zero_or_negative_timeouts_warn_and_default),
 		cmocka_unit_test(test_header_injection_is_refused),
 		cmocka_unit_test(test_service_name_and_resource_attributes),

@@ -6,6 +6,7 @@ Timing checks are bounds with wide margins, never absolute times."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -148,6 +149,38 @@ def test_sdk_disabled_sends_nothing_but_serves_prometheus():
     eq(peer.records(), [], 'requests sent with OTEL_SDK_DISABLED=true')
 
 
+def test_second_signal_ends_a_flush_to_a_dead_collector_at_once():
+    # Ctrl-C waits up to --shutdown-timeout-ms for the final flush; a second
+    # Ctrl-C ends it now, as the log line says, with the signal's status.
+    peer = Peer('twice')
+    peer.stop()
+    sc = Sidecar('twice', peer=peer, interval_ms=60000, args=['--shutdown-timeout-ms', '20000'])
+    sc.agent('--tenants', 1, '--types', 1, '--hold-ms', 100)
+    sc.proc.send_signal(signal.SIGINT)
+    wait_until(lambda: 'signal again to exit now' in sc.logtext(), 10, 'the first signal handled')
+    t0 = time.monotonic()
+    sc.proc.send_signal(signal.SIGINT)
+    rc = sc.proc.wait(10)
+    took = time.monotonic() - t0
+    eq(rc, -signal.SIGINT, 'exit by the second SIGINT')
+    check(took < 3, 'the second signal took %.1fs to end the sidecar (flush bound 20 s)' % took)
+
+
+def test_span_buffer_full_is_counted_and_logged():
+    # A batch of 10 spans (5 pairs) into a span buffer of 4: refused whole,
+    # counted under buffer_full and said in the log (rate-limited), while
+    # the metrics of the same snapshot still go out.
+    peer = Peer('spanfull')
+    sc = Sidecar('spanfull', peer=peer, interval_ms=200, env={'OTEL_BSP_MAX_QUEUE_SIZE': '4'})
+    sc.agent('--tenants', 1, '--types', 1, '--spans', 5, '--hold-ms', 600)
+    eq(sc.prom_value('jobq_sidecar_dropped_total', signal='traces', reason='buffer_full'), 10.0,
+       'spans dropped as buffer_full')
+    wait_until(lambda: 'dropped 10 spans since the last report: span buffer full' in sc.logtext(), 10,
+               'the buffer_full log line')
+    wait_until(lambda: peer.records(M), 10, 'the metrics of the same snapshot')
+    sc.stop()
+
+
 if __name__ == '__main__':
     run_tests([
         test_outage_keeps_memory_bounded_counts_drops_and_recovers,
@@ -156,4 +189,6 @@ if __name__ == '__main__':
         test_shutdown_aborts_a_request_in_flight_at_its_deadline,
         test_tls_verifies_the_collector_certificate,
         test_sdk_disabled_sends_nothing_but_serves_prometheus,
+        test_span_buffer_full_is_counted_and_logged,
+        test_second_signal_ends_a_flush_to_a_dead_collector_at_once,
     ])
