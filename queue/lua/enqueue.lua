@@ -25,17 +25,27 @@ local delay = tonumber(ARGV[11])
 if delay == nil or delay < 0 then return redis.error_reply('ERR jobq: delay_ms must be >= 0') end
 if tonumber(ARGV[6]) == nil then return redis.error_reply('ERR jobq: enqueued_at_ns must be an integer') end
 
+-- Redis does not undo a script's writes when a later command fails, so a
+-- tenant key of the wrong type (another program's key under our prefix)
+-- must fail the script before anything is written: the tenant hash is
+-- checked here (HLEN errors on a non-hash) and the tenant's list or the
+-- delayed set is written before the job hash, so the error leaves no job
+-- hash without a queue entry (only an unused id).
+redis.call('HLEN', tkey(t))
 local id = redis.call('INCR', P .. 'seq')
+if delay > 0 then
+	redis.call('ZADD', P .. 'delayed', now_ms() + delay, id)
+else
+	redis.call('RPUSH', qkey(t, p), id)
+end
 redis.call('HSET', jkey(id), 'id', id, 'tenant_id', t, 'type', ty, 'payload', ARGV[3],
 	'priority', ARGV[4], 'enqueued_at', ARGV[5], 'enqueued_at_ns', ARGV[6],
 	'trace_id', ARGV[7], 'span_id', ARGV[8], 'trace_flags', ARGV[9],
 	'attempt', 0, 'max_attempts', maxa)
 redis.call('SADD', P .. 'tenants', t)
 if delay > 0 then
-	redis.call('ZADD', P .. 'delayed', now_ms() + delay, id)
 	redis.call('HINCRBY', tkey(t), 'delayed', 1)
 else
-	redis.call('RPUSH', qkey(t, p), id)
 	activate(t)
 end
 -- Idle workers block on the wake list; a delayed job also wakes them so

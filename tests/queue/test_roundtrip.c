@@ -254,6 +254,41 @@ static void prefetched_lease_expiry_keeps_attempt_until_stall_limit(void **state
 	jobq_close(q);
 }
 
+/* A key of another type where a tenant's list or hash belongs (another
+ * program writing under our prefix): the enqueue fails with Redis's
+ * WRONGTYPE and writes nothing, since Redis keeps a failed script's
+ * earlier writes. Other tenants are unaffected. */
+static void enqueue_onto_a_foreign_key_writes_nothing(void **state)
+{
+	struct jobq *q = qt_connect("clash");
+	struct jobq_enqueue_opts eo;
+	char buf[64];
+
+	(void)state;
+	qt_redis_cmd("SET jobq:{clash}:q:t:1 not-a-list");
+	qt_redis_cmd("SET jobq:{clash}:t:u not-a-hash");
+	jobq_enqueue_opts_init(&eo);
+	assert_int_not_equal(jobq_enqueue(q, "t", "x", "p", 1, &eo, NULL), JOBQ_OK);
+	assert_non_null(strstr(jobq_errmsg(q), "WRONGTYPE"));
+	assert_int_not_equal(jobq_enqueue(q, "u", "x", "p", 1, &eo, NULL), JOBQ_OK);
+	assert_non_null(strstr(jobq_errmsg(q), "WRONGTYPE"));
+	eo.delay_ms = 60000;
+	assert_int_not_equal(jobq_enqueue(q, "u", "x", "p", 1, &eo, NULL), JOBQ_OK);
+	qt_redis_get(buf, sizeof(buf), "EXISTS jobq:{clash}:job:1 jobq:{clash}:job:2 jobq:{clash}:job:3");
+	assert_string_equal(buf, "0");
+	qt_redis_get(buf, sizeof(buf), "SCARD jobq:{clash}:tenants");
+	assert_string_equal(buf, "0");
+	qt_redis_get(buf, sizeof(buf), "ZCARD jobq:{clash}:delayed");
+	assert_string_equal(buf, "0");
+	qt_redis_get(buf, sizeof(buf), "LLEN jobq:{clash}:q:u:1");
+	assert_string_equal(buf, "0");
+	jobq_enqueue_opts_init(&eo);
+	assert_int_equal(jobq_enqueue(q, "ok", "x", "p", 1, &eo, NULL), JOBQ_OK);
+	qt_redis_get(buf, sizeof(buf), "LLEN jobq:{clash}:q:ok:1");
+	assert_string_equal(buf, "1");
+	jobq_close(q);
+}
+
 static void expect_einval(struct jobq *q, int rc, const char *field)
 {
 	assert_int_equal(rc, JOBQ_EINVAL);
@@ -961,6 +996,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(sfq_charges_actual_duration),
 		cmocka_unit_test(auth_with_user_and_password),
 		cmocka_unit_test(pipelined_batch_reads_every_reply),
+		cmocka_unit_test(enqueue_onto_a_foreign_key_writes_nothing),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 
