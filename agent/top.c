@@ -229,6 +229,34 @@ static int several_queues(const struct top_row *rows, size_t n)
 	return 0;
 }
 
+/* s left-aligned in a column of width characters: cut on a UTF-8
+ * character boundary (a byte cut would print half a character) and padded
+ * by characters, not bytes, so a tenant "café" lines up like "cafe".
+ * Control bytes (the name reached us from a traced process) print as '?'
+ * so they cannot move the cursor. Characters count as one column each;
+ * East Asian wide ones still take two. */
+static void put_cell(FILE *out, const char *s, int width)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int chars = 0;
+
+	while (*p && chars < width) {
+		size_t len = 1;
+
+		if (*p >= 0xc0)
+			while (len < 4 && (p[len] & 0xc0) == 0x80)
+				len++;
+		if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && *p < 0xc0)) /* control or stray */
+			fputc('?', out);
+		else
+			fwrite(p, 1, len, out);
+		p += len;
+		chars++;
+	}
+	for (; chars < width; chars++)
+		fputc(' ', out);
+}
+
 void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
 	       const uint64_t *losses, const char *target)
 {
@@ -251,9 +279,12 @@ void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
 	for (size_t i = 0; i < n && (!limit || i < limit); i++) {
 		const struct top_row *r = &rows[i];
 
-		if (queues)
-			fprintf(out, "%-16.16s ", r->overflow ? "-" : r->queue);
-		fprintf(out, "%-24.24s %9.1f", r->overflow ? "(overflow)" : r->tenant, r->jobs_per_s);
+		if (queues) {
+			put_cell(out, r->overflow ? "-" : r->queue, 16);
+			fputc(' ', out);
+		}
+		put_cell(out, r->overflow ? "(overflow)" : r->tenant, 24);
+		fprintf(out, " %9.1f", r->jobs_per_s);
 		ms(out, r->wait_p50_ms);
 		ms(out, r->wait_p99_ms);
 		ms(out, r->dur_p99_ms);

@@ -905,6 +905,31 @@ static void top_rows_per_queue_and_queue_column(void **state)
 	assert_null(strstr(text, "QUEUE"));
 	assert_non_null(strstr(text, "\ncheck "));
 	free(text);
+	/* Non-ASCII names pad by characters and are cut on a character
+	 * boundary; control bytes cannot reach the terminal. */
+	strcpy(s.counters[0].key.s.tenant, "caf\xc3\xa9\x1b[2J");
+	for (int i = 0; i < 30; i++) /* 30 characters of 2 bytes: cut at 24 */
+		memcpy(s.counters[1].key.s.tenant + 2 * i, "\xc3\xa9", 2);
+	s.counters[1].key.s.tenant[60] = '\0';
+	n = top_rows(&s, NULL, 0, 0, rows, 8);
+	assert_int_equal(n, 2);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	top_print(out, rows, n, 0, losses, "t");
+	fclose(out);
+	{
+		const char *cafe = strstr(text, "\ncaf\xc3\xa9?[2J");
+		const char *acc = strstr(text, "\n\xc3\xa9");
+
+		assert_non_null(cafe);
+		assert_non_null(acc);
+		/* 8 characters (9 bytes) + 16 spaces, then " %9.1f" of JOBS/S. */
+		assert_memory_equal(cafe + 1 + 9, "                       0.0", 26);
+		/* 24 whole characters of 2 bytes, then the same column. */
+		assert_memory_equal(acc + 1 + 46, "\xc3\xa9       0.0", 12);
+		assert_null(strchr(text + 7, '\x1b')); /* past "\033[H\033[2J" */
+	}
+	free(text);
 	snapshot_free(&s);
 }
 
