@@ -156,6 +156,22 @@ void jobq__disconnect(struct jobq *q)
 	}
 }
 
+/* What went wrong on q's connection, in a user's words: hiredis 0.14
+ * reports a command timeout as the read's EAGAIN ("Resource temporarily
+ * unavailable") and a server that is not Redis as a protocol error. */
+static const char *io_error(const struct jobq *q, char *buf, size_t len)
+{
+	if (q->c->err == REDIS_ERR_IO && (!strcmp(q->c->errstr, strerror(EAGAIN)) ||
+					  !strcmp(q->c->errstr, strerror(EWOULDBLOCK))))
+		snprintf(buf, len, "no reply from redis within %d ms (the command timeout)",
+			 q->o.command_timeout_ms);
+	else if (q->c->err == REDIS_ERR_PROTOCOL)
+		snprintf(buf, len, "%s (is it a redis server?)", q->c->errstr);
+	else
+		snprintf(buf, len, "%s", q->c->errstr[0] ? q->c->errstr : "connection lost");
+	return buf;
+}
+
 /* A synchronous command; the reply must not be an error. */
 static int simple_cmd(struct jobq *q, const char *what, int argc, const char **argv,
 		      const size_t *lens, redisReply **out)
@@ -168,7 +184,8 @@ static int simple_cmd(struct jobq *q, const char *what, int argc, const char **a
 	jobq__sigpipe_restore(&sp);
 
 	if (!r) {
-		int rc = jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, q->c->errstr);
+		char why[200];
+		int rc = jobq__fail(q, JOBQ_EREDIS, "%s: %s", what, io_error(q, why, sizeof(why)));
 
 		q->transient = 1;
 		jobq__disconnect(q);
@@ -260,6 +277,15 @@ int jobq__reconnect(struct jobq *q)
 		goto fail;
 	return JOBQ_OK;
 fail:
+	/* No reply during the handshake is an outage like a refused connect:
+	 * said as one, so callers that wait out outages (jobq worker at
+	 * start) wait this one out too. A refused AUTH or SELECT is not. */
+	if (q->transient && strncmp(q->err, "connect ", 8)) {
+		char m[JOBQ_ERRMSG_MAX];
+
+		snprintf(m, sizeof(m), "%s", q->err);
+		jobq__fail(q, rc, "connect %s: %s", where, m);
+	}
 	jobq__disconnect(q);
 	return rc;
 }
@@ -484,8 +510,8 @@ int jobq__read(struct jobq *q, redisReply **r)
 	ok = redisGetReply(q->c, &reply) == REDIS_OK && reply;
 	jobq__sigpipe_restore(&sp);
 	if (!ok) {
-		int rc = jobq__fail(q, JOBQ_EREDIS, "redis: %s",
-				    q->c->errstr[0] ? q->c->errstr : "connection lost");
+		char why[200];
+		int rc = jobq__fail(q, JOBQ_EREDIS, "redis: %s", io_error(q, why, sizeof(why)));
 
 		jobq__disconnect(q);
 		return rc;

@@ -42,6 +42,41 @@ expect 2 "queue must not be empty" $BUILD/jobq --queue "" enqueue --tenant a --t
 expect 2 "queue must not be empty" $BUILD/jobq --queue= stats
 expect 2 "queue must not contain" $BUILD/jobq --queue "a{b}" worker --handler x=builtin:noop
 expect 1 "connect 127.0.0.1:1" $BUILD/jobq --redis redis://127.0.0.1:1 stats
+# A server that accepts and never answers, and one that is not redis: the
+# error says so (not hiredis'"'"'s "Resource temporarily unavailable").
+fake=$(mktemp -d)
+python3 -c "
+import socket, sys, time
+for reply in (b\"\", b\"HTTP/1.1 400 Bad Request\r\n\r\n\"):
+    s = socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(8)
+    open(sys.argv[1] + (\"/silent\" if not reply else \"/http\"), \"w\").write(str(s.getsockname()[1]))
+    if reply:
+        http = s
+    else:
+        silent = s
+conns = []
+end = time.time() + 60
+while time.time() < end and not __import__(\"os\").path.exists(sys.argv[1] + \"/done\"):
+    import select
+    r, _, _ = select.select([silent, http], [], [], 0.1)
+    for l in r:
+        c, _ = l.accept(); conns.append(c)
+        if l is http:
+            c.recv(65536); c.sendall(b\"HTTP/1.1 400 Bad Request\r\n\r\n\")
+" "$fake" &
+for i in $(seq 100); do [ -s "$fake/http" ] && break; sleep 0.05; done
+expect 1 "connect 127.0.0.1:$(cat $fake/silent): SCRIPT LOAD: no reply from redis within 5000 ms" \
+	$BUILD/jobq --redis redis://127.0.0.1:$(cat $fake/silent) stats
+expect 1 "is it a redis server?" $BUILD/jobq --redis redis://127.0.0.1:$(cat $fake/http) stats
+# jobq worker waits out a redis that does not answer, as it does a refused
+# connect, and stops cleanly when told to.
+$BUILD/jobq --redis redis://127.0.0.1:$(cat $fake/silent) worker --handler x=builtin:noop 2>$fake/worker.err &
+wpid=$!
+for i in $(seq 200); do grep -q "retrying in" $fake/worker.err && break; sleep 0.05; done
+kill -TERM $wpid; wait $wpid; wrc=$?
+[ $wrc -eq 0 ] || fail "worker against a silent server exited $wrc: $(cat $fake/worker.err)"
+grep -q "no reply from redis within 5000 ms.*retrying in" $fake/worker.err || fail "worker did not retry: $(cat $fake/worker.err)"
+touch "$fake/done"; wait; rm -rf "$fake"
 printf "%s\n" "{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":{\"rows\":[1,2]},\"priority\":\"low\"}" \
 	"{\"tenant_id\":\"beta\",\"type\":\"report\",\"payload\":\"text\",\"max_attempts\":1}" >/tmp/cli-ok.$$
 expect 0 "enqueued 2 jobs" sh -c "$J enqueue --stdin </tmp/cli-ok.$$"
