@@ -7,6 +7,7 @@ Job log lines (jobq worker --job-log, one per handler run): whitespace-separated
 """
 import argparse
 import json
+import os
 import sys
 
 
@@ -132,6 +133,21 @@ def read_enqueued(path, flood_tenant, flood):
     return out
 
 
+def read_left(path):
+    """{tenant: (jobs never run, oldest one's wait in s)} from the queue's
+    stats taken after the workers stopped: jobs still ready or delayed."""
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        stats = json.load(f)
+    left = {}
+    for t in stats:
+        n = sum(t["depth"].values()) + t["delayed"] + t["in_flight"]
+        if n:
+            left[t["tenant_id"]] = (n, t.get("oldest_age_seconds") or 0.0)
+    return left
+
+
 def exp_quantile(h, scale, q):
     """Upper bound of the bucket holding quantile q (what a backend shows)."""
     total = h["zero"] + sum(h["b"].values())
@@ -155,7 +171,9 @@ def main():
     ap.add_argument("--enqueued", help="load generator summary: {tenant: jobs enqueued}")
     ap.add_argument("--flood-tenant")
     ap.add_argument("--flood", type=int, default=0, help="jobs the flood tenant enqueued")
+    ap.add_argument("--final-stats", help="`jobq stats --json` once the workers had stopped")
     a = ap.parse_args()
+    left = read_left(a.final_stats)
     enqueued = read_enqueued(a.enqueued, a.flood_tenant, a.flood)
     jobs = read_jobs(a.job_logs)
     otlp = otlp_summary(a.otlp) if a.otlp else None
@@ -192,15 +210,35 @@ def main():
             row += " | %9s %10s" % (o_runs, o_p99)
         print(row)
 
+    if left:
+        print("Not run when the demo ended (left in its queue, deleted with it; their waits "
+              "are not in the table): " +
+              ", ".join("%s %d jobs, the oldest waiting %.1f s" % (t, n, age)
+                        for t, (n, age) in sorted(left.items(), key=lambda kv: -kv[1][0])))
+    elif a.final_stats:
+        print("Not run when the demo ended: none (every enqueued job ran)")
+
     print()
     if enqueued:
-        top = sorted(enqueued.items(), key=lambda kv: (-kv[1], kv[0]))
-        rest = ""
-        if len(top) > 3:
-            rest = "; the other %d tenants %s each" % (
-                len(top) - 3, "-".join(str(n) for n in sorted({top[3][1], top[-1][1]})))
-        print("Which tenants generate the most jobs? " +
-              ", ".join("%s (%d enqueued)" % kv for kv in top[:3]) + rest)
+        # Tenants with equal counts are one group ("10 tenants 90 each"),
+        # never some of them named and the rest summed up.
+        groups = {}
+        for t, n in enqueued.items():
+            groups.setdefault(n, []).append(t)
+        parts, shown, rest = [], 0, []
+        for n in sorted(groups, reverse=True):
+            names = sorted(groups[n])
+            if shown >= 3:
+                rest += [n] * len(names)
+            elif len(names) <= 3 - shown:
+                parts += ["%s (%d enqueued)" % (t, n) for t in names]
+            else:
+                parts.append("%d tenants %d each" % (len(names), n))
+            shown += len(names)
+        if rest:
+            parts.append("the other %d tenants %s each" % (
+                len(rest), "-".join(str(n) for n in sorted({min(rest), max(rest)}))))
+        print("Which tenants generate the most jobs? " + "; ".join(parts))
     else:
         print("Which tenants generate the most jobs? (handler runs) " +
               ", ".join("%s (%d)" % (t, len(js)) for t, js in rows[:3]))
@@ -243,8 +281,12 @@ def main():
     busy = {t: sum(j["end"] - j["start"] for j in js) for t, js in by_t.items()}
     total_busy = sum(busy.values()) or 1
     fair = 1.0 / len(by_t)
-    over = sorted(t for t, js in by_t.items()
-                  if max(j["start"] - j["enq"] for j in js) / 1e9 > a.starvation_s)
+    def oldest_wait_s(t):
+        """The longest wait of a run, or of a job still waiting at the end."""
+        ran = max(j["start"] - j["enq"] for j in by_t[t]) / 1e9
+        return max(ran, left.get(t, (0, 0.0))[1])
+
+    over = sorted(t for t in by_t if oldest_wait_s(t) > a.starvation_s)
     starved = [t for t in over if busy[t] / total_busy < fair]
     if otlp:
         over = sorted(set(over) | set(otlp["flagged"]))
@@ -259,7 +301,7 @@ def main():
         verdict = ("STARVED by other tenants" if t in starved else
                    "not starved: it waits behind its own backlog")
         print("    %s: oldest wait %.1f s, %.0f%% of worker time (an equal share is %.0f%%): %s"
-              % (t, max(j["start"] - j["enq"] for j in by_t[t]) / 1e9, 100 * share,
+              % (t, oldest_wait_s(t), 100 * share,
                  100 * fair, verdict))
     print("    starved by other tenants (flagged and less than an equal share of worker "
           "time): %s" % (", ".join(starved) if starved else "none"))

@@ -49,6 +49,8 @@ cleanup() {
 	stop_pids "${sidecar_pids[@]}"
 	stop_pids "${redis_pids[@]}"
 	load_pids=() worker_pids=() agent_pids=() sidecar_pids=() redis_pids=()
+	# Opened to the sidecar (it runs as nobody) while it ran; closed again.
+	[ -d "${out:-}" ] && chmod 0755 "$out" 2>/dev/null || true
 }
 trap 'cleanup; drop_queue; log "interrupted: logs, job logs and what was exported so far are in $out"; exit 130' INT TERM
 trap cleanup EXIT
@@ -193,10 +195,15 @@ for _ in $(seq 100); do
 	sleep 0.2
 done
 sleep 2 # one more agent interval and sidecar export
+# The workers stop first (finishing or releasing what they hold), so what
+# is left in the queue is what never ran: the report counts it.
+stop_pids "${worker_pids[@]}"
+worker_pids=()
+jobq stats --json >"$out/final-stats.json" 2>>"$out/load.log" || rm -f "$out/final-stats.json"
 cleanup
 drop_queue
 python3 "$here/demo/report.py" --job-logs "$out"/jobs-*.log ${otlp_file:+--otlp "$otlp_file"} \
-	--starvation-s "${JOBQ_DEMO_STARVATION_S:-20}" \
+	--starvation-s "${JOBQ_DEMO_STARVATION_S:-20}" --final-stats "$out/final-stats.json" \
 	--enqueued "$out/enqueued.json" --flood-tenant bigcorp --flood "$flood"
 log "logs, job logs and the OTLP export are in $out"
 if [ -n "$otlp_file" ]; then
