@@ -62,6 +62,35 @@ static char *put_utf8(char *o, uint32_t cp)
 	return o;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 if none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		len = 2, cp = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3, cp = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
 /* Parses a string at p->s ('"'). If decode, writes the decoded bytes in
  * place (the output never outruns the input) and NUL-terminates. */
 static int string(struct p *p, int decode, const char **out, size_t *len)
@@ -80,6 +109,16 @@ static int string(struct p *p, int decode, const char **out, size_t *len)
 			break;
 		if (c < 0x20)
 			return fail(p, "control character in string");
+		if (c >= 0x80) { /* RFC 8259: JSON text is UTF-8 */
+			size_t len = utf8_seq((const unsigned char *)p->s, (size_t)(p->end - p->s));
+
+			if (!len)
+				return fail(p, "invalid UTF-8 in string");
+			if (decode)
+				memmove(o, p->s, len), o += len;
+			p->s += len;
+			continue;
+		}
 		if (c != '\\') {
 			if (decode)
 				*o++ = (char)c;
@@ -302,35 +341,6 @@ const struct json_field *json_get(const struct json_field *f, size_t n, const ch
 		if (!strcmp(f[i].key, key))
 			return &f[i];
 	return NULL;
-}
-
-/* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 if none. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0)
-		len = 2, cp = s[0] & 0x1f;
-	else if ((s[0] & 0xf0) == 0xe0)
-		len = 3, cp = s[0] & 0x0f;
-	else if ((s[0] & 0xf8) == 0xf0)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t k = 1; k < len; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[k] & 0x3f);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
 }
 
 /* Output of json_quote: pieces are written whole or not at all, and

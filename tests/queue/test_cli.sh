@@ -99,6 +99,9 @@ printf "%s\n" "{\"tenant_id\":7,\"type\":\"x\"}" >/tmp/cli-bad.$$
 expect 1 "stdin line 1: tenant_id must be a string" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
 printf "%s\n" "{\"tenant_id\":\"g\",\"type\":\"x\",}" >/tmp/cli-bad.$$
 expect 1 "stdin line 1: invalid JSON at byte" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
+# JSON text is UTF-8 (RFC 8259): a payload string that is not is refused.
+printf "{\"tenant_id\":\"g\",\"type\":\"x\",\"payload\":\"\377\"}\n" >/tmp/cli-bad.$$
+expect 1 "stdin line 1: invalid JSON at byte 39: invalid UTF-8 in string" sh -c "$J enqueue --stdin </tmp/cli-bad.$$"
 # A line that is valid JSON but that the library rejects, after the first
 # batch of 1000: it is named, every line before it is enqueued, the count
 # is exact, exit 1. Same for invalid UTF-8 and a payload over the limit.
@@ -114,7 +117,7 @@ bad_line() {
 for n in 1 2 3; do
 	case $n in
 	1) want="tenant_id must be at most 64 bytes" ;;
-	2) want="type must be valid UTF-8" ;;
+	2) want="invalid JSON at byte 26: invalid UTF-8 in string" ;; # the reader refuses it (RFC 8259) before the field check
 	3) want="payload is 1048577 bytes, over the limit" ;;
 	esac
 	{ for i in $(seq 1 1500); do echo "$good"; done; bad_line $n; echo "$good"; } >/tmp/cli-bad.$$

@@ -48,6 +48,9 @@ static void string_escapes_decoded(void **s)
 	assert_string_equal(f[0].str, "a\"b\\c\n\xc3\xa9\xf0\x9f\x98\x80/");
 	assert_int_equal(parse("{\"k\":\"nul\\u0000x\"}", f, 2, buf, err), 1);
 	assert_int_equal(f[0].str_len, 5);
+	/* Raw UTF-8 is kept as it is, beside escapes. */
+	assert_int_equal(parse("{\"k\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\\n\xe6\x97\xa5\"}", f, 2, buf, err), 1);
+	assert_string_equal(f[0].str, "caf\xc3\xa9 \xf0\x9f\x98\x80\n\xe6\x97\xa5");
 }
 
 static void rejects_invalid(void **s)
@@ -56,6 +59,10 @@ static void rejects_invalid(void **s)
 		"", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":01}", "{\"a\":1.}",
 		"{\"a\":\"x}", "{\"a\":\"\\x\"}", "{\"a\":\"\\ud800\"}", "{\"a\":tru}", "{\"a\":1} x",
 		"{\"a\":1,\"a\":2}", "{\"a\":\"tab\there\"}", "{a:1}", "{\"a\":[1,]}",
+		/* Not UTF-8 (RFC 8259 8.1): a stray byte, a cut sequence, an
+		 * overlong '/', an encoded surrogate, in a value or a nested one. */
+		"{\"a\":\"\xff\"}", "{\"a\":\"\xc3\"}", "{\"a\":\"\xc0\xaf\"}",
+		"{\"a\":\"\xed\xa0\x80\"}", "{\"a\":{\"b\":[\"\x80\"]}}", "{\"\xfe\":1}",
 	};
 	struct json_field f[4];
 	char buf[512], err[128];
