@@ -229,7 +229,7 @@ int cmd_tenant(const struct cli_global *g, int argc, char **argv)
 			have_w = 1;
 		} else if (!strcmp(argv[i], "--cap") && i + 1 < argc) {
 			if (cli_u32(argv[++i], &cap)) {
-				cli_err("--cap must be a non-negative integer");
+				cli_err("--cap must be an integer from 0 to 4294967295");
 				return EXIT_USAGE;
 			}
 			have_c = 1;

@@ -87,7 +87,7 @@ static int from_json(char *line, size_t n, size_t lineno, struct jobq_new_job *j
 
 		snprintf(num, sizeof(num), "%.*s", (int)x->raw_len, x->raw);
 		if (x->type != JSON_NUMBER || cli_u32(num, &j->opts.delay_ms)) {
-			cli_err("stdin line %zu: delay_ms must be a non-negative integer", lineno);
+			cli_err("stdin line %zu: delay_ms must be an integer from 0 to 4294967295", lineno);
 			return -1;
 		}
 	}
@@ -382,7 +382,7 @@ int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
 			break;
 		case 'd':
 			if (cli_u32(optarg, &j.opts.delay_ms)) {
-				cli_err("--delay-ms must be a non-negative integer");
+				cli_err("--delay-ms must be an integer from 0 to 4294967295");
 				return EXIT_USAGE;
 			}
 			break;

@@ -350,6 +350,13 @@ int cli_handlers_add(struct cli_handlers *h, struct jobq_worker *w, const char *
 		} else if (!strcmp(name, "fail") && a1 && !cli_double(a1, &s->prob) && s->prob >= 0 &&
 			   s->prob <= 1 && (!a2 || !cli_u32(a2, &s->ms))) {
 			s->kind = H_FAIL;
+		} else if (!strcmp(name, "noop") || !strcmp(name, "sleep") || !strcmp(name, "cpu") ||
+			   !strcmp(name, "export") || !strcmp(name, "fail")) {
+			/* A known builtin with a wrong argument: say which rule. */
+			cli_err("--handler %s: bad arguments in \"%s\" (noop takes none; sleep:MS, cpu:MS and "
+				"export:MS take MS, an integer 0..4294967295; fail:PROB[:MS] takes PROB in 0..1)",
+				type, eq + 1);
+			return -1;
 		} else {
 			cli_err("--handler %s: unknown builtin \"%s\" (noop, sleep:MS, cpu:MS, fail:PROB[:MS], export:MS)",
 				type, eq + 1);

@@ -118,7 +118,7 @@ int cmd_worker(const struct cli_global *g, int argc, char **argv)
 			break;
 		case 'C':
 			if (cli_u32(optarg, &cap)) {
-				cli_err("--cap must be a non-negative integer");
+				cli_err("--cap must be an integer from 0 to 4294967295");
 				return EXIT_USAGE;
 			}
 			have_cap = 1;
@@ -145,13 +145,13 @@ int cmd_worker(const struct cli_global *g, int argc, char **argv)
 			break;
 		case 'a':
 			if (cli_u32(optarg, &o.aging_ms)) {
-				cli_err("--aging-ms must be a non-negative integer");
+				cli_err("--aging-ms must be an integer from 0 to 4294967295");
 				return EXIT_USAGE;
 			}
 			break;
 		case 'B':
 			if (cli_u32(optarg, &o.backoff_base_ms)) {
-				cli_err("--backoff-base-ms must be a non-negative integer");
+				cli_err("--backoff-base-ms must be an integer from 0 to 4294967295");
 				return EXIT_USAGE;
 			}
 			break;

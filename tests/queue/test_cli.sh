@@ -42,6 +42,12 @@ expect 2 "queue must not be empty" $BUILD/jobq --queue "" enqueue --tenant a --t
 expect 2 "queue must not be empty" $BUILD/jobq --queue= stats
 expect 2 "queue must not contain" $BUILD/jobq --queue "a{b}" worker --handler x=builtin:noop
 expect 1 "connect 127.0.0.1:1" $BUILD/jobq --redis redis://127.0.0.1:1 stats
+# Out of range is said as such (it was "must be a non-negative integer").
+expect 2 "delay-ms must be an integer from 0 to 4294967295" $J enqueue --tenant a --type x --delay-ms 99999999999999999999
+# A known builtin with a bad argument is not "unknown".
+expect 2 "handler x: bad arguments in \"builtin:fail:2\"" timeout 10 $J worker --handler x=builtin:fail:2
+expect 2 "handler x: bad arguments in \"builtin:sleep:-1\"" timeout 10 $J worker --handler x=builtin:sleep:-1
+expect 2 "handler x: unknown builtin \"builtin:nap:1\"" timeout 10 $J worker --handler x=builtin:nap:1
 # A server that accepts and never answers, and one that is not redis: the
 # error says so (not hiredis'"'"'s "Resource temporarily unavailable").
 fake=$(mktemp -d)
