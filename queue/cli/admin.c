@@ -35,6 +35,20 @@ static const char *shown(const char *s, char *buf, size_t cap)
 	return buf;
 }
 
+/* s (valid UTF-8, as shown() makes it) left-aligned in width columns,
+ * padded by characters rather than bytes so "café" lines up with "cafe";
+ * a longer name is printed whole (an id is never cut) and pushes the row. */
+static void cell(const char *s, int width)
+{
+	int chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		chars += (*p & 0xc0) != 0x80; /* continuation bytes do not count */
+	fputs(s, stdout);
+	for (; chars < width; chars++)
+		putchar(' ');
+}
+
 int cmd_stats(const struct cli_global *g, int argc, char **argv)
 {
 	struct jobq_tenant_stats *st;
@@ -94,10 +108,10 @@ int cmd_stats(const struct cli_global *g, int argc, char **argv)
 
 			char name[6 * JOBQ_TENANT_MAX + 1];
 
-			printf("%-24s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-			       " %10.1f %7g %5u\n",
-			       shown(t->tenant, name, sizeof(name)), t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight,
-			       age, t->weight, t->cap);
+			cell(shown(t->tenant, name, sizeof(name)), 24);
+			printf(" %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %10.1f %7g %5u\n",
+			       t->depth[0], t->depth[1], t->depth[2], t->delayed, t->in_flight, age, t->weight,
+			       t->cap);
 		}
 	}
 	free(st);
@@ -161,9 +175,11 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 
 				if (d[i].attempts != JOBQ_ATTEMPTS_UNKNOWN)
 					snprintf(att, sizeof(att), "%u", d[i].attempts);
-				printf("%-10" PRIu64 " %-20s %-16s %8s  %s\n", d[i].id,
-				       shown(d[i].tenant, t, sizeof(t)), shown(d[i].type, ty, sizeof(ty)), att,
-				       shown(d[i].reason, why, sizeof(why)));
+				printf("%-10" PRIu64 " ", d[i].id);
+				cell(shown(d[i].tenant, t, sizeof(t)), 20);
+				putchar(' ');
+				cell(shown(d[i].type, ty, sizeof(ty)), 16);
+				printf(" %8s  %s\n", att, shown(d[i].reason, why, sizeof(why)));
 			}
 		}
 		if (json)

@@ -164,6 +164,11 @@ expect 2 "weight must be" $J tenant set beta --weight -1
 out=$($J stats) || fail "stats"
 echo "$out" | grep -Eq "^acme +1 +5 +0 " || fail "stats table: $out"
 echo "$out" | grep -Eq "^beta +0 +1 +1 .* 2.5 +3$" || fail "stats table (beta): $out"
+# Columns line up after a non-ASCII name (padding counts characters).
+$J enqueue --tenant "caf$(printf "\303\251")" --type x >/dev/null || fail "enqueue café"
+out=$($J stats) || fail "stats"
+col() { echo "$out" | grep "^$1 " | python3 -c "import sys; print(len(sys.stdin.buffer.read().decode().rstrip()))"; }
+[ "$(col acme)" = "$(col "caf$(printf "\303\251")")" ] || fail "stats rows of acme and café differ in width (in characters): $out"
 $J stats --json | /usr/bin/python3 -c "
 import json, sys
 d = {t[\"tenant_id\"]: t for t in json.load(sys.stdin)}
