@@ -78,7 +78,9 @@ end
 local function bury(id, reason, now)
 	local jk = jkey(id)
 	redis.pcall('HSET', jk, 'id', id, 'dead_reason', utf8_head(reason, 128),
-		'failed_at_ns', string.format('%.0f', now * 1e6))
+		-- now is whole ms (exact in a double); now * 1e6 (~1.8e18) is past
+		-- 2^53, where a double rounds (...924999936): append the zeros as text.
+		'failed_at_ns', string.format('%.0f', now) .. '000000')
 	redis.pcall('HDEL', jk, 'lease', 'pf')
 	redis.call('LPUSH', P .. 'dead', id)
 end

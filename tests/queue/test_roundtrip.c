@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const struct jobq_lease_params P1 = { 1, 30000, 0, 1.0, 0 };
 
@@ -410,6 +411,18 @@ static void retry_with_backoff_then_dead_letter_then_retry(void **state)
 	assert_int_equal(d[0].id, id);
 	assert_string_equal(d[0].reason, "boom 2");
 	assert_int_equal(d[0].attempts, 2);
+	/* Redis's clock in whole ms, exactly (it went through a double, which
+	 * rounds near 1.8e18 ns: ...924999936), and within a minute of ours. */
+	{
+		struct timespec ts;
+		uint64_t now_ns;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		assert_int_equal(d[0].failed_unix_ns % 1000000u, 0);
+		assert_true(d[0].failed_unix_ns + 60000000000ull > now_ns &&
+			    d[0].failed_unix_ns < now_ns + 60000000000ull);
+	}
 	free(d);
 	/* An attempt count out of range is shown as unknown, not truncated. */
 	qt_redis_cmd("HSET jobq:{retry}:job:%llu attempt 4294967298", (unsigned long long)id);
