@@ -656,7 +656,7 @@ int main(int argc, char **argv)
 		}
 	}
 	logmsg("listening on %s (mode %04o), prometheus %s, interval %ld ms", sc.o.listen,
-	       (unsigned)sc.o.socket_mode, strcmp(sc.o.prom_listen, "off") ? sc.o.prom_listen : "off",
+	       (unsigned)sc.o.socket_mode, sc.prom.lfd >= 0 ? sc.prom.bound : "off",
 	       sc.cfg.export_interval_ms);
 
 	rc = run(&sc) ? 1 : 0;

@@ -192,6 +192,15 @@ int sc_prom_listen(struct sc_prom *p, const char *addr, char *err, size_t errsz)
 	}
 	freeaddrinfo(ai);
 	p->lfd = fd;
+	/* Port 0 asks the kernel for a free port: say which one it gave. */
+	struct sockaddr_storage sa;
+	socklen_t sl = sizeof(sa);
+	char hs[64], ps[8];
+	if (getsockname(fd, (struct sockaddr *)&sa, &sl) ||
+	    getnameinfo((struct sockaddr *)&sa, sl, hs, sizeof(hs), ps, sizeof(ps), NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(p->bound, sizeof(p->bound), "%s", addr);
+	else
+		snprintf(p->bound, sizeof(p->bound), sa.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hs, ps);
 	return 0;
 }
 

@@ -35,6 +35,7 @@ struct sc_prom_conn {
 
 struct sc_prom {
 	int lfd;
+	char bound[80]; /* the address listened on, port 0 resolved: "127.0.0.1:9464" */
 	struct sc_prom_conn conns[SC_PROM_MAX_CONNS];
 	struct sc_buf out;
 };

@@ -5,9 +5,11 @@ stale socket replaced, a live one or a non-socket refused, bad frames
 and are counted, several agents at once, and the privilege drop when
 started as root."""
 import os
+import re
 import socket
 import stat
 import subprocess
+import urllib.request
 
 from harness import FAKE_AGENT, SIDECAR, TMP, Sidecar, check, eq, run_tests, skip_test, wait_until
 
@@ -125,6 +127,15 @@ def test_bad_options_fail_clearly():
         check(r.returncode != 0 and msg in r.stderr, '%s -> %r' % (args, r.stderr))
 
 
+def test_prometheus_port_zero_logs_the_port_it_got():
+    sc = Sidecar('promzero', args=['--prom-listen', '127.0.0.1:0'])  # the last one wins
+    m = re.search(r'prometheus 127\.0\.0\.1:(\d+),', sc.logtext())
+    check(m and int(m.group(1)) > 0, 'the log names the port bound: %s' % sc.logtext())
+    with urllib.request.urlopen('http://127.0.0.1:%s/metrics' % m.group(1), timeout=5) as r:
+        check(b'jobq_sidecar_exported_total' in r.read(), 'that port serves /metrics')
+    sc.stop()
+
+
 if __name__ == '__main__':
     _ = FAKE_AGENT
     run_tests([
@@ -136,4 +147,5 @@ if __name__ == '__main__':
         test_reconnect_before_the_old_connection_closes_keeps_the_agent,
         test_drops_root_before_networking,
         test_bad_options_fail_clearly,
+        test_prometheus_port_zero_logs_the_port_it_got,
     ])
