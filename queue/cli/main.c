@@ -145,7 +145,10 @@ int main(int argc, char **argv)
 		o.redis_url = g.redis_url;
 		o.queue = g.queue;
 		if (jobq_opts_check(&o, err, sizeof(err))) {
-			cli_err("%s", err);
+			/* Say where a bad URL came from when no --redis was given. */
+			int from_env = !g.redis_url && getenv("JOBQ_REDIS_URL") && strstr(err, "redis URL");
+
+			cli_err("%s%s", err, from_env ? " (from $JOBQ_REDIS_URL)" : "");
 			return EXIT_USAGE;
 		}
 	}

@@ -37,6 +37,7 @@ expect 1 "tenant_id must be valid UTF-8" $J enqueue --tenant "$(printf "a\xff")"
 expect 1 "traceparent must be" $J enqueue --tenant a --type x --traceparent 00-bad
 # A bad --queue or --redis is a usage error (2), for every command.
 expect 2 "invalid redis URL" $BUILD/jobq --redis http://x stats
+expect 2 "invalid redis URL \"garbage\": .*(from \$JOBQ_REDIS_URL)" env JOBQ_REDIS_URL=garbage $BUILD/jobq stats
 expect 2 "invalid redis URL" $BUILD/jobq --redis http://x worker --handler x=builtin:noop
 expect 2 "queue must not be empty" $BUILD/jobq --queue "" enqueue --tenant a --type x
 expect 2 "queue must not be empty" $BUILD/jobq --queue= stats
