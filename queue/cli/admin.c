@@ -140,8 +140,14 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 				json = 1;
 			} else if (!strcmp(argv[i], "--max") && i + 1 < argc && !cli_u32(argv[i + 1], &max)) {
 				i++;
+			} else if (!strcmp(argv[i], "--max")) {
+				cli_err("dead list: --max needs a count, an integer from 0 to 4294967295%s%s%s",
+					i + 1 < argc ? " (got \"" : "", i + 1 < argc ? argv[i + 1] : "",
+					i + 1 < argc ? "\")" : "");
+				return EXIT_USAGE;
 			} else {
-				cli_err("dead list: bad argument \"%s\"", argv[i]);
+				cli_err("dead list: unknown argument \"%s\" (usage: jobq dead list [--json] [--max N])",
+					argv[i]);
 				return EXIT_USAGE;
 			}
 		}

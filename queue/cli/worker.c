@@ -1,6 +1,7 @@
 /* worker.c - `jobq worker`: run jobs with built-in or external handlers. */
 #include "queue/cli/cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ static int load_weights(struct jobq *q, const char *path)
 	int lineno = 0;
 
 	if (!f) {
-		cli_err("--weights %s: cannot open", path);
+		cli_err("--weights %s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {

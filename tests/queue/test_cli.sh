@@ -37,6 +37,9 @@ expect 1 "tenant_id must be valid UTF-8" $J enqueue --tenant "$(printf "a\xff")"
 expect 1 "traceparent must be" $J enqueue --tenant a --type x --traceparent 00-bad
 # A bad --queue or --redis is a usage error (2), for every command.
 expect 2 "invalid redis URL" $BUILD/jobq --redis http://x stats
+expect 2 "dead list: --max needs a count, an integer from 0 to 4294967295 (got \"-1\")" $J dead list --max -1
+expect 2 "dead list: unknown argument \"--frob\" (usage: jobq dead list" $J dead list --frob
+expect 1 "weights /nonexistent: cannot open: No such file or directory" timeout 10 $J worker --weights /nonexistent --handler x=builtin:noop
 expect 2 "invalid redis URL \"garbage\": .*(from \$JOBQ_REDIS_URL)" env JOBQ_REDIS_URL=garbage $BUILD/jobq stats
 expect 2 "invalid redis URL" $BUILD/jobq --redis http://x worker --handler x=builtin:noop
 expect 2 "queue must not be empty" $BUILD/jobq --queue "" enqueue --tenant a --type x
