@@ -287,7 +287,6 @@ def main():
         return max(ran, left.get(t, (0, 0.0))[1])
 
     over = sorted(t for t in by_t if oldest_wait_s(t) > a.starvation_s)
-    starved = [t for t in over if busy[t] / total_busy < fair]
     if otlp:
         over = sorted(set(over) | set(otlp["flagged"]))
         who = "the sidecar's starvation check flagged"

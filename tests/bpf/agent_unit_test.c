@@ -839,13 +839,25 @@ static void top_rows_rates_and_failures_per_tenant(void **state)
 /* The same tenant on two queues: two rows, each with its own counts and
  * depth; the overflow depth reports of every queue join the one overflow
  * row; a QUEUE column only when more than one queue is seen. */
+/* What top_print() draws for these rows, as a malloc'd string. */
+static char *top_text(const struct top_row *rows, size_t n, const uint64_t *losses)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	assert_non_null(out);
+	top_print(out, rows, n, 0, losses, "t");
+	fclose(out);
+	return text;
+}
+
 static void top_rows_per_queue_and_queue_column(void **state)
 {
 	struct snapshot s;
 	struct top_row rows[8];
 	char *text = NULL;
-	size_t n, len = 0;
-	FILE *out;
+	size_t n;
 	uint64_t losses[JOBQ_LOSS_COUNT] = { 0 };
 
 	(void)state;
@@ -884,10 +896,7 @@ static void top_rows_per_queue_and_queue_column(void **state)
 			assert_int_equal(rows[i].depth, 0);
 		}
 	}
-	out = open_memstream(&text, &len);
-	assert_non_null(out);
-	top_print(out, rows, n, 0, losses, "t");
-	fclose(out);
+	text = top_text(rows, n, losses);
 	assert_non_null(strstr(text, "QUEUE"));
 	assert_non_null(strstr(text, "\nq3 "));
 	assert_non_null(strstr(text, "\ndefault "));
@@ -898,10 +907,7 @@ static void top_rows_per_queue_and_queue_column(void **state)
 	strcpy(s.counters[1].key.s.tenant, "other");
 	n = top_rows(&s, NULL, 0, 0, rows, 8);
 	assert_int_equal(n, 2);
-	out = open_memstream(&text, &len);
-	assert_non_null(out);
-	top_print(out, rows, n, 0, losses, "t");
-	fclose(out);
+	text = top_text(rows, n, losses);
 	assert_null(strstr(text, "QUEUE"));
 	assert_non_null(strstr(text, "\ncheck "));
 	free(text);
@@ -913,10 +919,7 @@ static void top_rows_per_queue_and_queue_column(void **state)
 	s.counters[1].key.s.tenant[60] = '\0';
 	n = top_rows(&s, NULL, 0, 0, rows, 8);
 	assert_int_equal(n, 2);
-	out = open_memstream(&text, &len);
-	assert_non_null(out);
-	top_print(out, rows, n, 0, losses, "t");
-	fclose(out);
+	text = top_text(rows, n, losses);
 	{
 		const char *cafe = strstr(text, "\ncaf\xc3\xa9?[2J");
 		const char *acc = strstr(text, "\n\xc3\xa9");
