@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JREC 13 /* items in a dequeue "j" record */
+#define JREC 14 /* items in a dequeue "j" record */
 #define DREC 6  /* items in a dequeue "d" record */
 
 void jobq_lease_free(struct jobq_lease *l)
@@ -79,7 +79,8 @@ static struct jobq_lease *decode_job(struct jobq *q, redisReply **e)
 	memcpy(s, rty->str, tyl), s[tyl] = '\0', j->type = s, s += tyl + 1;
 	memcpy(s, rp->str, pl), s[pl] = '\0', j->payload = s, j->payload_len = pl;
 	j->queue = q->queue;
-	if (jobq__reply_u64(e[1], &j->id) || jobq__reply_str(e[2], l->token, sizeof(l->token)))
+	if (jobq__reply_u64(e[1], &j->id) || jobq__reply_str(e[2], l->token, sizeof(l->token)) ||
+	    jobq__reply_str(e[13], l->cost_est, sizeof(l->cost_est)))
 		goto bad_proto;
 #define MALFORMED(...) do { l->malformed = 1; snprintf(l->reason, sizeof(l->reason), __VA_ARGS__); } while (0)
 	if (jobq_check_name("tenant_id", j->tenant, JOBQ_TENANT_MAX, err, sizeof(err)) ||
@@ -225,7 +226,7 @@ static const char *outcome_name(enum jobq_outcome o)
 
 int jobq__settle_append(struct jobq *q, const struct jobq_settle *s, size_t n)
 {
-	enum { PER = 6 };
+	enum { PER = 8 };
 	const char **argv = malloc(sizeof(*argv) * (1 + PER * n));
 	char (*num)[3][24] = malloc(sizeof(*num) * n);
 	int rc;
@@ -248,6 +249,8 @@ int jobq__settle_append(struct jobq *q, const struct jobq_settle *s, size_t n)
 		a[3] = num[i][1];
 		a[4] = num[i][2];
 		a[5] = s[i].error;
+		a[6] = s[i].l->job.tenant;
+		a[7] = s[i].l->cost_est;
 	}
 	rc = jobq__append_eval(q, JOBQ_S_ACK, (int)(1 + PER * n), argv, NULL);
 	free(argv);

@@ -13,6 +13,7 @@
 struct jobq_lease {
 	struct jobq_job job;          /* strings point into this allocation */
 	char token[JOBQ_TOKEN_MAX + 1];
+	char cost_est[32];            /* ms charged at lease, echoed to ack.lua */
 	int malformed;                /* document failed client-side checks */
 	char reason[JOBQ_ERROR_MAX + 1];
 	/* Worker bookkeeping: its lists and the handler's outcome. */

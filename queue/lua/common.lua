@@ -74,13 +74,15 @@ end
 
 -- Moves job id to the dead-letter list with a reason (the job hash stays,
 -- so `jobq dead retry` can bring it back). A key of another type under the
--- id's name (not a job document) does not stop the burial: pcall.
+-- id's name (not a job document) does not stop the burial: pcall. Its
+-- lease (token and prefetch mark) goes; the caller removes the `leases`
+-- entry.
 local function bury(id, reason, now)
-	local jk = jkey(id)
-	redis.pcall('HSET', jk, 'id', id, 'dead_reason', utf8_head(reason, 128),
+	redis.pcall('HSET', jkey(id), 'id', id, 'dead_reason', utf8_head(reason, 128),
 		-- now is whole ms (exact in a double); now * 1e6 (~1.8e18) is past
 		-- 2^53, where a double rounds (...924999936): append the zeros as text.
 		'failed_at_ns', string.format('%.0f', now) .. '000000')
-	redis.pcall('HDEL', jk, 'lease', 'pf')
+	redis.call('HDEL', P .. 'lease', id)
+	redis.call('SREM', P .. 'pf', id)
 	redis.call('LPUSH', P .. 'dead', id)
 end

@@ -39,7 +39,7 @@ local function requeue(id, from_tail)
 	end
 	if redis.call('LREM', P .. 'dead', from_tail and -1 or 1, id) == 0 then return false end
 	redis.call('HSET', jk, 'attempt', 0)
-	redis.call('HDEL', jk, 'dead_reason', 'failed_at_ns', 'last_error', 'stalls', 'pf')
+	redis.call('HDEL', jk, 'dead_reason', 'failed_at_ns', 'last_error', 'stalls')
 	redis.call('RPUSH', qkey(f[1], p), id)
 	activate(f[1])
 	return true

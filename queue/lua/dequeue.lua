@@ -4,19 +4,23 @@
 -- KEYS[1]  queue prefix
 -- ARGV[1]  max jobs to lease (>= 1)
 -- ARGV[2]  lease length in ms
--- ARGV[3]  lease token prefix (random per call; token = prefix .. ":" .. i)
+-- ARGV[3]  lease token (random per call; a lease is the pair (id, token))
 -- ARGV[4]  aging_ms (0 = strict priority)
 -- ARGV[5]  default cost in ms for a tenant without a duration estimate
 -- ARGV[6]  jobs leased for free handler slots (0..ARGV[1]; absent: all). The
 --          jobs after them are leased ahead of a free slot (prefetch): they
---          are marked `pf` until the worker reports them started
+--          are in the `pf` set until the worker reports them started
 --          (start.lua), so a lease that expires before they started gives
 --          their attempt back (reap.lua). A tenant with a concurrency cap is
 --          never prefetched: the call stops when such a tenant is next.
 -- Returns { next_due_ms, records... } where next_due_ms is the time until
 -- the earliest delayed job is due (-1: none) and each record is either
 --   "j", id, token, tenant_id, type, payload, priority, enqueued_at_ns,
---        attempt, max_attempts, trace_id, span_id, trace_flags   (13 items)
+--        attempt, max_attempts, trace_id, span_id, trace_flags,
+--        cost_est                                                 (14 items)
+-- (attempt: this lease's attempt, the document's count + 1; the document
+-- is not written here, see ack.lua and reap.lua. cost_est: the cost in ms
+-- charged to the tenant for the job, which the ack corrects.)
 --   "d", id, tenant_id|"?", type|"?", attempt, reason         (6 items)
 -- ("d": a malformed job document was moved to the dead-letter list).
 -- The "j" records come in lease order: the first ARGV[6] are not prefetched.
@@ -45,6 +49,8 @@ local defcap = num(redis.call('HGET', P .. 'cfg', 'default_cap'), 0)
 local vtime0 = num(redis.call('GET', P .. 'vtime'), 0)
 redis.call('ZCARD', P .. 'ready')
 redis.call('ZCARD', P .. 'leases')
+redis.call('HLEN', P .. 'lease')
+redis.call('SCARD', P .. 'pf')
 redis.call('LLEN', P .. 'dead')
 redis.call('LLEN', P .. 'wake')
 
@@ -133,7 +139,9 @@ local function invalid(f, t)
 	return nil
 end
 
-local leases = {}
+-- Batched writes, one call each at the end: lease deadlines, tokens,
+-- prefetch marks.
+local leases, nl, tokens, pfs = {}, 0, {}, {}
 local n, guard = 0, 0
 while n < max and guard < max * 4 and nbad < MALFORMED_MAX do
 	guard = guard + 1
@@ -188,39 +196,65 @@ while n < max and guard < max * 4 and nbad < MALFORMED_MAX do
 					end
 				end
 			end
-			local id = heads[pick]
-			local jk = jkey(id)
-			-- Validate before the first write for this job.
-			local f = redis.pcall('HMGET', jk, unpack(JOB_FIELDS))
-			local why = invalid(f, t)
-			redis.call('LPOP', qkey(t, pick))
-			if why then
-				if perr(f) then f = {} end
-				bury(id, why, now)
-				add_dead(id, f[1], f[2], num(f[6], 0), why)
-				nbad = nbad + 1
-			else
-				if S > vtime then vtime = S end
-				S = S + s.cost / s.w
-				s.pass = S
-				s.inflight = s.inflight + 1
-				s.dirty = true
-				local attempt = num(f[6], 0) + 1
-				local token = prefix .. ':' .. n
-				if n < imm then
-					redis.call('HSET', jk, 'attempt', attempt, 'lease', token, 'cost_est', s.cost)
-				else
-					redis.call('HSET', jk, 'attempt', attempt, 'lease', token, 'cost_est', s.cost, 'pf', 1)
+			-- A run: up to k jobs from list pick in one LRANGE/LTRIM instead
+			-- of a pop per job (each redis.call costs several us of Lua
+			-- overhead here). The pick cannot change during the run unless
+			-- another list competes by age, so k > 1 only without aging or
+			-- with one list holding work; k stops where the job-at-a-time
+			-- loop would stop: max, the cap, the free slots of a capped
+			-- tenant, the runner-up's pass, the malformed-document bound.
+			local k = 1
+			if nonempty == 1 or aging <= 0 then
+				k = max - n
+				if s.cap > 0 then
+					k = math.min(k, s.cap - s.inflight, imm - n)
 				end
-				leases[#leases + 1] = now + lease_ms
-				leases[#leases + 1] = id
-				for _, v in ipairs({ 'j', id, token, t, f[2], f[3], f[4], f[5], attempt, f[7],
-					f[8] or '', f[9] or '', f[10] or '00' }) do
-					out[#out + 1] = v
+				local inc = s.cost / s.w
+				if S2 < math.huge and inc > 0 then
+					k = math.min(k, math.floor((S2 - S) / inc) + 1)
 				end
-				n = n + 1
+				k = math.min(k, MALFORMED_MAX - nbad)
+				if k < 1 then k = 1 end
 			end
-			heads[pick] = redis.call('LINDEX', qkey(t, pick), 0)
+			local q = qkey(t, pick)
+			-- One id more than the run: the list's next head, if any.
+			local ids = redis.call('LRANGE', q, 0, k)
+			local take = math.min(#ids, k)
+			-- A reply number would be cut to an integer: the text.
+			local cost = tostring(s.cost)
+			for i = 1, take do
+				local id = ids[i]
+				local jk = jkey(id)
+				-- Validated before the first write for this job; the ids are
+				-- trimmed from the list after the run (LTRIM cannot fail).
+				local f = redis.pcall('HMGET', jk, unpack(JOB_FIELDS))
+				local why = invalid(f, t)
+				if why then
+					if perr(f) then f = {} end
+					bury(id, why, now)
+					add_dead(id, f[1], f[2], num(f[6], 0), why)
+					nbad = nbad + 1
+				else
+					if S > vtime then vtime = S end
+					S = S + s.cost / s.w
+					s.pass = S
+					s.inflight = s.inflight + 1
+					s.dirty = true
+					local attempt = num(f[6], 0) + 1
+					if n >= imm then pfs[#pfs + 1] = id end
+					nl = nl + 2
+					leases[nl - 1], leases[nl] = now + lease_ms, id
+					tokens[nl - 1], tokens[nl] = id, prefix
+					local o = #out
+					out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6], out[o + 7] =
+						'j', id, prefix, t, f[2], f[3], f[4]
+					out[o + 8], out[o + 9], out[o + 10], out[o + 11], out[o + 12], out[o + 13], out[o + 14] =
+						f[5], attempt, f[7], f[8] or '', f[9] or '', f[10] or '00', cost
+					n = n + 1
+				end
+			end
+			redis.call('LTRIM', q, take, -1)
+			heads[pick] = ids[take + 1]
 			local more = heads[0] or heads[1] or heads[2]
 			eligible = more and (s.cap <= 0 or s.inflight < s.cap)
 		until not eligible or n >= max or S > S2 or nbad >= MALFORMED_MAX or (n >= imm and s.cap > 0)
@@ -231,7 +265,11 @@ while n < max and guard < max * 4 and nbad < MALFORMED_MAX do
 		end
 	end
 end
-if #leases > 0 then redis.call('ZADD', P .. 'leases', unpack(leases)) end
+if nl > 0 then
+	redis.call('ZADD', P .. 'leases', unpack(leases))
+	redis.call('HSET', P .. 'lease', unpack(tokens))
+end
+if #pfs > 0 then redis.call('SADD', P .. 'pf', unpack(pfs)) end
 for _, t in ipairs(touched) do
 	local s = tc[t]
 	if s and s.dirty then

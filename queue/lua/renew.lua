@@ -8,7 +8,7 @@ local deadline = now_ms() + tonumber(ARGV[1])
 local res = {}
 for i = 2, #ARGV, 2 do
 	local id, token = ARGV[i], ARGV[i + 1]
-	if redis.call('HGET', jkey(id), 'lease') == token and
+	if redis.call('HGET', P .. 'lease', id) == token and
 		redis.call('ZSCORE', P .. 'leases', id) then
 		redis.call('ZADD', P .. 'leases', 'XX', deadline, id)
 		res[#res + 1] = 1

@@ -467,7 +467,7 @@ static void error_text_cut_on_utf8_boundary(void **state)
 	enq(q, "t", "x", JOBQ_NORMAL);
 	assert_int_equal(jobq_enqueue(q, "t", "x", "", 0, &o, NULL), JOBQ_OK);
 	for (int attempt = 1; attempt <= 2; attempt++) {
-		const char *argv[7];
+		const char *argv[9];
 
 		l = lease1(q, &P1);
 		if (attempt == 1) { /* the first job: done */
@@ -478,8 +478,9 @@ static void error_text_cut_on_utf8_boundary(void **state)
 		assert_non_null(l);
 		snprintf(id, sizeof(id), "%llu", (unsigned long long)l->job.id);
 		argv[0] = "0", argv[1] = id, argv[2] = l->token, argv[3] = "fail";
-		argv[4] = "1", argv[5] = "0", argv[6] = err;
-		assert_int_equal(jobq__append_eval(q, JOBQ_S_ACK, 7, argv, NULL), JOBQ_OK);
+		argv[4] = "1", argv[5] = "0", argv[6] = err, argv[7] = l->job.tenant;
+		argv[8] = l->cost_est;
+		assert_int_equal(jobq__append_eval(q, JOBQ_S_ACK, 9, argv, NULL), JOBQ_OK);
 		assert_int_equal(jobq__read(q, &r), JOBQ_OK);
 		assert_int_equal(r->type, REDIS_REPLY_ARRAY);
 		assert_string_equal(r->element[0]->str, attempt == 1 ? "retry" : "dead");
@@ -986,6 +987,74 @@ static void pipelined_batch_reads_every_reply(void **state)
 	jobq_close(q);
 }
 
+/* The lease state (token hash `lease`, prefetch set `pf`, deadlines in
+ * `leases`) is written once per dequeue call and removed by every way a
+ * lease ends; none may linger. A released job gives no attempt back
+ * because none was taken: its next lease is attempt 1 again. */
+static void settling_leaves_no_lease_state(void **state)
+{
+	struct jobq *q = qt_connect("lst");
+	struct jobq_lease_params p3 = { 4, 30000, 0, 1.0, 3 }; /* 3 of 4 prefetched */
+	struct jobq_lease *l[8];
+	struct jobq_settle s[4];
+	char buf[64];
+	size_t n;
+	int64_t due;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		enq(q, "t", "x", JOBQ_NORMAL);
+	assert_int_equal(jobq_lease(q, &p3, l, 8, &n, &due), JOBQ_OK);
+	assert_int_equal(n, 4);
+	qt_redis_get(buf, sizeof(buf), "HLEN jobq:{lst}:lease");
+	assert_string_equal(buf, "4");
+	qt_redis_get(buf, sizeof(buf), "SCARD jobq:{lst}:pf");
+	assert_string_equal(buf, "3");
+	{
+		struct jobq_lease *started[1] = { l[1] };
+		redisReply *r;
+
+		assert_int_equal(jobq__start_append(q, started, 1), JOBQ_OK);
+		assert_int_equal(jobq__read(q, &r), JOBQ_OK);
+		assert_int_equal(jobq__start_parse(q, r), JOBQ_OK);
+	}
+	qt_redis_get(buf, sizeof(buf), "SCARD jobq:{lst}:pf");
+	assert_string_equal(buf, "2");
+	memset(s, 0, sizeof(s));
+	for (int i = 0; i < 4; i++) {
+		s[i].l = l[i];
+		s[i].duration_ms = 1;
+	}
+	s[0].outcome = JOBQ_OUT_OK;
+	s[1].outcome = JOBQ_OUT_FAIL;
+	s[1].delay_ms = 60000;
+	s[2].outcome = JOBQ_OUT_RELEASE;
+	s[3].outcome = JOBQ_OUT_DEAD;
+	snprintf(s[3].error, sizeof(s[3].error), "gave up");
+	assert_int_equal(jobq_settle(q, s, 4), JOBQ_OK);
+	assert_int_equal(s[0].result, JOBQ_SETTLED_OK);
+	assert_int_equal(s[1].result, JOBQ_SETTLED_RETRY);
+	assert_int_equal(s[2].result, JOBQ_SETTLED_RELEASED);
+	assert_int_equal(s[3].result, JOBQ_SETTLED_DEAD);
+	qt_redis_get(buf, sizeof(buf), "EXISTS jobq:{lst}:lease jobq:{lst}:pf jobq:{lst}:leases");
+	assert_string_equal(buf, "0");
+	qt_redis_get(buf, sizeof(buf), "HGET jobq:{lst}:job:%llu attempt", (unsigned long long)l[1]->job.id);
+	assert_string_equal(buf, "1"); /* the failed attempt counts */
+	qt_redis_get(buf, sizeof(buf), "HGET jobq:{lst}:job:%llu attempt", (unsigned long long)l[3]->job.id);
+	assert_string_equal(buf, "1");
+	for (int i = 0; i < 4; i++)
+		jobq_lease_free(l[i]);
+	/* The released job is the only ready one: still on its first attempt. */
+	l[0] = lease1(q, &P1);
+	assert_non_null(l[0]);
+	assert_int_equal(l[0]->job.attempt, 1);
+	assert_int_equal(settle(q, l[0], JOBQ_OUT_OK, 1, 0, NULL), JOBQ_SETTLED_OK);
+	jobq_lease_free(l[0]);
+	qt_redis_get(buf, sizeof(buf), "EXISTS jobq:{lst}:lease jobq:{lst}:pf jobq:{lst}:leases");
+	assert_string_equal(buf, "0");
+	jobq_close(q);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -1010,6 +1079,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(auth_with_user_and_password),
 		cmocka_unit_test(pipelined_batch_reads_every_reply),
 		cmocka_unit_test(enqueue_onto_a_foreign_key_writes_nothing),
+		cmocka_unit_test(settling_leaves_no_lease_state),
 	};
 	int rc = qt_init(argc > 0 ? argv[0] : "");
 
