@@ -4,7 +4,8 @@
  *
  *   queue_bench throughput URL JOBS BATCH CONCURRENCY
  *       pre-fills JOBS no-op jobs, then drains them with one in-process
- *       worker; prints "jobs_per_sec <x>".
+ *       worker; prints "jobs_per_sec <x>" and, for a plain TCP URL,
+ *       "redis_cpu_us_per_job <x>" (the server's INFO cpu over the drain).
  *   queue_bench fairness URL
  *       small tenants' p99 wait with and without a 20,000-job flood, and
  *       Jain's index over weight-normalised worker time (weights 1,2,3,
@@ -18,7 +19,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <hiredis/hiredis.h>
+
 #include "queue/jobq.h"
+#include "queue/url.h"
 
 static uint64_t now_ns(clockid_t c)
 {
@@ -72,6 +76,41 @@ static void fill(struct jobq *q, const char *tenant, const char *type, size_t n)
 
 /* ---- throughput -------------------------------------------------------- */
 
+/* The Redis server's CPU seconds (user + system, from INFO cpu), or -1:
+ * Redis is single-threaded, so its CPU per job is what bounds jobs/s, and
+ * it varies far less between runs on a shared machine than jobs/s does. */
+static double redis_cpu_s(const char *url)
+{
+	struct jobq_url u;
+	struct timeval tv = { 5, 0 };
+	redisContext *c;
+	redisReply *r;
+	double user = -1, sys = -1;
+	char err[256];
+
+	if (jobq_url_parse(url, &u, err, sizeof(err)) || u.path[0] || u.password[0])
+		return -1; /* the benchmark's own private redis is plain TCP */
+	c = redisConnectWithTimeout(u.host, u.port, tv);
+	if (!c || c->err) {
+		if (c)
+			redisFree(c);
+		return -1;
+	}
+	r = redisCommand(c, "INFO cpu");
+	if (r && r->type == REDIS_REPLY_STRING) {
+		const char *a = strstr(r->str, "used_cpu_user:"), *b = strstr(r->str, "used_cpu_sys:");
+
+		if (a && b) {
+			user = strtod(a + strlen("used_cpu_user:"), NULL);
+			sys = strtod(b + strlen("used_cpu_sys:"), NULL);
+		}
+	}
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	return user < 0 || sys < 0 ? -1 : user + sys;
+}
+
 struct tp {
 	struct jobq_worker *w;
 	atomic_ulong done;
@@ -95,6 +134,7 @@ static int throughput(const char *url, unsigned long jobs, unsigned batch, int c
 	struct tp t = { .target = jobs };
 	char err[256];
 	uint64_t t0, t1;
+	double cpu0, cpu1;
 
 	t0 = now_ns(CLOCK_MONOTONIC);
 	fill(q, "t", "noop", jobs);
@@ -110,13 +150,17 @@ static int throughput(const char *url, unsigned long jobs, unsigned batch, int c
 		fprintf(stderr, "queue_bench: worker: %s\n", err);
 		return 1;
 	}
+	cpu0 = redis_cpu_s(url);
 	t0 = now_ns(CLOCK_MONOTONIC);
 	if (jobq_worker_run(t.w)) {
 		fprintf(stderr, "queue_bench: run: %s\n", jobq_worker_errmsg(t.w));
 		return 1;
 	}
 	t1 = now_ns(CLOCK_MONOTONIC);
+	cpu1 = redis_cpu_s(url);
 	printf("jobs_per_sec %.0f\n", (double)atomic_load(&t.done) / ((double)(t1 - t0) / 1e9));
+	if (cpu0 >= 0 && cpu1 >= 0)
+		printf("redis_cpu_us_per_job %.1f\n", (cpu1 - cpu0) * 1e6 / (double)atomic_load(&t.done));
 	jobq_worker_free(t.w);
 	jobq_close(q);
 	return 0;

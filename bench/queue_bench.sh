@@ -3,7 +3,9 @@
 # private local redis-server (started by tests/lib via with-redis).
 #   1. no-op jobs/s through one worker process (median of 5 runs of 60,000
 #      pre-filled jobs, batch 128, 2 handler threads), probes compiled in
-#      with nobody attached vs a -DJOBQ_NO_PROBES build (runs alternate);
+#      with nobody attached vs a -DJOBQ_NO_PROBES build (runs alternate),
+#      and Redis's CPU time per job (what bounds jobs/s: redis is single
+#      threaded; it varies much less between runs than jobs/s does);
 #   2. redis-benchmark EVALSHA of a trivial script, same server, and the
 #      ratio of (1) to it;
 #   3. the fairness scenario: small-tenant p99 wait with and without a
@@ -31,6 +33,7 @@ echo "no-op jobs/s, one worker process (runs:$p): $P (target >= 30000)"
 echo "no-op jobs/s, JOBQ_NO_PROBES build  (runs:$n): $N"
 awk -v p="$P" -v n="$N" "BEGIN { printf \"probes compiled in, no agent / no probes: %.3f\n\", p / n }"
 echo "enqueue jobs/s, one producer, pipelined batches of 1000: $(awk "/enqueue_per_sec/ { print \$2 }" "$tmp" | median)"
+echo "redis CPU per no-op job (INFO cpu, all 10 runs): $(awk "/redis_cpu_us_per_job/ { print \$2 }" "$tmp" | median) us, i.e. at most $(awk "/redis_cpu_us_per_job/ { print \$2 }" "$tmp" | median | awk "{ printf \"%.0f\", 1e6 / \$1 }") jobs/s while redis has one CPU to itself"
 sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "return 1")
 E=$(redis-benchmark -p "$REDIS_PORT" -n 200000 -q EVALSHA "$sha" 0 2>/dev/null | tr "\r" "\n" |
 	sed -n "s/.*: \([0-9.]*\) requests per second.*/\1/p" | tail -1)
