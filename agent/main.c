@@ -46,7 +46,7 @@ _Static_assert(JOBQ_ARGC_ENQUEUE == JOBQ_PROBE_ARGC_ENQUEUE &&
 
 _Static_assert(JOBQ_SERIES_LIMIT <= 1 << 24, "series ids must fit jobq_inflight_slot.series_id");
 _Static_assert(offsetof(struct jobq_series, queue) == 0 && sizeof(struct jobq_series) % 8 == 0,
-	       "the series key's queue is the 8-aligned buffer jobq_queue_id() hashes");
+	       "the series key's queue leads it, 8-aligned: hashed and compared by words");
 
 #define TICK_MS 50 /* ring-buffer drain period: never a wakeup per record */
 

@@ -193,6 +193,31 @@ def test_starts_without_finish_expire_and_are_counted():
           (losses["expired_inflight"], losses))
 
 
+def test_finish_with_another_queue_buffer_pairs_with_nothing_counted():
+    # Start and finish pair by the queue argument's address (libjobq passes
+    # one buffer per queue to both), so the finish reads no string. A
+    # finish passing the name in another buffer must not pair with any
+    # start: counted as unmatched_finish, its job still counted as
+    # processed (by the names it carries), no duration recorded, and the
+    # starts it left behind expire, counted.
+    ag = Agent(["--bin", EMITTER, "--json", "--inflight-max-age", "1", "--duration", "6"])
+    ag.wait_attached()
+    truth = finish(emitter(["--finish-queue-copy", "copy,a,1,12,0,5,0"]))
+    out, err = ag.p.communicate(timeout=30)
+    check(ag.p.returncode == 0, "agent exit %d: %s" % (ag.p.returncode, err))
+    snap = json.loads(out)
+    jobs, other = parse_truth(truth)
+    got, want = counter_map(snap), truth_counters(jobs, other)
+    check(got == want, "counters differ:\n want %s\n got  %s" % (sorted(want.items()),
+                                                                 sorted(got.items())))
+    losses = snap["losses"]
+    check(losses["unmatched_finish"] == 12 and losses["expired_inflight"] == 12,
+          "unmatched_finish %d, expired_inflight %d, want 12 each: %s" %
+          (losses["unmatched_finish"], losses["expired_inflight"], losses))
+    durations = [h for h in snap["histograms"] if h["name"] == "jobs.duration" and h["count"]]
+    check(not durations, "durations recorded from unpaired finishes: %s" % durations)
+
+
 def test_attach_by_bin_reaches_process_started_after_attach():
     ag = Agent(["--bin", EMITTER, "--json"])
     ag.wait_attached()
@@ -756,6 +781,7 @@ if __name__ == "__main__":
         test_starts_without_finish_expire_and_are_counted,
         test_attach_by_bin_reaches_process_started_after_attach,
         test_finish_on_another_thread_still_pairs_durations,
+        test_finish_with_another_queue_buffer_pairs_with_nothing_counted,
         test_threads_on_two_cpus_record_one_series_exactly,
         test_kernel_memory_is_reported_and_does_not_grow_with_cpus,
         test_attach_by_lib_reaches_running_and_later_processes,

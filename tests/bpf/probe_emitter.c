@@ -5,6 +5,7 @@
  *
  *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
  *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] [--no-finish]
+ *                 [--finish-queue-copy]
  *                 [--threads N] GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
@@ -107,6 +108,10 @@ static int v1_enqueue;
 
 /* --no-finish: the finish probe never fires. */
 static int no_finish;
+
+/* --finish-queue-copy: the finish passes the queue name in another buffer
+ * than the start's (libjobq never does): it must pair with nothing. */
+static int finish_queue_copy;
 
 /* --twin-queue: a second queue whose jobs reuse the first queue's ids. */
 static const char *twin_queue;
@@ -227,7 +232,11 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 			else
 				fprintf(stderr, "probe_emitter: pthread_create failed\n");
 		} else if (JOBQ_PROBE_ENABLED(finish) && !no_finish) {
-			JOBQ_PROBE_FINISH(queue, g->tenant, g->type, id, g->prio, status, 1, err);
+			char copy[JOBQ_QUEUE_MAX + 1];
+
+			snprintf(copy, sizeof(copy), "%s", queue);
+			JOBQ_PROBE_FINISH(finish_queue_copy ? copy : queue, g->tenant, g->type, id,
+					  g->prio, status, 1, err);
 		}
 		f1 = now_ns(CLOCK_MONOTONIC);
 		(void)status; /* unused when built with JOBQ_NO_PROBES */
@@ -273,6 +282,7 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
  */
 static void run_bench(long n, long rate)
 {
+	static const char bench_queue[] = "bench"; /* one buffer, as libjobq passes */
 	struct timespec c0, c1;
 	uint64_t w0, w1;
 	volatile uint64_t sink = 0;
@@ -294,7 +304,7 @@ static void run_bench(long n, long rate)
 				sleep_us((due - now) / 1000);
 		}
 		if (JOBQ_PROBE_ENABLED(start))
-			JOBQ_PROBE_START("bench", "tenant-b", "noop", id, 1, enq, 1, 2, 3, 1, 1);
+			JOBQ_PROBE_START(bench_queue, "tenant-b", "noop", id, 1, enq, 1, 2, 3, 1, 1);
 		len = snprintf(doc, sizeof(doc),
 			       "{\"id\":%" PRIu64 ",\"tenant_id\":\"tenant-b\",\"type\":\"noop\","
 			       "\"priority\":\"normal\",\"enqueued_at\":%" PRIu64 "}",
@@ -303,7 +313,7 @@ static void run_bench(long n, long rate)
 			sum = sum * 31 + (unsigned char)doc[k];
 		sink += sum;
 		if (JOBQ_PROBE_ENABLED(finish))
-			JOBQ_PROBE_FINISH("bench", "tenant-b", "noop", id, 1, 0, 1, "");
+			JOBQ_PROBE_FINISH(bench_queue, "tenant-b", "noop", id, 1, 0, 1, "");
 	}
 	w1 = now_ns(CLOCK_MONOTONIC);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
@@ -398,6 +408,10 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--finish-thread")) {
 			finish_on_other_thread = 1;
+			continue;
+		}
+		if (!strcmp(argv[i], "--finish-queue-copy")) {
+			finish_queue_copy = 1;
 			continue;
 		}
 		if (!strcmp(argv[i], "--no-finish")) {
