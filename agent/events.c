@@ -30,10 +30,14 @@ static int on_event(void *ctx, void *data, size_t size)
 
 	if (size < offsetof(struct jobq_finish_rec, error))
 		return 0; /* not ours: ignore rather than stop draining */
-	memset(&e, 0, sizeof(e));
+	/* Only what the record has is copied (the rest is what the span
+	 * builder reads of each kind: it never reads a finish's series, nor
+	 * an error text but a failed finish's). */
 	if (f->kind == JOBQ_EV_FINISH) {
 		/* A success carries the header only (error ""). */
 		memcpy(&e, f, JOBQ_FINISH_REC_OK_SIZE);
+		memset(&e.s, 0, sizeof(e.s));
+		e.error[0] = '\0';
 		if (f->status != JOBQ_STATUS_SUCCESS) {
 			if (size < sizeof(*f))
 				return 0;
@@ -43,6 +47,7 @@ static int on_event(void *ctx, void *data, size_t size)
 		if (size < JOBQ_EVENT_REC_SIZE)
 			return 0;
 		memcpy(&e, data, JOBQ_EVENT_REC_SIZE);
+		e.error[0] = '\0';
 	}
 	span_builder_add(a->spans, &e, a->offset_ns);
 	return 0;

@@ -96,14 +96,18 @@ void agent_sidecar_spans(struct agent *a)
 	if (!a->sc || !a->spans || !conn_is_up(a->sc))
 		return; /* spans wait in the builder's bounded queue */
 	while (span_builder_queued(a->spans) && conn_queued(a->sc) < MAX_QUEUED_BYTES / 2) {
-		static struct span big[SPANS_PER_BATCH];
-		size_t n = span_builder_take(a->spans, big, SPANS_PER_BATCH);
+		const struct span *first;
+		size_t n = span_builder_peek(a->spans, &first);
 		uint8_t *buf;
 		size_t len;
 
-		if (encode_spans(big, n, span_builder_dropped(a->spans), &buf, &len) != 0 ||
+		if (n > SPANS_PER_BATCH)
+			n = SPANS_PER_BATCH;
+		/* Encoded where they lie in the builder's ring: no copy. */
+		if (encode_spans(first, n, span_builder_dropped(a->spans), &buf, &len) != 0 ||
 		    conn_send(a->sc, buf, len, n) != 0)
 			span_builder_count_dropped(a->spans, n);
+		span_builder_consume(a->spans, n);
 	}
 }
 

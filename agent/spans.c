@@ -3,6 +3,7 @@
  */
 #include "agent/spans.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,10 +77,17 @@ static void put_be64(uint8_t *p, uint64_t v)
 /* A random non-zero id (all-zero ids are invalid in W3C/OTLP). */
 static void random_id(struct span_builder *b, uint8_t *p, size_t len)
 {
+	uint64_t any;
+
 	do {
-		for (size_t i = 0; i < len; i += 8)
-			put_be64(p + i, next_rand(b));
-	} while (!memcmp(p, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", len));
+		any = 0;
+		for (size_t i = 0; i < len; i += 8) {
+			uint64_t r = next_rand(b);
+
+			put_be64(p + i, r);
+			any |= r;
+		}
+	} while (!any);
 }
 
 struct span_builder *span_builder_new(size_t pending, size_t queued, uint64_t seed)
@@ -237,6 +245,10 @@ static void evict_oldest(struct span_builder *b)
 	}
 }
 
+/* What a start needs kept: everything before the error text (a start has
+ * none); about half the record, copied on every start. */
+#define START_SIZE offsetof(struct jobq_event, error)
+
 static void add_start(struct span_builder *b, const struct jobq_event *e)
 {
 	struct slot *p = find(b, e->tgid, e->queue_id, e->job_id);
@@ -245,7 +257,7 @@ static void add_start(struct span_builder *b, const struct jobq_event *e)
 
 	if (p) { /* the same job started again in this process: newest wins */
 		r = pooled_of(b, p);
-		r->start = *e;
+		memcpy(&r->start, e, START_SIZE);
 		r->seq = b->seq++;
 		return;
 	}
@@ -264,9 +276,17 @@ static void add_start(struct span_builder *b, const struct jobq_event *e)
 	b->idx[i] = (struct slot){ .job_id = e->job_id, .tgid = e->tgid, .queue_id = e->queue_id,
 				   .pool = b->free_pool[--b->nfree] + 1 };
 	r = pooled_of(b, &b->idx[i]);
-	r->start = *e;
+	memcpy(&r->start, e, START_SIZE);
 	r->seq = b->seq++;
 	b->npend++;
+}
+
+/* Index of the n-th queued span (n <= cap_q): no division per span. */
+static size_t ring_at(const struct span_builder *b, size_t n)
+{
+	size_t i = b->qhead + n;
+
+	return i >= b->cap_q ? i - b->cap_q : i;
 }
 
 static struct span *enqueue_span(struct span_builder *b)
@@ -274,11 +294,11 @@ static struct span *enqueue_span(struct span_builder *b)
 	struct span *s;
 
 	if (b->qlen == b->cap_q) { /* full: drop the oldest */
-		b->qhead = (b->qhead + 1) % b->cap_q;
+		b->qhead = ring_at(b, 1);
 		b->qlen--;
 		b->dropped++;
 	}
-	s = &b->q[(b->qhead + b->qlen) % b->cap_q];
+	s = &b->q[ring_at(b, b->qlen)];
 	b->qlen++;
 	b->built++;
 	memset(s, 0, sizeof(*s));
@@ -356,8 +376,10 @@ static void add_finish(struct span_builder *b, const struct jobq_event *e, uint6
 	if (s->wait_ns < 0)
 		s->wait_ns = 0;
 	copy_strings(s, st);
-	memcpy(s->error, e->error, sizeof(s->error));
-	s->error[sizeof(s->error) - 1] = '\0';
+	if (e->status != JOBQ_STATUS_SUCCESS) { /* a success has no text (span zeroed) */
+		memcpy(s->error, e->error, sizeof(s->error));
+		s->error[sizeof(s->error) - 1] = '\0';
+	}
 	remove_at(b, p);
 }
 
@@ -384,10 +406,26 @@ size_t span_builder_take(struct span_builder *b, struct span *out, size_t max)
 
 	while (n < max && b->qlen) {
 		out[n++] = b->q[b->qhead];
-		b->qhead = (b->qhead + 1) % b->cap_q;
+		b->qhead = ring_at(b, 1);
 		b->qlen--;
 	}
 	return n;
+}
+
+size_t span_builder_peek(const struct span_builder *b, const struct span **first)
+{
+	size_t to_end = b->cap_q - b->qhead;
+
+	*first = &b->q[b->qhead];
+	return b->qlen < to_end ? b->qlen : to_end;
+}
+
+void span_builder_consume(struct span_builder *b, size_t n)
+{
+	if (n > b->qlen)
+		n = b->qlen;
+	b->qhead = ring_at(b, n);
+	b->qlen -= n;
 }
 
 size_t span_builder_queued(const struct span_builder *b)

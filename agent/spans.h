@@ -59,6 +59,15 @@ void span_builder_add(struct span_builder *b, const struct jobq_event *e, uint64
 /* Moves up to max finished spans, oldest first, into out; returns count. */
 size_t span_builder_take(struct span_builder *b, struct span *out, size_t max);
 
+/* The oldest queued spans that lie contiguously in the builder's ring:
+ * *first and their count (0: none queued). They stay queued, unchanged
+ * until the next span_builder_add(), so the caller can encode them in
+ * place and then consume them. */
+size_t span_builder_peek(const struct span_builder *b, const struct span **first);
+
+/* Removes the n oldest queued spans (at most those queued). */
+void span_builder_consume(struct span_builder *b, size_t n);
+
 /* Spans waiting to be taken. */
 size_t span_builder_queued(const struct span_builder *b);
 

@@ -332,6 +332,45 @@ static void many_interleaved_jobs_all_pair(void **state)
 	span_builder_free(b);
 }
 
+/* peek + consume (what the exporter encodes in place) hand out every span
+ * once, oldest first, across the ring's wrap-around, and never more than
+ * are queued. */
+static void peek_and_consume_walk_the_ring_in_order(void **state)
+{
+	enum { CAP = 7, N = 40 };
+	struct span_builder *b = span_builder_new(4, CAP, 5);
+	const struct span *first;
+	uint64_t next_out = 0, next_in = 0;
+
+	(void)state;
+	assert_int_equal(span_builder_peek(b, &first), 0);
+	while (next_out < N) {
+		/* Queue 1-4 more spans (never overflowing), then take 0-3. */
+		for (int k = 0; k < 1 + (int)(next_in % 4) && next_in < N &&
+				span_builder_queued(b) < CAP;
+		     k++, next_in++) {
+			struct jobq_event s = ev(JOBQ_EV_START, 1, next_in, 10);
+			struct jobq_event f = ev(JOBQ_EV_FINISH, 1, next_in, 20);
+
+			span_builder_add(b, &s, 0);
+			span_builder_add(b, &f, 0);
+		}
+		size_t n = span_builder_peek(b, &first), take = n < 3 ? n : 3;
+
+		assert_true(n <= span_builder_queued(b));
+		assert_true(n > 0 || span_builder_queued(b) == 0);
+		for (size_t i = 0; i < take; i++)
+			assert_int_equal(first[i].job_id, next_out + i);
+		span_builder_consume(b, take);
+		next_out += take;
+	}
+	assert_int_equal(span_builder_queued(b), 0);
+	span_builder_consume(b, 5); /* more than queued: nothing happens */
+	assert_int_equal(span_builder_peek(b, &first), 0);
+	assert_int_equal(span_builder_dropped(b), 0);
+	span_builder_free(b);
+}
+
 /* ---- conn ---------------------------------------------------------------- */
 
 /* A listening socket standing in for the sidecar, and a connected conn. */
@@ -944,6 +983,7 @@ int main(void)
 		cmocka_unit_test(enqueue_record_makes_producer_span_with_job_ids),
 		cmocka_unit_test(start_and_finish_make_linked_consumer_span),
 		cmocka_unit_test(same_job_id_in_two_queues_pairs_by_queue),
+		cmocka_unit_test(peek_and_consume_walk_the_ring_in_order),
 		cmocka_unit_test(inflight_expiry_needs_two_sightings_of_the_same_tag),
 		cmocka_unit_test(finish_without_start_is_counted_not_built),
 		cmocka_unit_test(full_queue_drops_oldest_and_counts),
