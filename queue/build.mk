@@ -88,12 +88,13 @@ QT := $(BUILD)/tests/queue
 CMOCKA := -lcmocka
 
 # Unit tests: pure logic, ASan+UBSan.
-QUEUE_UNIT := url validate backoff json
+QUEUE_UNIT := url validate backoff json digest
 UNIT_TESTS += $(patsubst %,$(QT)/unit_%,$(QUEUE_UNIT))
 $(QT)/unit_url: $(BUILD)/san/tests/queue/unit_url.o $(BUILD)/san/queue/url.o
 $(QT)/unit_validate: $(BUILD)/san/tests/queue/unit_validate.o $(BUILD)/san/queue/validate.o
 $(QT)/unit_backoff: $(BUILD)/san/tests/queue/unit_backoff.o $(BUILD)/san/queue/backoff.o
 $(QT)/unit_json: $(BUILD)/san/tests/queue/unit_json.o $(BUILD)/san/queue/cli/json.o
+$(QT)/unit_digest: $(BUILD)/san/tests/queue/unit_digest.o
 $(patsubst %,$(QT)/unit_%,$(QUEUE_UNIT)):
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA)

@@ -30,12 +30,17 @@
  *                        0 when the producer passed no traceparent.
  *   trace_flags          W3C trace-flags byte (bit 0 = sampled).
  *   attempt              1 for the first run, incremented by every retry.
+ *   series_digest        uint64, jobq_series_digest(queue, tenant, type):
+ *                        a name for the three strings that observers may
+ *                        use as a cache key instead of reading the strings
+ *                        on every hit (never 0; 0 means "not given").
  */
 #ifndef JOBQ_PROBES_H
 #define JOBQ_PROBES_H
 
-/* 2: enqueue gained parent_span_id and trace_flags (args 9, 10). */
-#define JOBQ_PROBES_VERSION 2
+/* 2: enqueue gained parent_span_id and trace_flags (args 9, 10).
+ * 3: start gained series_digest (arg 11). */
+#define JOBQ_PROBES_VERSION 3
 
 #define JOBQ_TENANT_MAX 64 /* bytes, without the NUL */
 #define JOBQ_TYPE_MAX 64
@@ -67,12 +72,16 @@ enum jobq_probe_status {
  *     and trace_flags come from the producer's traceparent (0 and 01
  *     without one). Version 1 sites had the first 9 arguments only.
  *
- * start       (11)      queue, tenant, type, job_id, priority,
+ * start       (12)      queue, tenant, type, job_id, priority,
  *                       enqueued_unix_ns, trace_hi, trace_lo, span_id,
- *                       attempt, trace_flags
+ *                       attempt, trace_flags, series_digest
  *     Fired by the worker just before the handler runs. span_id/trace are
  *     the enqueue span's context carried in the job, so wait time and the
  *     span link never depend on the producer's host being observed.
+ *     Version 2 sites had the first 11 arguments only. The digest lets the
+ *     jobq agent skip reading the three strings once it has seen them from
+ *     this process (it keys its cache by pid too, so a process can only
+ *     mislabel its own jobs by passing a wrong digest).
  *
  * finish      (8)       queue, tenant, type, job_id, priority, status,
  *                       attempt, error
@@ -102,6 +111,44 @@ enum jobq_probe_status {
 
 #ifndef __bpf__ /* BPF programs need the constants above only */
 
+#include <stdint.h>
+#include <string.h>
+
+/*
+ * The start probe's series_digest: a 64-bit hash of the three strings
+ * (each with its length, so ("ab", "c") and ("a", "bc") differ), eight
+ * bytes a step. Not cryptographic: two distinct (queue, tenant, type) of
+ * one process collide with probability ~n^2 / 2^65. Never 0.
+ */
+static inline uint64_t jobq_series_digest(const char *queue, const char *tenant,
+					  const char *type)
+{
+	const char *str[3] = {queue, tenant, type};
+	uint64_t h = UINT64_C(0x6a09e667f3bcc909);
+
+	for (int k = 0; k < 3; k++) {
+		const unsigned char *p = (const unsigned char *)str[k];
+		size_t n = strlen(str[k]);
+		uint64_t w;
+
+		h = (h ^ n) * UINT64_C(0x9e3779b97f4a7c15);
+		for (; n >= 8; p += 8, n -= 8) {
+			memcpy(&w, p, 8);
+			h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
+			h ^= h >> 31;
+		}
+		if (n) {
+			w = 0;
+			memcpy(&w, p, n);
+			h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
+			h ^= h >> 31;
+		}
+	}
+	h = (h ^ (h >> 32)) * UINT64_C(0x94d049bb133111eb);
+	h ^= h >> 29;
+	return h ? h : 1;
+}
+
 #ifdef JOBQ_PROBES_IMPL
 /* Exactly one translation unit of a binary defines the semaphores. */
 #define JOBQ_SEMAPHORE(name) \
@@ -130,8 +177,8 @@ JOBQ_SEMAPHORE(depth);
 
 #define JOBQ_PROBE_ENQUEUE(q, t, ty, id, pr, ens, th, tl, sp, par, fl) \
 	STAP_PROBE11(jobq, enqueue, q, t, ty, id, pr, ens, th, tl, sp, par, fl)
-#define JOBQ_PROBE_START(q, t, ty, id, pr, ens, th, tl, sp, att, fl) \
-	STAP_PROBE11(jobq, start, q, t, ty, id, pr, ens, th, tl, sp, att, fl)
+#define JOBQ_PROBE_START(q, t, ty, id, pr, ens, th, tl, sp, att, fl, dig) \
+	STAP_PROBE12(jobq, start, q, t, ty, id, pr, ens, th, tl, sp, att, fl, dig)
 #define JOBQ_PROBE_FINISH(q, t, ty, id, pr, st, att, err) \
 	STAP_PROBE8(jobq, finish, q, t, ty, id, pr, st, att, err)
 #define JOBQ_PROBE_RETRY(q, t, ty, id, att, delay, err) \
@@ -156,7 +203,7 @@ JOBQ_SEMAPHORE(depth);
 
 /* Argument counts, checked against `readelf -n` of the built library. */
 #define JOBQ_PROBE_ARGC_ENQUEUE 11
-#define JOBQ_PROBE_ARGC_START 11
+#define JOBQ_PROBE_ARGC_START 12
 #define JOBQ_PROBE_ARGC_FINISH 8
 #define JOBQ_PROBE_ARGC_RETRY 7
 #define JOBQ_PROBE_ARGC_DEAD_LETTER 6

@@ -246,7 +246,8 @@ static void run_job(struct jobq_worker *w, struct jobq_lease *l)
 	if (JOBQ_PROBE_ENABLED(start))
 		JOBQ_PROBE_START(j->queue, j->tenant, j->type, j->id, (int)j->priority,
 				 j->enqueued_unix_ns, jobq_be64(j->trace_id), jobq_be64(j->trace_id + 8),
-				 jobq_be64(j->span_id), j->attempt, j->trace_flags);
+				 jobq_be64(j->span_id), j->attempt, j->trace_flags,
+				 jobq_series_digest(j->queue, j->tenant, j->type));
 	t0 = mono_ns();
 	rc = h->fn(j, h->user, err, sizeof(err));
 	l->duration_ms = (double)(mono_ns() - t0) / 1e6;

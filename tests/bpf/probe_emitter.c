@@ -5,7 +5,7 @@
  *
  *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
  *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] [--no-finish]
- *                 [--finish-queue-copy]
+ *                 [--finish-queue-copy] [--v2-start] [--lie-digest TENANT]
  *                 [--threads N] GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
@@ -17,7 +17,10 @@
  *     Job id i has trace flags i % 2 and, unless i % 3 == 0, a producer
  *     span 0xbee00 + i as the enqueue span's parent. --v1-enqueue fires
  *     the enqueue probe of contract version 1 (9 arguments: no parent, no
- *     flags) from a site of its own. --twin-queue Q2: every job has a twin
+ *     flags) from a site of its own; --v2-start likewise fires a start site of
+ *     version 2 (11 arguments: no series digest). --lie-digest TENANT: the
+ *     start probe's series digest names TENANT instead of the job's own
+ *     (a process lying about its series). --twin-queue Q2: every job has a twin
  *     with the same id in queue Q2 (type "twin", same tenant) that starts
  *     after it and finishes before it (then the job sleeps again), so a
  *     pairing by (pid, job id) alone mixes them up. --no-finish: jobs start
@@ -106,6 +109,12 @@ static int finish_on_other_thread;
 /* --v1-enqueue: an enqueue site of contract version 1 (9 arguments). */
 static int v1_enqueue;
 
+/* --v2-start: a start site of contract version 2 (11 arguments). */
+static int v2_start;
+
+/* --lie-digest: the tenant the start's series digest names. */
+static const char *lie_digest;
+
 /* --no-finish: the finish probe never fires. */
 static int no_finish;
 
@@ -189,9 +198,16 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 			fl = 1;
 		}
 		s0 = now_ns(CLOCK_MONOTONIC);
-		if (JOBQ_PROBE_ENABLED(start))
+		if (JOBQ_PROBE_ENABLED(start) && !v2_start)
 			JOBQ_PROBE_START(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp,
-					 1, fl);
+					 1, fl,
+					 jobq_series_digest(queue, lie_digest ? lie_digest : g->tenant,
+							    g->type));
+#ifndef JOBQ_NO_PROBES
+		else if (JOBQ_PROBE_ENABLED(start))
+			STAP_PROBE11(jobq, start, queue, g->tenant, g->type, id, g->prio, enq_ns, th,
+				     tl, sp, 1, fl);
+#endif
 		s1 = now_ns(CLOCK_MONOTONIC);
 		r1 = now_ns(CLOCK_REALTIME);
 		if (twin_queue) {
@@ -203,7 +219,8 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 			ts0 = now_ns(CLOCK_MONOTONIC);
 			if (JOBQ_PROBE_ENABLED(start))
 				JOBQ_PROBE_START(twin_queue, g->tenant, "twin", id, g->prio, enq_ns,
-						 th, tl, tsp, 1, fl);
+						 th, tl, tsp, 1, fl,
+						 jobq_series_digest(twin_queue, g->tenant, "twin"));
 			ts1 = now_ns(CLOCK_MONOTONIC);
 			tr1 = now_ns(CLOCK_REALTIME);
 			if (g->sleep_us)
@@ -283,13 +300,14 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 static void run_bench(long n, long rate)
 {
 	static const char bench_queue[] = "bench"; /* one buffer, as libjobq passes */
+	const char *volatile bench_tenant = "tenant-b", *volatile bench_type = "noop";
 	struct timespec c0, c1;
 	uint64_t w0, w1;
 	volatile uint64_t sink = 0;
 	char doc[256];
 	uint64_t enq = now_ns(CLOCK_REALTIME);
 
-	(void)enq, (void)bench_queue; /* unused when built with JOBQ_NO_PROBES */
+	(void)enq, (void)bench_queue, (void)bench_tenant, (void)bench_type; /* unused when built with JOBQ_NO_PROBES */
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	w0 = now_ns(CLOCK_MONOTONIC);
 	for (long i = 0; i < n; i++) {
@@ -303,8 +321,11 @@ static void run_bench(long n, long rate)
 			if (due > now + 200000)
 				sleep_us((due - now) / 1000);
 		}
+		/* The digest computed per job, as libjobq does (the volatile
+		 * names keep the compiler from folding it into a constant). */
 		if (JOBQ_PROBE_ENABLED(start))
-			JOBQ_PROBE_START(bench_queue, "tenant-b", "noop", id, 1, enq, 1, 2, 3, 1, 1);
+			JOBQ_PROBE_START(bench_queue, bench_tenant, bench_type, id, 1, enq, 1, 2, 3, 1,
+					 1, jobq_series_digest(bench_queue, bench_tenant, bench_type));
 		len = snprintf(doc, sizeof(doc),
 			       "{\"id\":%" PRIu64 ",\"tenant_id\":\"tenant-b\",\"type\":\"noop\","
 			       "\"priority\":\"normal\",\"enqueued_at\":%" PRIu64 "}",
@@ -313,7 +334,7 @@ static void run_bench(long n, long rate)
 			sum = sum * 31 + (unsigned char)doc[k];
 		sink += sum;
 		if (JOBQ_PROBE_ENABLED(finish))
-			JOBQ_PROBE_FINISH(bench_queue, "tenant-b", "noop", id, 1, 0, 1, "");
+			JOBQ_PROBE_FINISH(bench_queue, bench_tenant, bench_type, id, 1, 0, 1, "");
 	}
 	w1 = now_ns(CLOCK_MONOTONIC);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
@@ -418,6 +439,10 @@ int main(int argc, char **argv)
 			no_finish = 1;
 			continue;
 		}
+		if (!strcmp(argv[i], "--v2-start")) {
+			v2_start = 1;
+			continue;
+		}
 		if (!strcmp(argv[i], "--v1-enqueue")) {
 			v1_enqueue = 1;
 			continue;
@@ -430,6 +455,8 @@ int main(int argc, char **argv)
 			attach_ms = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--queue"))
 			queue = argv[++i];
+		else if (!strcmp(argv[i], "--lie-digest"))
+			lie_digest = argv[++i];
 		else if (!strcmp(argv[i], "--twin-queue"))
 			twin_queue = argv[++i];
 		else if (!strcmp(argv[i], "--first-id"))
