@@ -319,9 +319,15 @@ static __always_inline int series_id(const struct jobq_series *s, __u32 *whyp)
  * are half of what the start program costs. Direct-mapped like
  * series_cache, and keyed by the pid as well, so a process passing a
  * wrong digest mislabels its own jobs only. A queue that --queue leaves
- * out is cached as such (sid -1). Torn entries are rejected as in
- * series_cache: check written first (0) and last, read first and last,
- * all accesses volatile (x86-64 keeps loads, and stores, in order).
+ * out is cached as such (sid -1). The entry keeps the names too: span
+ * records, which carry them, copy 208 bytes of kernel memory instead of
+ * reading three user strings. Torn entries are rejected as in
+ * series_cache: check written first (0) and last, read first and last
+ * around the fields and the names (x86-64 keeps loads, and stores, in
+ * order; the compiler is held by volatile accesses and barriers). A
+ * reader racing a rewrite of its own entry gets the same names: one
+ * (pid, digest) always stands for one set of strings, except in a lying
+ * process, whose own span names only can then mix.
  */
 #define DIGEST_CACHE 1024 /* entries, a power of two */
 #define DIGEST_NOT_OBSERVED (-1)
@@ -333,6 +339,7 @@ struct digest_cache_ent {
 	__s32 sid;
 	__u32 why;
 	__u32 pad;
+	struct jobq_series key; /* the names, copied into span records */
 };
 
 struct {
@@ -357,8 +364,10 @@ static __always_inline struct digest_cache_ent *digest_ent(__u32 tgid, __u64 dig
 	return bpf_map_lookup_elem(&digest_cache, &idx);
 }
 
-/* 1 and *sid, *why when this process's digest is known; 0 otherwise. */
-static __always_inline int digest_lookup(__u32 tgid, __u64 digest, int *sidp, __u32 *whyp)
+/* 1 and *sid, *why (and the names in *key unless NULL) when this
+ * process's digest is known; 0 otherwise. */
+static __always_inline int digest_lookup(__u32 tgid, __u64 digest, int *sidp, __u32 *whyp,
+					 struct jobq_series *key)
 {
 	struct digest_cache_ent *c = digest_ent(tgid, digest);
 	__u64 chk;
@@ -372,6 +381,9 @@ static __always_inline int digest_lookup(__u32 tgid, __u64 digest, int *sidp, __
 		return 0;
 	sid = VOLATILE(c->sid);
 	why = VOLATILE(c->why);
+	if (key)
+		__builtin_memcpy(key, &c->key, sizeof(*key));
+	asm volatile("" ::: "memory"); /* the copy before the second read of check */
 	if (chk != digest_check(digest, tgid, sid, why) || VOLATILE(c->check) != chk)
 		return 0;
 	*sidp = sid;
@@ -379,17 +391,22 @@ static __always_inline int digest_lookup(__u32 tgid, __u64 digest, int *sidp, __
 	return 1;
 }
 
-static __always_inline void digest_store(__u32 tgid, __u64 digest, int sid, __u32 why)
+static __always_inline void digest_store(__u32 tgid, __u64 digest, int sid, __u32 why,
+					 const struct jobq_series *key)
 {
 	struct digest_cache_ent *c = digest_ent(tgid, digest);
 
 	if (!c)
 		return;
 	VOLATILE(c->check) = 0;
+	asm volatile("" ::: "memory");
 	VOLATILE(c->digest) = digest;
 	VOLATILE(c->tgid) = tgid;
 	VOLATILE(c->sid) = sid;
 	VOLATILE(c->why) = why;
+	if (key)
+		__builtin_memcpy(&c->key, key, sizeof(*key));
+	asm volatile("" ::: "memory");
 	VOLATILE(c->check) = digest_check(digest, tgid, sid, why);
 }
 
@@ -647,9 +664,8 @@ int jobq_start(struct pt_regs *ctx)
 	}
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	queue_id = jobq_queue_ref(a[0]);
-	/* Span records carry the names: with them the strings are read anyway. */
-	digest = emit_events ? 0 : a[11];
-	if (digest && digest_lookup(tgid, digest, &sid, &why)) {
+	digest = a[11];
+	if (digest && digest_lookup(tgid, digest, &sid, &why, emit_events ? &s : NULL)) {
 		if (sid == DIGEST_NOT_OBSERVED)
 			return 0;
 		if (why) /* the overflow reason, counted on every event as series_id() does */
@@ -658,26 +674,26 @@ int jobq_start(struct pt_regs *ctx)
 		read_queue(s.queue, STR(a[0]));
 		if (!queue_selected(s.queue)) {
 			if (digest)
-				digest_store(tgid, digest, DIGEST_NOT_OBSERVED, 0);
+				digest_store(tgid, digest, DIGEST_NOT_OBSERVED, 0, NULL);
 			return 0;
 		}
 		if (read_names(&s, STR(a[1]), STR(a[2])))
 			return 0;
-		if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, queue_id))) {
-			e->priority = a[4];
-			e->enqueued_unix_ns = a[5];
-			e->trace_hi = a[6];
-			e->trace_lo = a[7];
-			e->span_id = a[8];
-			e->attempt = a[9];
-			e->trace_flags = a[10];
-			event_send(e);
-		}
 		sid = series_id(&s, &why);
 		if (sid < 0)
 			return 0;
 		if (digest)
-			digest_store(tgid, digest, sid, why);
+			digest_store(tgid, digest, sid, why, &s);
+	}
+	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, queue_id))) {
+		e->priority = a[4];
+		e->enqueued_unix_ns = a[5];
+		e->trace_hi = a[6];
+		e->trace_lo = a[7];
+		e->span_id = a[8];
+		e->attempt = a[9];
+		e->trace_flags = a[10];
+		event_send(e);
 	}
 	inflight_start(tgid, queue_id, a[3], now, sid, why);
 	count(sid, JOBQ_M_STARTED, a[4], JOBQ_NO_STATUS);
