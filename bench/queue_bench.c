@@ -5,7 +5,10 @@
  *   queue_bench throughput URL JOBS BATCH CONCURRENCY
  *       pre-fills JOBS no-op jobs, then drains them with one in-process
  *       worker; prints "jobs_per_sec <x>" and, for a plain TCP URL,
- *       "redis_cpu_us_per_job <x>" (the server's INFO cpu over the drain).
+ *       "redis_cpu_us_per_job <x>" (the server's INFO cpu over the drain),
+ *       and "worker_cpu_us_per_job <x>" (this process's CPU time over the
+ *       drain: what compiled-in probes could cost shows here, not hidden
+ *       behind the Redis round trips and scheduling that move jobs/s).
  *   queue_bench fairness URL
  *       small tenants' p99 wait with and without a 20,000-job flood, and
  *       Jain's index over weight-normalised worker time (weights 1,2,3,
@@ -18,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/resource.h>
 
 #include <hiredis/hiredis.h>
 
@@ -127,6 +132,17 @@ static int noop(const struct jobq_job *job, void *user, char *err, size_t errlen
 	return 0;
 }
 
+/* This process's CPU seconds (user + system, all threads), or -1. */
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static int throughput(const char *url, unsigned long jobs, unsigned batch, int conc)
 {
 	struct jobq *q = connect_q(url, "bench-tp");
@@ -134,7 +150,7 @@ static int throughput(const char *url, unsigned long jobs, unsigned batch, int c
 	struct tp t = { .target = jobs };
 	char err[256];
 	uint64_t t0, t1;
-	double cpu0, cpu1;
+	double cpu0, cpu1, self0, self1;
 
 	t0 = now_ns(CLOCK_MONOTONIC);
 	fill(q, "t", "noop", jobs);
@@ -151,16 +167,21 @@ static int throughput(const char *url, unsigned long jobs, unsigned batch, int c
 		return 1;
 	}
 	cpu0 = redis_cpu_s(url);
+	self0 = self_cpu_s();
 	t0 = now_ns(CLOCK_MONOTONIC);
 	if (jobq_worker_run(t.w)) {
 		fprintf(stderr, "queue_bench: run: %s\n", jobq_worker_errmsg(t.w));
 		return 1;
 	}
 	t1 = now_ns(CLOCK_MONOTONIC);
+	self1 = self_cpu_s();
 	cpu1 = redis_cpu_s(url);
 	printf("jobs_per_sec %.0f\n", (double)atomic_load(&t.done) / ((double)(t1 - t0) / 1e9));
 	if (cpu0 >= 0 && cpu1 >= 0)
 		printf("redis_cpu_us_per_job %.1f\n", (cpu1 - cpu0) * 1e6 / (double)atomic_load(&t.done));
+	if (self0 >= 0 && self1 >= 0)
+		printf("worker_cpu_us_per_job %.3f\n",
+		       (self1 - self0) * 1e6 / (double)atomic_load(&t.done));
 	jobq_worker_free(t.w);
 	jobq_close(q);
 	return 0;
