@@ -528,6 +528,39 @@ static __always_inline int read_series(struct jobq_series *s, const char *queue,
 	} while (0)
 #define STR(x) ((const char *)(x))
 
+/*
+ * The series of an enqueue or start with (queue, tenant, type) in a[0..2]
+ * and a series digest (0: the site has none): its id and overflow reason
+ * in *sid and *why, and the names in *s (read, or copied from the digest
+ * cache when names is set: span records carry them). -1 when the queue is
+ * not observed (--queue) or the tenant is unreadable (counted).
+ */
+static __always_inline int probe_series(__u32 tgid, __u64 digest, const __u64 *a, bool names,
+					struct jobq_series *s, int *sid, __u32 *why)
+{
+	if (digest && digest_lookup(tgid, digest, sid, why, names ? s : NULL)) {
+		if (*sid == DIGEST_NOT_OBSERVED)
+			return -1;
+		if (*why) /* the overflow reason, counted on every event as series_id() does */
+			loss(*why - 1);
+		return 0;
+	}
+	read_queue(s->queue, STR(a[0]));
+	if (!queue_selected(s->queue)) {
+		if (digest)
+			digest_store(tgid, digest, DIGEST_NOT_OBSERVED, 0, NULL);
+		return -1;
+	}
+	if (read_names(s, STR(a[1]), STR(a[2])))
+		return -1;
+	*sid = series_id(s, why);
+	if (*sid < 0)
+		return -1;
+	if (digest)
+		digest_store(tgid, digest, *sid, *why, s);
+	return 0;
+}
+
 SEC("usdt")
 int jobq_enqueue(struct pt_regs *ctx)
 {
@@ -535,19 +568,21 @@ int jobq_enqueue(struct pt_regs *ctx)
 	struct jobq_series s;
 	struct jobq_event *e;
 	int sid, argc;
-	__u32 why;
+	__u32 tgid, why;
 
 	/* queue, tenant, type, job_id, priority, enqueued_unix_ns, trace_hi,
-	 * trace_lo, span_id, parent_span_id, trace_flags. A version-1 site
-	 * (9 arguments) has no parent and counted as sampled. */
+	 * trace_lo, span_id, parent_span_id, trace_flags, series_digest. A
+	 * version-1 site (9 arguments) has no parent and counts as sampled; a
+	 * version-2 site (11) has no digest (0). */
 	argc = usdt_args_min(ctx, a, JOBQ_ARGC_ENQUEUE_V1, JOBQ_ARGC_ENQUEUE);
 	if (argc < 0) {
 		loss(JOBQ_LOSS_READ_FAULT);
 		return 0;
 	}
-	if (argc < JOBQ_ARGC_ENQUEUE)
+	if (argc < JOBQ_ARGC_ENQUEUE_V2)
 		a[10] = 1;
-	if (read_series(&s, STR(a[0]), STR(a[1]), STR(a[2])))
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	if (probe_series(tgid, a[11], a, emit_events, &s, &sid, &why))
 		return 0;
 	if (emit_events &&
 	    (e = event_new(JOBQ_EV_ENQUEUE, now, a[3], &s, jobq_queue_ref(a[0])))) {
@@ -560,9 +595,7 @@ int jobq_enqueue(struct pt_regs *ctx)
 		e->trace_flags = a[10];
 		event_send(e);
 	}
-	sid = series_id(&s, &why);
-	if (sid >= 0)
-		count(sid, JOBQ_M_ENQUEUED, a[4], JOBQ_NO_STATUS);
+	count(sid, JOBQ_M_ENQUEUED, a[4], JOBQ_NO_STATUS);
 	return 0;
 }
 
@@ -647,7 +680,7 @@ static __always_inline __u64 inflight_finish(__u32 tgid, __u32 queue_id, __u64 j
 SEC("usdt")
 int jobq_start(struct pt_regs *ctx)
 {
-	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START], digest;
+	__u64 now = bpf_ktime_get_ns(), a[JOBQ_ARGC_START];
 	struct jobq_series s;
 	struct jobq_event *e;
 	__u32 queue_id, tgid, why;
@@ -664,27 +697,8 @@ int jobq_start(struct pt_regs *ctx)
 	}
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	queue_id = jobq_queue_ref(a[0]);
-	digest = a[11];
-	if (digest && digest_lookup(tgid, digest, &sid, &why, emit_events ? &s : NULL)) {
-		if (sid == DIGEST_NOT_OBSERVED)
-			return 0;
-		if (why) /* the overflow reason, counted on every event as series_id() does */
-			loss(why - 1);
-	} else {
-		read_queue(s.queue, STR(a[0]));
-		if (!queue_selected(s.queue)) {
-			if (digest)
-				digest_store(tgid, digest, DIGEST_NOT_OBSERVED, 0, NULL);
-			return 0;
-		}
-		if (read_names(&s, STR(a[1]), STR(a[2])))
-			return 0;
-		sid = series_id(&s, &why);
-		if (sid < 0)
-			return 0;
-		if (digest)
-			digest_store(tgid, digest, sid, why, &s);
-	}
+	if (probe_series(tgid, a[11], a, emit_events, &s, &sid, &why))
+		return 0;
 	if (emit_events && (e = event_new(JOBQ_EV_START, now, a[3], &s, queue_id))) {
 		e->priority = a[4];
 		e->enqueued_unix_ns = a[5];

@@ -37,7 +37,8 @@ static inline __attribute__((always_inline)) __u32 jobq_queue_ref(__u64 queue_ar
 
 /* Argument counts of the probes, visible to BPF (jobq_probes.h keeps its
  * JOBQ_PROBE_ARGC_* out of BPF builds); agent/main.c asserts they agree. */
-#define JOBQ_ARGC_ENQUEUE 11
+#define JOBQ_ARGC_ENQUEUE 12
+#define JOBQ_ARGC_ENQUEUE_V2 11 /* contract version 2: no series_digest */
 #define JOBQ_ARGC_ENQUEUE_V1 9 /* contract version 1: no parent_span_id, trace_flags */
 #define JOBQ_ARGC_START 12
 #define JOBQ_ARGC_START_V2 11 /* contract version 2: no series_digest */

@@ -39,7 +39,7 @@
 #define JOBQ_PROBES_H
 
 /* 2: enqueue gained parent_span_id and trace_flags (args 9, 10).
- * 3: start gained series_digest (arg 11). */
+ * 3: enqueue and start gained series_digest (arg 11). */
 #define JOBQ_PROBES_VERSION 3
 
 #define JOBQ_TENANT_MAX 64 /* bytes, without the NUL */
@@ -64,13 +64,14 @@ enum jobq_probe_status {
 /*
  * Probe                 Arguments (in order)
  * ------------------------------------------------------------------------
- * enqueue     (11)      queue, tenant, type, job_id, priority,
+ * enqueue     (12)      queue, tenant, type, job_id, priority,
  *                       enqueued_unix_ns, trace_hi, trace_lo, span_id,
- *                       parent_span_id, trace_flags
+ *                       parent_span_id, trace_flags, series_digest
  *     Fired by the producer after Redis accepted the job. span_id is the
  *     job.enqueue span's id recorded in the job document; parent_span_id
  *     and trace_flags come from the producer's traceparent (0 and 01
- *     without one). Version 1 sites had the first 9 arguments only.
+ *     without one). Version 1 sites had the first 9 arguments only,
+ *     version 2 sites the first 11.
  *
  * start       (12)      queue, tenant, type, job_id, priority,
  *                       enqueued_unix_ns, trace_hi, trace_lo, span_id,
@@ -78,10 +79,11 @@ enum jobq_probe_status {
  *     Fired by the worker just before the handler runs. span_id/trace are
  *     the enqueue span's context carried in the job, so wait time and the
  *     span link never depend on the producer's host being observed.
- *     Version 2 sites had the first 11 arguments only. The digest lets the
- *     jobq agent skip reading the three strings once it has seen them from
- *     this process (it keys its cache by pid too, so a process can only
- *     mislabel its own jobs by passing a wrong digest).
+ *     Version 2 sites had the first 11 arguments only.
+ *     The series_digest of enqueue and start lets the jobq agent skip
+ *     reading the three strings once it has seen them from this process
+ *     (it keys its cache by pid too, so a process can only mislabel its
+ *     own jobs by passing a wrong digest).
  *
  * finish      (8)       queue, tenant, type, job_id, priority, status,
  *                       attempt, error
@@ -175,8 +177,8 @@ JOBQ_SEMAPHORE(depth);
 
 #define JOBQ_PROBE_ENABLED(name) __builtin_expect(jobq_##name##_semaphore != 0, 0)
 
-#define JOBQ_PROBE_ENQUEUE(q, t, ty, id, pr, ens, th, tl, sp, par, fl) \
-	STAP_PROBE11(jobq, enqueue, q, t, ty, id, pr, ens, th, tl, sp, par, fl)
+#define JOBQ_PROBE_ENQUEUE(q, t, ty, id, pr, ens, th, tl, sp, par, fl, dig) \
+	STAP_PROBE12(jobq, enqueue, q, t, ty, id, pr, ens, th, tl, sp, par, fl, dig)
 #define JOBQ_PROBE_START(q, t, ty, id, pr, ens, th, tl, sp, att, fl, dig) \
 	STAP_PROBE12(jobq, start, q, t, ty, id, pr, ens, th, tl, sp, att, fl, dig)
 #define JOBQ_PROBE_FINISH(q, t, ty, id, pr, st, att, err) \
@@ -202,7 +204,7 @@ JOBQ_SEMAPHORE(depth);
 #endif
 
 /* Argument counts, checked against `readelf -n` of the built library. */
-#define JOBQ_PROBE_ARGC_ENQUEUE 11
+#define JOBQ_PROBE_ARGC_ENQUEUE 12
 #define JOBQ_PROBE_ARGC_START 12
 #define JOBQ_PROBE_ARGC_FINISH 8
 #define JOBQ_PROBE_ARGC_RETRY 7

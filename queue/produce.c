@@ -130,7 +130,8 @@ static void fire_enqueue(struct jobq *q, const struct jobq_new_job *j, const str
 	if (JOBQ_PROBE_ENABLED(enqueue)) {
 		JOBQ_PROBE_ENQUEUE(q->queue, j->tenant, j->type, id, (int)e->prio, e->ens,
 				   jobq_be64(e->trace_id), jobq_be64(e->trace_id + 8),
-				   jobq_be64(e->span_id), jobq_be64(e->parent_id), e->trace_flags);
+				   jobq_be64(e->span_id), jobq_be64(e->parent_id), e->trace_flags,
+				   jobq_series_digest(q->queue, j->tenant, j->type));
 	}
 }
 

@@ -100,20 +100,20 @@ def test_attach_by_pid_counts_and_histograms_match_truth():
     check_snapshot(json.loads(out), truth)
 
 
-def test_version2_start_site_without_digest_reads_the_names():
-    # A libjobq of probe contract version 2 (11-argument start: no series
-    # digest): the start program reads the three strings as before; every
-    # counter and histogram exact.
+def test_version2_sites_without_digest_read_the_names():
+    # A libjobq of probe contract version 2 (11-argument enqueue and start:
+    # no series digest): the programs read the three strings as before;
+    # every counter and histogram exact.
     ag = Agent(["--bin", EMITTER, "--json"])
     ag.wait_attached()
-    truth = finish(emitter(["--v2-start"] + GROUPS))
+    truth = finish(emitter(["--v2-sites"] + GROUPS))
     rc, out, err = ag.stop()
     check(rc == 0, "agent exit %d: %s" % (rc, err))
     check_snapshot(json.loads(out), truth)
 
 
 def test_a_process_lying_in_its_digest_mislabels_only_its_own_jobs():
-    # The start probe's series digest stands for (queue, tenant, type)
+    # The series digest of enqueue and start stands for (queue, tenant, type)
     # once the kernel has read the strings of that process. A process
     # passing tenant "victim"'s digest with its own tenant "liar" must not
     # make another process's "victim" jobs count as "liar": the cache is
@@ -806,7 +806,7 @@ def test_documented_capabilities_suffice_without_root():
 if __name__ == "__main__":
     main([
         test_attach_by_pid_counts_and_histograms_match_truth,
-        test_version2_start_site_without_digest_reads_the_names,
+        test_version2_sites_without_digest_read_the_names,
         test_a_process_lying_in_its_digest_mislabels_only_its_own_jobs,
         test_same_job_id_in_two_queues_pairs_each_with_its_own_start,
         test_same_tenant_and_type_on_two_queues_are_two_series,

@@ -170,6 +170,26 @@ def test_version1_enqueue_site_still_makes_root_enqueue_spans():
         shutil.rmtree(tmp)
 
 
+def test_version2_sites_without_digest_still_make_named_spans():
+    # A libjobq of probe contract version 2 (enqueue and start without the
+    # series digest): the programs read the names for the span records on
+    # every job; spans and metrics as with a version-3 site.
+    tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
+    try:
+        sock = os.path.join(tmp, "sidecar.sock")
+        rd = Reader(sock)
+        ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
+        ag.wait_attached()
+        truth = run_emitter(["--v2-sites"] + GROUPS)
+        time.sleep(0.5)
+        rc, _, err = ag.stop()
+        check(rc == 0, "agent exit %d: %s" % (rc, err))
+        frames, _ = rd.stop()
+        check_frames(frames, truth, "bin:" + os.path.realpath(EMITTER))
+    finally:
+        shutil.rmtree(tmp)
+
+
 def test_sidecar_down_at_start_gets_everything_once_up():
     tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
     try:
@@ -246,5 +266,6 @@ def test_sidecar_dying_with_unread_spans_counts_them_and_reconnects():
 if __name__ == "__main__":
     main([test_spans_and_metrics_reach_sidecar,
           test_version1_enqueue_site_still_makes_root_enqueue_spans,
+        test_version2_sites_without_digest_still_make_named_spans,
           test_sidecar_down_at_start_gets_everything_once_up,
           test_sidecar_dying_with_unread_spans_counts_them_and_reconnects])

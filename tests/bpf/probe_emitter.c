@@ -5,7 +5,7 @@
  *
  *   probe_emitter [--wait-attach-ms N] [--queue Q] [--first-id N]
  *                 [--finish-thread] [--v1-enqueue] [--twin-queue Q2] [--no-finish]
- *                 [--finish-queue-copy] [--v2-start] [--lie-digest TENANT]
+ *                 [--finish-queue-copy] [--v2-sites] [--lie-digest TENANT]
  *                 [--threads N] GROUP...
  *     GROUP = tenant,type,priority,count,sleep_us,wait_ms,fail_every
  *     For each job: enqueue, start, sleep sleep_us, finish (failed when
@@ -17,10 +17,10 @@
  *     Job id i has trace flags i % 2 and, unless i % 3 == 0, a producer
  *     span 0xbee00 + i as the enqueue span's parent. --v1-enqueue fires
  *     the enqueue probe of contract version 1 (9 arguments: no parent, no
- *     flags) from a site of its own; --v2-start likewise fires a start site of
- *     version 2 (11 arguments: no series digest). --lie-digest TENANT: the
- *     start probe's series digest names TENANT instead of the job's own
- *     (a process lying about its series). --twin-queue Q2: every job has a twin
+ *     flags) from a site of its own; --v2-sites likewise fires enqueue and
+ *     start sites of version 2 (11 arguments: no series digest).
+ *     --lie-digest TENANT: the series digest of enqueue and start names
+ *     TENANT instead of the job's own (a process lying about its series). --twin-queue Q2: every job has a twin
  *     with the same id in queue Q2 (type "twin", same tenant) that starts
  *     after it and finishes before it (then the job sleeps again), so a
  *     pairing by (pid, job id) alone mixes them up. --no-finish: jobs start
@@ -109,8 +109,8 @@ static int finish_on_other_thread;
 /* --v1-enqueue: an enqueue site of contract version 1 (9 arguments). */
 static int v1_enqueue;
 
-/* --v2-start: a start site of contract version 2 (11 arguments). */
-static int v2_start;
+/* --v2-sites: enqueue and start sites of contract version 2 (11 arguments). */
+static int v2_sites;
 
 /* --lie-digest: the tenant the start's series digest names. */
 static const char *lie_digest;
@@ -185,10 +185,15 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 
 		enq_ns = g->wait_ms >= 0 ? now_ns(CLOCK_REALTIME) - wait_ns
 					 : now_ns(CLOCK_REALTIME) + (uint64_t)-g->wait_ms * UINT64_C(1000000);
-		if (JOBQ_PROBE_ENABLED(enqueue) && !v1_enqueue)
+		if (JOBQ_PROBE_ENABLED(enqueue) && !v1_enqueue && !v2_sites)
 			JOBQ_PROBE_ENQUEUE(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp,
-					   par, fl);
+					   par, fl,
+					   jobq_series_digest(queue, lie_digest ? lie_digest : g->tenant,
+							      g->type));
 #ifndef JOBQ_NO_PROBES
+		else if (JOBQ_PROBE_ENABLED(enqueue) && v2_sites)
+			STAP_PROBE11(jobq, enqueue, queue, g->tenant, g->type, id, g->prio, enq_ns, th,
+				     tl, sp, par, fl);
 		else if (JOBQ_PROBE_ENABLED(enqueue))
 			STAP_PROBE9(jobq, enqueue, queue, g->tenant, g->type, id, g->prio, enq_ns, th,
 				    tl, sp);
@@ -198,7 +203,7 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 			fl = 1;
 		}
 		s0 = now_ns(CLOCK_MONOTONIC);
-		if (JOBQ_PROBE_ENABLED(start) && !v2_start)
+		if (JOBQ_PROBE_ENABLED(start) && !v2_sites)
 			JOBQ_PROBE_START(queue, g->tenant, g->type, id, g->prio, enq_ns, th, tl, sp,
 					 1, fl,
 					 jobq_series_digest(queue, lie_digest ? lie_digest : g->tenant,
@@ -215,7 +220,8 @@ static void run_group(const char *queue, const struct group *g, uint64_t *next_i
 
 			if (JOBQ_PROBE_ENABLED(enqueue))
 				JOBQ_PROBE_ENQUEUE(twin_queue, g->tenant, "twin", id, g->prio, enq_ns,
-						   th, tl, tsp, par, fl);
+						   th, tl, tsp, par, fl,
+						   jobq_series_digest(twin_queue, g->tenant, "twin"));
 			ts0 = now_ns(CLOCK_MONOTONIC);
 			if (JOBQ_PROBE_ENABLED(start))
 				JOBQ_PROBE_START(twin_queue, g->tenant, "twin", id, g->prio, enq_ns,
@@ -439,8 +445,8 @@ int main(int argc, char **argv)
 			no_finish = 1;
 			continue;
 		}
-		if (!strcmp(argv[i], "--v2-start")) {
-			v2_start = 1;
+		if (!strcmp(argv[i], "--v2-sites")) {
+			v2_sites = 1;
 			continue;
 		}
 		if (!strcmp(argv[i], "--v1-enqueue")) {
