@@ -91,7 +91,9 @@ for _, id in ipairs(due) do
 end
 
 -- Level of the head of tenant t's priority list p: p minus one per aging_ms
--- waited, so lower priorities are never starved forever.
+-- waited. A lower list whose level reaches the top list's shares the
+-- tenant's dispatches with it, one job each (pick_list), so it is never
+-- starved forever and never holds the top list back by more than a job.
 local function level(t, p, id)
 	if aging <= 0 or p == 0 then return p end
 	local ens = redis.pcall('HGET', jkey(id), 'enqueued_at_ns')
@@ -108,12 +110,13 @@ local tc, touched = {}, {}
 local function tstate(t)
 	local s = tc[t]
 	if s ~= nil then return s end
-	local f = redis.pcall('HMGET', tkey(t), 'weight', 'cost', 'cap', 'inflight')
+	local f = redis.pcall('HMGET', tkey(t), 'weight', 'cost', 'cap', 'inflight', 'alt')
 	if perr(f) then
 		tc[t] = false
 		return false
 	end
-	s = { w = num(f[1], 1), cost = num(f[2], defcost), cap = num(f[3], 0), inflight = num(f[4], 0) }
+	s = { w = num(f[1], 1), cost = num(f[2], defcost), cap = num(f[3], 0), inflight = num(f[4], 0),
+		alt = num(f[5], 0) }
 	if s.w <= 0 then s.w = 1 end
 	if s.cost < 0 then s.cost = defcost end
 	if s.cap <= 0 then s.cap = defcap end
@@ -185,14 +188,25 @@ while n < max and guard < max * 4 and nbad < MALFORMED_MAX do
 					if pick == nil then pick = p end
 				end
 			end
-			-- Levels (aging) matter only when more than one list has work.
+			-- Levels (aging) matter only when more than one list has work:
+			-- the lower list that aged furthest, once at the level of the
+			-- top one (the highest priority with work), alternates with
+			-- it (s.alt: the last such pick went to the lower list).
+			-- Without the alternation an old low backlog outranked fresh
+			-- high jobs until all of it drained.
 			if nonempty > 1 and aging > 0 then
-				local best
-				pick = nil
-				for p = 0, 2 do
+				local low, lowl
+				for p = pick + 1, 2 do
 					if heads[p] then
 						local l = level(t, p, heads[p])
-						if pick == nil or l < best then pick, best = p, l end
+						if low == nil or l < lowl then low, lowl = p, l end
+					end
+				end
+				if lowl <= level(t, pick, heads[pick]) then
+					if s.alt == 1 then
+						s.alt = 0
+					else
+						pick, s.alt = low, 1
 					end
 				end
 			end
@@ -273,7 +287,7 @@ if #pfs > 0 then redis.call('SADD', P .. 'pf', unpack(pfs)) end
 for _, t in ipairs(touched) do
 	local s = tc[t]
 	if s and s.dirty then
-		redis.call('HSET', tkey(t), 'pass', s.pass, 'inflight', s.inflight)
+		redis.call('HSET', tkey(t), 'pass', s.pass, 'inflight', s.inflight, 'alt', s.alt)
 	end
 end
 if vtime > vtime0 then redis.call('SET', P .. 'vtime', vtime) end

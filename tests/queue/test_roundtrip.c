@@ -154,6 +154,52 @@ static void aging_serves_old_low_priority(void **state)
 	jobq_close(q);
 }
 
+/*
+ * An aged low backlog shares with fresh high jobs, one each, and never
+ * holds them back by more than a job: 20 low jobs waited 5 levels, then 5
+ * high ones arrive. Leased one at a time, the picks alternate low, high,
+ * ... until the highs are done, then the lows go on. (Before, aged low
+ * jobs outranked high ones outright: the 5 high jobs came 21st to 25th.)
+ */
+static void aged_low_backlog_alternates_with_high(void **state)
+{
+	struct jobq *q = qt_connect("agingalt");
+	struct jobq_lease_params p = P1;
+	uint64_t lows[20], highs[5];
+	int order[25]; /* 1: a high job, 0: a low one, in lease order */
+
+	(void)state;
+	for (int i = 0; i < 20; i++)
+		lows[i] = enq(q, "t", "x", JOBQ_LOW);
+	qt_sleep_ms(100);
+	for (int i = 0; i < 5; i++)
+		highs[i] = enq(q, "t", "x", JOBQ_HIGH);
+	p.aging_ms = 20;
+	for (int i = 0; i < 25; i++) {
+		struct jobq_lease *l = lease1(q, &p);
+		int found = -1;
+
+		assert_non_null(l);
+		for (int h = 0; h < 5; h++)
+			if (l->job.id == highs[h])
+				found = h;
+		if (found < 0) {
+			int lo = -1;
+
+			for (int k = 0; k < 20; k++)
+				if (l->job.id == lows[k])
+					lo = k;
+			assert_true(lo >= 0);
+		}
+		order[i] = found >= 0;
+		jobq_lease_free(l);
+	}
+	/* low, high, low, high, ... : the 5 highs are leases 2, 4, 6, 8, 10 */
+	for (int i = 0; i < 25; i++)
+		assert_int_equal(order[i], i < 10 && i % 2 == 1);
+	jobq_close(q);
+}
+
 static void stale_ack_after_lease_expiry_is_rejected(void **state)
 {
 	struct jobq *q = qt_connect("stale");
@@ -1061,6 +1107,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(enqueue_lease_ack_roundtrip),
 		cmocka_unit_test(priorities_strict_then_fifo),
 		cmocka_unit_test(aging_serves_old_low_priority),
+		cmocka_unit_test(aged_low_backlog_alternates_with_high),
 		cmocka_unit_test(stale_ack_after_lease_expiry_is_rejected),
 		cmocka_unit_test(prefetched_lease_expiry_keeps_attempt_until_stall_limit),
 		cmocka_unit_test(bad_input_rejected_naming_the_field),
