@@ -202,6 +202,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "jobq-sidecar: unexpected argument \"%s\"\n", argv[optind]);
 		return -1;
 	}
+	if (strcmp(o->prom_listen, "off")) {
+		char host[256], err[256];
+		const char *port;
+
+		if (sc_prom_addr_split(o->prom_listen, host, sizeof(host), &port, err, sizeof(err))) {
+			fprintf(stderr, "jobq-sidecar: %s\n", err);
+			return -1;
+		}
+	}
 	/* Batch span processor knobs, as the OTel SDKs read them. */
 	const char *v = getenv("OTEL_BSP_SCHEDULE_DELAY");
 	if (v && *v) {

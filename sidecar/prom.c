@@ -150,31 +150,49 @@ int sc_prom_render(const struct sc_store *s, const struct sc_stats *st, struct s
 	return o->overflow ? -1 : 0;
 }
 
-int sc_prom_listen(struct sc_prom *p, const char *addr, char *err, size_t errsz)
+int sc_prom_addr_split(const char *addr, char *host, size_t hostsz, const char **port, char *err,
+		       size_t errsz)
 {
-	char host[256];
 	const char *colon = strrchr(addr, ':');
-	memset(p, 0, sizeof(*p));
-	p->lfd = -1;
-	for (int i = 0; i < SC_PROM_MAX_CONNS; i++)
-		p->conns[i].fd = -1;
-	sc_buf_init(&p->out, 64u << 20);
-	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host)) {
+	size_t plen;
+
+	if (!colon || colon == addr || (size_t)(colon - addr) >= hostsz) {
 		snprintf(err, errsz, "--prom-listen \"%s\": expected HOST:PORT", addr);
 		return -1;
 	}
 	const char *h = addr;
 	size_t hl = (size_t)(colon - addr);
-	if (h[0] == '[' && h[hl - 1] == ']') {
+	if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
 		h++;
 		hl -= 2;
 	}
 	memcpy(host, h, hl);
 	host[hl] = '\0';
+	*port = colon + 1;
+	plen = strspn(*port, "0123456789");
+	if (plen == 0 || plen > 5 || (*port)[plen] || atol(*port) > 65535) {
+		snprintf(err, errsz, "--prom-listen \"%s\": the port must be a number from 0 to 65535",
+			 addr);
+		return -1;
+	}
+	return 0;
+}
+
+int sc_prom_listen(struct sc_prom *p, const char *addr, char *err, size_t errsz)
+{
+	char host[256];
+	const char *port;
+	memset(p, 0, sizeof(*p));
+	p->lfd = -1;
+	for (int i = 0; i < SC_PROM_MAX_CONNS; i++)
+		p->conns[i].fd = -1;
+	sc_buf_init(&p->out, 64u << 20);
+	if (sc_prom_addr_split(addr, host, sizeof(host), &port, err, errsz))
+		return -1;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE };
 	struct addrinfo *ai;
-	int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	int rc = getaddrinfo(host, port, &hints, &ai);
 	if (rc) {
 		snprintf(err, errsz, "--prom-listen \"%s\": %s (use a numeric address and port)", addr,
 			 gai_strerror(rc));

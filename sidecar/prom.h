@@ -42,6 +42,11 @@ struct sc_prom {
 
 /* addr is "HOST:PORT" (IPv4 or [IPv6]); err gets a reason on failure. */
 int sc_prom_listen(struct sc_prom *p, const char *addr, char *err, size_t errsz);
+/* Splits "HOST:PORT" (IPv6 as [ADDR]:PORT) into host (hostsz bytes) and the
+ * port; -1 with a message in err unless PORT is a number from 0 to 65535
+ * (getaddrinfo would take 99999 and bind port 99999 - 65536). */
+int sc_prom_addr_split(const char *addr, char *host, size_t hostsz, const char **port, char *err,
+		       size_t errsz);
 int sc_prom_pollfds(struct sc_prom *p, struct pollfd *fds, int max);
 void sc_prom_handle(struct sc_prom *p, const struct pollfd *fds, int n, const struct sc_store *s,
 		    const struct sc_stats *st, int64_t now_ms);

@@ -120,11 +120,14 @@ def test_drops_root_before_networking():
 def test_bad_options_fail_clearly():
     for args, msg in ((['--cardinality-limit', 'x'], 'expected a number'),
                       (['--prom-listen', 'nonsense'], 'expected HOST:PORT'),
+                      # getaddrinfo takes 99999 and binds port 99999 - 65536
+                      (['--prom-listen', '127.0.0.1:99999'], 'from 0 to 65535'),
+                      (['--prom-listen', '127.0.0.1:http'], 'from 0 to 65535'),
                       (['--socket-mode', '999'], 'octal'),
                       (['extra'], 'unexpected argument')):
         r = subprocess.run([SIDECAR, '--listen', os.path.join(TMP, 'opt.sock')] + args,
                            capture_output=True, text=True, timeout=10)
-        check(r.returncode != 0 and msg in r.stderr, '%s -> %r' % (args, r.stderr))
+        check(r.returncode == 2 and msg in r.stderr, '%s -> %d %r' % (args, r.returncode, r.stderr))
 
 
 def test_prometheus_port_zero_logs_the_port_it_got():
