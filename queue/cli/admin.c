@@ -216,13 +216,14 @@ int cmd_dead(const struct cli_global *g, int argc, char **argv)
 		if (id ? jobq_dead_retry(q, id, &moved) : jobq_dead_retry_all(q, &moved, &skipped)) {
 			cli_err("dead retry: %s", jobq_errmsg(q));
 			if (moved)
-				cli_err("dead retry: %zu jobs were requeued before the error", moved);
+				cli_err("dead retry: %zu job%s requeued before the error", moved,
+					moved == 1 ? " was" : "s were");
 			rc = EXIT_RUNTIME;
 		} else if (skipped) {
-			printf("requeued %zu jobs, skipped %zu that cannot be requeued (still in the dead-letter list, see jobq dead list)\n",
-			       moved, skipped);
+			printf("requeued %zu job%s, skipped %zu that cannot be requeued (still in the dead-letter list, see jobq dead list)\n",
+			       moved, moved == 1 ? "" : "s", skipped);
 		} else {
-			printf("requeued %zu jobs\n", moved);
+			printf("requeued %zu job%s\n", moved, moved == 1 ? "" : "s");
 		}
 		jobq_close(q);
 		return rc;

@@ -333,7 +333,7 @@ static int from_stdin(struct jobq *q)
 	}
 	if (flush(q, &b) || failed)
 		goto out;
-	printf("enqueued %" PRIu64 " jobs\n", b.total);
+	printf("enqueued %" PRIu64 " job%s\n", b.total, b.total == 1 ? "" : "s");
 	rc = 0;
 out:
 	if (rc && b.jobs)
@@ -450,7 +450,7 @@ int cmd_enqueue(const struct cli_global *g, int argc, char **argv)
 			}
 		}
 		if (!rc)
-			printf("enqueued %" PRIu64 " jobs\n", done);
+			printf("enqueued %" PRIu64 " job%s\n", done, done == 1 ? "" : "s");
 		free(jobs);
 	}
 	jobq_close(q);
