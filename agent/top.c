@@ -266,8 +266,10 @@ void top_print(FILE *out, const struct top_row *rows, size_t n, size_t limit,
 	for (unsigned int r = 0; r < JOBQ_LOSS_COUNT; r++)
 		if (r != JOBQ_LOSS_TENANT_OVERFLOW)
 			total += losses[r];
-	fprintf(out, "\033[H\033[2Jjobq-agent --top  %s   losses: %llu", target,
-		(unsigned long long)total);
+	/* A terminal is redrawn in place; a pipe or file gets one table after
+	 * another, a blank line apart, and no escape sequences. */
+	fprintf(out, "%sjobq-agent --top  %s   losses: %llu",
+		isatty(fileno(out)) ? "\033[H\033[2J" : "\n", target, (unsigned long long)total);
 	for (unsigned int r = 0; r < JOBQ_LOSS_COUNT; r++)
 		if (losses[r])
 			fprintf(out, " %s=%llu", snap_loss_name(r), (unsigned long long)losses[r]);

@@ -478,13 +478,20 @@ def test_kernel_memory_is_reported_and_does_not_grow_with_cpus():
           ag.attach_log)
 
 
+def last_frame(out):
+    """The last table --top printed; off a terminal, tables follow one
+    another (no escape sequences)."""
+    check("\033" not in out, "escape sequences in --top output to a pipe: %r" % out[:200])
+    return "jobq-agent --top" + out.split("jobq-agent --top")[-1]
+
+
 def test_top_shows_a_row_per_tenant():
     ag = Agent(["--bin", EMITTER, "--top", "--interval", "200", "--duration", "3"])
     ag.wait_attached()
     finish(emitter(["acme,email,0,20,1000,50,4", "globex,report,1,5,0,5,0"]))
     out, err = ag.p.communicate(timeout=30)
     check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
-    last = out.split("\033[H\033[2J")[-1]
+    last = last_frame(out)
     check("WAIT p99" in last and "DUR p99" in last, "no table header in: %r" % last)
     rows = {l.split()[0]: l.split() for l in last.splitlines()[2:] if l and l[0] != "("}
     check(set(rows) == {"acme", "globex"}, "rows: %s" % rows)
@@ -500,7 +507,7 @@ def test_top_shows_a_queue_column_when_there_are_several_queues():
     finish(emitter(["--queue", "q3", "check,email,0,3,0,5,0"]))
     out, err = ag.p.communicate(timeout=30)
     check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
-    last = out.split("\033[H\033[2J")[-1].splitlines()
+    last = last_frame(out).splitlines()
     check(last[1].split()[:2] == ["QUEUE", "TENANT"], "no QUEUE column: %s" % last[:2])
     rows = {tuple(l.split()[:2]): l.split() for l in last[2:] if l and l[0] not in "(."}
     check(set(rows) == {("default", "check"), ("q3", "check")}, "rows: %s" % sorted(rows))
@@ -631,7 +638,7 @@ def test_top_shows_every_tenant_when_not_on_a_terminal():
     finish(emitter(["t%04d,a,1,1,0,5,0" % i for i in range(n)]))
     out, err = ag.p.communicate(timeout=30)
     check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
-    last = out.split("\033[H\033[2J")[-1].splitlines()
+    last = last_frame(out).splitlines()
     rows = {l.split()[0] for l in last[2:] if l and l[0] not in "(."}
     check(rows == {"t%04d" % i for i in range(n)}, "%d rows for %d tenants" % (len(rows), n))
 
@@ -643,7 +650,7 @@ def test_top_limits_rows_and_says_how_many_more():
     finish(emitter(["t%02d,a,1,1,0,5,0" % i for i in range(30)]))
     out, err = ag.p.communicate(timeout=30)
     check(ag.p.returncode == 0, "agent --top exit %d: %s" % (ag.p.returncode, err))
-    last = out.split("\033[H\033[2J")[-1].splitlines()
+    last = last_frame(out).splitlines()
     rows = [l for l in last[2:] if l and l[0] not in "(."]
     check(len(rows) == 10 and "... 20 more tenants" in last[-2],
           "want 10 rows then '... 20 more tenants', got: %s" % last)

@@ -969,7 +969,7 @@ static void top_rows_per_queue_and_queue_column(void **state)
 		assert_memory_equal(cafe + 1 + 9, "                       0.0", 26);
 		/* 24 whole characters of 2 bytes, then the same column. */
 		assert_memory_equal(acc + 1 + 46, "\xc3\xa9       0.0", 12);
-		assert_null(strchr(text + 7, '\x1b')); /* past "\033[H\033[2J" */
+		assert_null(strchr(text, '\x1b')); /* not a terminal: no escape at all */
 	}
 	free(text);
 	snapshot_free(&s);
