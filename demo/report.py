@@ -187,7 +187,7 @@ def main():
     print()
     print("Per-tenant report: job logs (the truth)" +
           (" beside what the eBPF agent exported" if otlp else ""))
-    print("(wait = enqueue to start of each run, so a retry's backoff counts, as in the seed)")
+    print("(wait = enqueue to start of each run, so a retry's backoff counts)")
     hdr = "%-11s %6s %6s %6s %9s %9s %9s" % (
         "tenant", "runs", "ok", "failed", "avg wait", "p99 wait", "max wait")
     if otlp:
@@ -293,7 +293,7 @@ def main():
     else:
         who = "flagged by the job logs"
     starved = [t for t in over if t in by_t and busy[t] / total_busy < fair]
-    print("Did any tenant starve? Tenants whose oldest job waited > %gs (the seed's rule; %s): %s"
+    print("Did any tenant starve? Tenants whose oldest job waited > %gs (the starvation threshold; %s): %s"
           % (a.starvation_s, who, ", ".join(over) or "none"))
     for t in (t for t in over if t in by_t):
         share = busy[t] / total_busy

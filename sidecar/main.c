@@ -681,8 +681,11 @@ cleanup:
 		for (int sig = 0; sig < SC_SIGNAL_COUNT; sig++) {
 			uint64_t lost = atomic_load(&sc.st.dropped[sig][SC_DROP_SHUTDOWN]);
 			if (lost)
-				logmsg("shutdown: %llu %s items could not be delivered in time",
-				       (unsigned long long)lost, sc_signal_names[sig]);
+				logmsg("shutdown: %llu %s could not be delivered within "
+				       "--shutdown-timeout-ms (%ld ms); counted as dropped (reason shutdown)",
+				       (unsigned long long)lost,
+				       sig == SC_SIGNAL_TRACES ? "spans" : "metric data points",
+				       sc.o.shutdown_timeout_ms);
 			if (sc.q[sig].limit)
 				sc_queue_destroy(&sc.q[sig]);
 		}

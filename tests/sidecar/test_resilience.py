@@ -83,7 +83,7 @@ def test_shutdown_is_bounded_when_the_collector_is_down():
     eq(sc.stop(), 0, 'exit status')
     took = time.monotonic() - t0
     check(took < 4, 'shutdown took %.1fs with the collector down (bound 1.5 s + slack)' % took)
-    check('could not be delivered in time' in sc.logtext(), 'undelivered items reported at shutdown')
+    check('could not be delivered within --shutdown-timeout-ms' in sc.logtext(), 'undelivered items reported at shutdown')
 
 
 def test_shutdown_aborts_a_request_in_flight_at_its_deadline():
@@ -101,7 +101,7 @@ def test_shutdown_aborts_a_request_in_flight_at_its_deadline():
           'shutdown took %.2fs with a request in flight (bound %.1f s + 1 s slack)' % (took, bound_ms / 1000.0))
     log = sc.logtext()
     check('aborted at the shutdown deadline' in log, 'the abort is logged: ' + log[-800:])
-    check(re.search(r'shutdown: \d+ metrics items could not be delivered in time', log),
+    check(re.search(r'shutdown: \d+ metric data points could not be delivered within --shutdown-timeout-ms', log),
           'the undelivered items are counted and reported: ' + log[-800:])
 
 
