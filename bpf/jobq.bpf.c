@@ -313,10 +313,10 @@ static __always_inline int series_id(const struct jobq_series *s, __u32 *whyp)
 }
 
 /*
- * (pid, series digest) -> series id: lets a start from a version-3 site
- * (queue/jobq_probes.h: series_digest) skip reading its three strings and
- * hashing the 208-byte key once its process has shown them: those reads
- * are half of what the start program costs. Direct-mapped like
+ * (pid, series digest) -> series id: lets an enqueue or start from a
+ * version-3 site (queue/jobq_probes.h: series_digest) skip reading its
+ * three strings and hashing the 208-byte key once its process has shown
+ * them: those reads were half of what the start program cost. Direct-mapped like
  * series_cache, and keyed by the pid as well, so a process passing a
  * wrong digest mislabels its own jobs only. A queue that --queue leaves
  * out is cached as such (sid -1). The entry keeps the names too: span
