@@ -134,14 +134,16 @@ def check_frames(frames, truth, target):
             check(not p["status_error"] and p["events"] == [], "ok job %d has error" % j["id"])
 
 
-def test_spans_and_metrics_reach_sidecar():
+def check_emitter_through_sidecar(emitter_args):
+    """An agent attached by binary exports to a sidecar socket while the
+    emitter runs emitter_args: every span and metric checked (check_frames)."""
     tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
     try:
         sock = os.path.join(tmp, "sidecar.sock")
         rd = Reader(sock)
         ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
         ag.wait_attached()
-        truth = run_emitter(GROUPS)
+        truth = run_emitter(emitter_args)
         time.sleep(0.5)
         rc, _, err = ag.stop()
         check(rc == 0, "agent exit %d: %s" % (rc, err))
@@ -149,45 +151,23 @@ def test_spans_and_metrics_reach_sidecar():
         check_frames(frames, truth, "bin:" + os.path.realpath(EMITTER))
     finally:
         shutil.rmtree(tmp)
+
+
+def test_spans_and_metrics_reach_sidecar():
+    check_emitter_through_sidecar(GROUPS)
 
 
 def test_version1_enqueue_site_still_makes_root_enqueue_spans():
     # A libjobq of probe contract version 1 (9-argument enqueue: no parent,
     # no flags): enqueue spans as before (root, sampled), nothing lost.
-    tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
-    try:
-        sock = os.path.join(tmp, "sidecar.sock")
-        rd = Reader(sock)
-        ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
-        ag.wait_attached()
-        truth = run_emitter(["--v1-enqueue"] + GROUPS[:1])
-        time.sleep(0.5)
-        rc, _, err = ag.stop()
-        check(rc == 0, "agent exit %d: %s" % (rc, err))
-        frames, _ = rd.stop()
-        check_frames(frames, truth, "bin:" + os.path.realpath(EMITTER))
-    finally:
-        shutil.rmtree(tmp)
+    check_emitter_through_sidecar(["--v1-enqueue"] + GROUPS[:1])
 
 
 def test_version2_sites_without_digest_still_make_named_spans():
     # A libjobq of probe contract version 2 (enqueue and start without the
     # series digest): the programs read the names for the span records on
     # every job; spans and metrics as with a version-3 site.
-    tmp = tempfile.mkdtemp(prefix="jobq-agent-test-")
-    try:
-        sock = os.path.join(tmp, "sidecar.sock")
-        rd = Reader(sock)
-        ag = Agent(["--bin", EMITTER, "--sidecar", sock, "--interval", "200"])
-        ag.wait_attached()
-        truth = run_emitter(["--v2-sites"] + GROUPS)
-        time.sleep(0.5)
-        rc, _, err = ag.stop()
-        check(rc == 0, "agent exit %d: %s" % (rc, err))
-        frames, _ = rd.stop()
-        check_frames(frames, truth, "bin:" + os.path.realpath(EMITTER))
-    finally:
-        shutil.rmtree(tmp)
+    check_emitter_through_sidecar(["--v2-sites"] + GROUPS)
 
 
 def test_sidecar_down_at_start_gets_everything_once_up():
