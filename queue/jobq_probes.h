@@ -117,7 +117,7 @@ enum jobq_probe_status {
 #include <string.h>
 
 /*
- * The start probe's series_digest: a 64-bit hash of the three strings
+ * The series_digest of enqueue and start: a 64-bit hash of the three strings
  * (each with its length, so ("ab", "c") and ("a", "bc") differ), eight
  * bytes a step. Not cryptographic: two distinct (queue, tenant, type) of
  * one process collide with probability ~n^2 / 2^65. Never 0.

@@ -92,7 +92,7 @@ end
 
 -- Level of the head of tenant t's priority list p: p minus one per aging_ms
 -- waited. A lower list whose level reaches the top list's shares the
--- tenant's dispatches with it, one job each (pick_list), so it is never
+-- tenant's dispatches with it, one job each (the pick below), so it is never
 -- starved forever and never holds the top list back by more than a job.
 local function level(t, p, id)
 	if aging <= 0 or p == 0 then return p end
