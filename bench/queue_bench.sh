@@ -40,7 +40,7 @@ awk -v p="$P" -v n="$N" "BEGIN { printf \"probes compiled in, no agent / no prob
 PC=$(echo $pc | tr " " "\n" | median)
 NC=$(echo $nc | tr " " "\n" | median)
 echo "worker CPU per no-op job (us, runs:$pc | no probes:$nc)"
-awk -v p="$PC" -v n="$NC" "BEGIN { printf \"probes compiled in, no agent / no probes, jobs per worker CPU-second (medians): %.3f (target >= 0.995)\n\", n / p }"
+awk -v p="$PC" -v n="$NC" "BEGIN { printf \"probes compiled in, no agent / no probes, jobs per worker CPU-second (medians): %.3f (run-to-run noise here is several %%; make bench-agent measures the probes finely against the 0.995 target)\n\", n / p }"
 echo "enqueue jobs/s, one producer, pipelined batches of 1000: $(awk "/enqueue_per_sec/ { print \$2 }" "$tmp" | median)"
 echo "redis CPU per no-op job (INFO cpu, all 14 runs): $(awk "/redis_cpu_us_per_job/ { print \$2 }" "$tmp" | median) us, i.e. at most $(awk "/redis_cpu_us_per_job/ { print \$2 }" "$tmp" | median | awk "{ printf \"%.0f\", 1e6 / \$1 }") jobs/s while redis has one CPU to itself"
 sha=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD "return 1")

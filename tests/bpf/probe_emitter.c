@@ -20,7 +20,8 @@
  *     flags) from a site of its own; --v2-sites likewise fires enqueue and
  *     start sites of version 2 (11 arguments: no series digest).
  *     --lie-digest TENANT: the series digest of enqueue and start names
- *     TENANT instead of the job's own (a process lying about its series). --twin-queue Q2: every job has a twin
+ *     TENANT instead of the job's own (a process lying about its series).
+ *     --twin-queue Q2: every job has a twin
  *     with the same id in queue Q2 (type "twin", same tenant) that starts
  *     after it and finishes before it (then the job sleeps again), so a
  *     pairing by (pid, job id) alone mixes them up. --no-finish: jobs start
@@ -112,7 +113,7 @@ static int v1_enqueue;
 /* --v2-sites: enqueue and start sites of contract version 2 (11 arguments). */
 static int v2_sites;
 
-/* --lie-digest: the tenant the start's series digest names. */
+/* --lie-digest: the tenant the series digest of enqueue and start names. */
 static const char *lie_digest;
 
 /* --no-finish: the finish probe never fires. */
